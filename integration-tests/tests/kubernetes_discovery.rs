@@ -1,0 +1,372 @@
+//! Kubernetes discovery against the API-server double: one LIST and one WATCH per kind whatever
+//! the jobs and workers, exactly one re-LIST after a 410, nothing from workers, churn followed,
+//! and no target churn while the API server is unreachable.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use promshard_integration_tests::apiserver::{ApiServerDouble, Verb};
+use promshard_integration_tests::eventually::eventually;
+use promshard_integration_tests::launcher::Process;
+use serde_json::{Value, json};
+
+const KINDS_USED: [&str; 4] = ["pods", "services", "endpointslices", "nodes"];
+const KINDS_UNUSED: [&str; 3] = ["endpoints", "ingresses", "namespaces"];
+
+fn pod(ns: &str, name: &str, app: &str, ip: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
+        "spec": {"nodeName": "node-0", "containers": [{"name": "c", "image": "img",
+            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}]},
+        "status": {"phase": "Running", "podIP": ip, "hostIP": "127.0.1.1",
+            "conditions": [{"type": "Ready", "status": "True"}]}
+    })
+}
+
+fn node(i: usize) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": format!("node-{i}"), "labels": {"zone": "a"}},
+        "status": {"addresses": [{"type": "InternalIP", "address": format!("127.0.1.{}", i + 1)}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}
+    })
+}
+
+fn seed(api: &ApiServerDouble) {
+    for i in 0..3 {
+        api.apply(node(i));
+    }
+    api.apply(pod("ns1", "web-0", "web", "127.0.0.10"));
+    api.apply(pod("ns1", "web-1", "web", "127.0.0.11"));
+    api.apply(pod("ns1", "db-0", "db", "127.0.0.12"));
+    api.apply(pod("ns2", "web-2", "web", "127.0.0.13"));
+    api.apply(pod("ns2", "api-0", "api", "127.0.0.14"));
+    api.apply(pod("ns2", "api-1", "api", "127.0.0.15"));
+    api.apply(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "ns1", "labels": {"tier": "front"}},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}], "clusterIP": "127.0.2.1"}
+    }));
+    let ep = |n: &str, ip: &str| {
+        json!({"addresses": [ip], "conditions": {"ready": true},
+        "targetRef": {"kind": "Pod", "namespace": "ns1", "name": n}, "nodeName": "node-0"})
+    };
+    api.apply(json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-abc", "namespace": "ns1", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [ep("web-0", "127.0.0.10"), ep("web-1", "127.0.0.11")],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    }));
+}
+
+const CONFIG: &str = r#"
+global: {scrape_interval: 1s, scrape_timeout: 500ms}
+scrape_configs:
+  - job_name: pods-all
+    kubernetes_sd_configs: [{role: pod}]
+  - job_name: pods-ns1
+    kubernetes_sd_configs: [{role: pod, namespaces: {names: [ns1]}}]
+  - job_name: pods-web
+    kubernetes_sd_configs: [{role: pod, selectors: [{role: pod, label: app=web}]}]
+  - job_name: slices
+    kubernetes_sd_configs: [{role: endpointslice}]
+  - job_name: nodes
+    kubernetes_sd_configs: [{role: node}]
+"#;
+
+/// Active targets per job, and how many have a connected owner.
+async fn targets(http: &str) -> Result<(BTreeMap<String, usize>, usize, Vec<Value>), String> {
+    let v: Value = reqwest::get(format!("{http}/api/v1/targets?state=active"))
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let list = v["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut per_job = BTreeMap::new();
+    let mut owned = 0;
+    for t in &list {
+        *per_job
+            .entry(t["scrapePool"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+        owned += usize::from(t["worker"].is_string());
+    }
+    Ok((per_job, owned, list))
+}
+
+fn expected(extra_pods_all: usize) -> BTreeMap<String, usize> {
+    BTreeMap::from([
+        ("nodes".to_string(), 3),
+        ("pods-all".to_string(), 6 + extra_pods_all),
+        ("pods-ns1".to_string(), 3),
+        ("pods-web".to_string(), 3),
+        ("slices".to_string(), 2),
+    ])
+}
+
+async fn worker(id: &str, grpc: &str, dir: &std::path::Path) -> Process {
+    let data = dir.join(id).display().to_string();
+    Process::spawn(
+        id,
+        &[
+            "worker",
+            "--master",
+            grpc,
+            "--id",
+            id,
+            "--listen-http",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+        ],
+    )
+    .await
+}
+
+async fn connected_workers(http: &str) -> usize {
+    let v: Value = match reqwest::get(format!("{http}/api/v1/workers")).await {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => return 0,
+    };
+    v["data"]
+        .as_array()
+        .map_or(0, |ws| ws.iter().filter(|w| w["connected"] == true).count())
+}
+
+fn assert_one_list_one_watch(api: &ApiServerDouble, when: &str) {
+    for kind in KINDS_USED {
+        assert_eq!(api.count(Verb::List, kind), 1, "{when}: LISTs of {kind}");
+        assert_eq!(api.count(Verb::Watch, kind), 1, "{when}: WATCHes of {kind}");
+    }
+    for kind in KINDS_UNUSED {
+        assert_eq!(
+            api.count(Verb::List, kind) + api.count(Verb::Watch, kind),
+            0,
+            "{when}: {kind} is not used"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
+    let api = ApiServerDouble::start().await;
+    seed(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let master = Process::spawn(
+        "master",
+        &[
+            "master",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+            "--worker-grace-period",
+            "2s",
+        ],
+    )
+    .await;
+    let (grpc, http) = (master.url("grpc"), master.url("http"));
+    let mut workers = vec![
+        worker("w1", &grpc, dir.path()).await,
+        worker("w2", &grpc, dir.path()).await,
+    ];
+
+    // Every job's targets, each owned by a worker.
+    eventually(
+        Duration::from_secs(30),
+        "targets of all five jobs placed",
+        || async {
+            let (per_job, owned, _) = targets(&http).await?;
+            let total: usize = per_job.values().sum();
+            if per_job == expected(0) && owned == total {
+                Ok(())
+            } else {
+                Err(format!("{per_job:?}, owned {owned}"))
+            }
+        },
+    )
+    .await;
+    // Five jobs on three roles: still one LIST and one WATCH per kind, and only the master asks.
+    assert_one_list_one_watch(&api, "2 workers");
+    let all = api.requests();
+    let resource_requests: Vec<_> = all.iter().filter(|r| !r.resource.is_empty()).collect();
+    assert!(
+        resource_requests
+            .iter()
+            .all(|r| r.user_agent.starts_with("promshard-master/")),
+        "every request comes from the master: {:?}",
+        resource_requests
+            .iter()
+            .map(|r| &r.user_agent)
+            .collect::<Vec<_>>()
+    );
+    let list_pods = all
+        .iter()
+        .find(|r| r.verb == Verb::List && r.resource == "pods")
+        .unwrap();
+    assert_eq!(
+        list_pods.param("resourceVersion").as_deref(),
+        Some("0"),
+        "LIST served from the watch cache"
+    );
+    assert_eq!(
+        list_pods.param("limit"),
+        None,
+        "no limit, or kube drops resourceVersion=0"
+    );
+    let watch_pods = all
+        .iter()
+        .find(|r| r.verb == Verb::Watch && r.resource == "pods")
+        .unwrap();
+    assert_eq!(
+        watch_pods.param("allowWatchBookmarks").as_deref(),
+        Some("true")
+    );
+
+    // Four workers: targets spread over them, and the API server sees nothing new.
+    workers.push(worker("w3", &grpc, dir.path()).await);
+    workers.push(worker("w4", &grpc, dir.path()).await);
+    eventually(Duration::from_secs(30), "4 workers connected", || async {
+        let n = connected_workers(&http).await;
+        if n == 4 {
+            Ok(())
+        } else {
+            Err(format!("{n} connected"))
+        }
+    })
+    .await;
+    assert_one_list_one_watch(&api, "4 workers");
+
+    // Churn: a new pod appears on a worker; a deleted one vanishes.
+    api.apply(pod("ns2", "api-2", "api", "127.0.0.16"));
+    eventually(Duration::from_secs(20), "new pod placed", || async {
+        let (per_job, owned, list) = targets(&http).await?;
+        let placed = list.iter().any(|t| {
+            t["discoveredLabels"]["__meta_kubernetes_pod_name"] == "api-2"
+                && t["worker"].is_string()
+        });
+        if per_job == expected(1) && owned == per_job.values().sum::<usize>() && placed {
+            Ok(())
+        } else {
+            Err(format!("{per_job:?}"))
+        }
+    })
+    .await;
+    api.delete("Pod", "ns2", "api-2");
+    eventually(Duration::from_secs(20), "deleted pod gone", || async {
+        let (per_job, _, _) = targets(&http).await?;
+        if per_job == expected(0) {
+            Ok(())
+        } else {
+            Err(format!("{per_job:?}"))
+        }
+    })
+    .await;
+    assert_one_list_one_watch(&api, "after churn");
+
+    // A forced 410: every watch is cut and its resourceVersion compacted away, so each kind
+    // resumes, gets 410 Gone, and re-lists exactly once.
+    api.compact();
+    api.close_watches();
+    eventually(
+        Duration::from_secs(30),
+        "each kind re-listed and watching again",
+        || async {
+            for kind in KINDS_USED {
+                let (l, w, open) = (
+                    api.count(Verb::List, kind),
+                    api.count(Verb::Watch, kind),
+                    api.open_watches(kind),
+                );
+                if !(l >= 2 && w >= 3 && open == 1) {
+                    return Err(format!("{kind}: {l} lists, {w} watches, {open} open"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    for kind in KINDS_USED {
+        assert_eq!(
+            api.count(Verb::List, kind),
+            2,
+            "exactly one re-LIST of {kind} after 410"
+        );
+    }
+    let (per_job, _, _) = targets(&http).await.unwrap();
+    assert_eq!(per_job, expected(0), "a re-list changes no target");
+
+    // API server unreachable: targets stay, workers keep their assignments.
+    let before: Vec<String> = {
+        let (_, _, list) = targets(&http).await.unwrap();
+        list.iter()
+            .map(|t| format!("{}@{}", t["id"], t["worker"]))
+            .collect()
+    };
+    let requests_before = api.requests().len();
+    api.set_unavailable(true);
+    eventually(
+        Duration::from_secs(30),
+        "the master to hit the unavailable API server",
+        || async {
+            let failed = api.requests()[requests_before..]
+                .iter()
+                .filter(|r| r.status == 503)
+                .count();
+            if failed >= KINDS_USED.len() {
+                Ok(())
+            } else {
+                Err(format!("{failed} failed requests so far"))
+            }
+        },
+    )
+    .await;
+    let during: Vec<String> = {
+        let (_, _, list) = targets(&http).await.unwrap();
+        list.iter()
+            .map(|t| format!("{}@{}", t["id"], t["worker"]))
+            .collect()
+    };
+    assert_eq!(
+        during, before,
+        "no target churn while the API server is unreachable"
+    );
+    api.set_unavailable(false);
+    eventually(
+        Duration::from_secs(60),
+        "watches re-established",
+        || async {
+            let open: Vec<usize> = KINDS_USED.iter().map(|k| api.open_watches(k)).collect();
+            if open.iter().all(|n| *n == 1) {
+                Ok(())
+            } else {
+                Err(format!("open watches {open:?}"))
+            }
+        },
+    )
+    .await;
+    let (per_job, _, list) = targets(&http).await.unwrap();
+    assert_eq!(per_job, expected(0), "converged without duplicates");
+    let after: Vec<String> = list
+        .iter()
+        .map(|t| format!("{}@{}", t["id"], t["worker"]))
+        .collect();
+    assert_eq!(
+        after, before,
+        "same targets on the same workers after reconnecting"
+    );
+    drop(workers);
+}

@@ -1,0 +1,538 @@
+//! Kubernetes service discovery with one shared watch per resource kind.
+//!
+//! Whatever the number of jobs and roles, the master opens **one LIST+WATCH per resource kind
+//! per API server** ([`Cluster`]): a kube-runtime watcher feeding a reflector store. Every
+//! `kubernetes_sd_configs` entry is a provider that reads those shared stores and applies its
+//! `namespaces` and `selectors` in memory, instead of opening a filtered watch of its own.
+//! That keeps the API server's load constant as jobs are added: the usual failure at scale is
+//! N collectors × M jobs watches, each re-listing after every hiccup.
+//!
+//! When is a namespaced watch cheaper? When every job only needs a few small namespaces of a
+//! huge cluster, cluster-wide watches ship (and hold in memory) objects nobody uses. Namespaced
+//! watches would then cost one watch per namespace and need their re-lists coordinated; we keep
+//! cluster-wide watches (and ClusterRole RBAC) and note the trade-off in the README.
+//!
+//! API-server hygiene, per kind: LIST with `resourceVersion=0` and no `limit` (so it is served
+//! from the watch cache; kube drops `resourceVersion=0` when a page size is set), WATCH with
+//! bookmarks from the last resourceVersion, a re-LIST only after `410 Gone`, exponential
+//! backoff on errors, `managedFields` stripped before objects enter the store. While the API
+//! server is unreachable the stores keep their last state, so targets neither churn nor vanish.
+
+pub mod client;
+pub mod roles;
+pub mod selector;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource};
+use promshard_model::config::{Config, KubernetesRole, KubernetesSdConfig};
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+pub use client::ClusterKey;
+use roles::{Lookup, RoleOptions};
+use selector::Selector;
+
+use super::{TargetGroup, Update};
+use crate::metrics::Metrics;
+
+/// Bursts of events (a rollout, a re-list) are folded into one recomputation.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+const OWN_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// A resource kind promshard may watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Pod,
+    Service,
+    Endpoints,
+    EndpointSlice,
+    Node,
+    Ingress,
+    Namespace,
+}
+
+impl Kind {
+    /// The plural resource name, as in API paths, RBAC rules and our metrics.
+    pub fn resource(&self) -> &'static str {
+        match self {
+            Kind::Pod => "pods",
+            Kind::Service => "services",
+            Kind::Endpoints => "endpoints",
+            Kind::EndpointSlice => "endpointslices",
+            Kind::Node => "nodes",
+            Kind::Ingress => "ingresses",
+            Kind::Namespace => "namespaces",
+        }
+    }
+}
+
+/// The kinds one `kubernetes_sd_configs` entry reads.
+pub fn kinds_for(sd: &KubernetesSdConfig) -> BTreeSet<Kind> {
+    let mut k: BTreeSet<Kind> = match sd.role {
+        KubernetesRole::Node => [Kind::Node].into(),
+        KubernetesRole::Pod => [Kind::Pod].into(),
+        KubernetesRole::Service => [Kind::Service].into(),
+        KubernetesRole::Ingress => [Kind::Ingress].into(),
+        KubernetesRole::Endpoints => [Kind::Endpoints, Kind::Service, Kind::Pod].into(),
+        KubernetesRole::EndpointSlice => [Kind::EndpointSlice, Kind::Service, Kind::Pod].into(),
+    };
+    if sd.attach_metadata.node
+        && matches!(
+            sd.role,
+            KubernetesRole::Pod | KubernetesRole::Endpoints | KubernetesRole::EndpointSlice
+        )
+    {
+        k.insert(Kind::Node);
+    }
+    if sd.attach_metadata.namespace {
+        k.insert(Kind::Namespace);
+    }
+    k
+}
+
+fn cluster_key(sd: &KubernetesSdConfig) -> ClusterKey {
+    if !sd.api_server.is_empty() {
+        ClusterKey::ApiServer(sd.api_server.clone())
+    } else if !sd.kubeconfig_file.is_empty() {
+        ClusterKey::Kubeconfig(sd.kubeconfig_file.clone())
+    } else {
+        ClusterKey::Default
+    }
+}
+
+/// The stores of one API server, one per kind in use, each fed by a single watch.
+#[derive(Default)]
+pub struct Cluster {
+    pods: Option<Store<Pod>>,
+    services: Option<Store<Service>>,
+    endpoints: Option<Store<Endpoints>>,
+    endpointslices: Option<Store<EndpointSlice>>,
+    nodes: Option<Store<Node>>,
+    ingresses: Option<Store<Ingress>>,
+    namespaces: Option<Store<Namespace>>,
+    /// Bumped after every event of a kind, so providers know what to recompute.
+    changes: HashMap<Kind, watch::Receiver<u64>>,
+    /// True once a kind's first LIST has been applied to its store.
+    ready: HashMap<Kind, watch::Receiver<bool>>,
+}
+
+impl Cluster {
+    /// Waits until the kind's first LIST is in its store.
+    ///
+    /// Not `Store::wait_until_ready`: kube-runtime 5 implements it with a `futures` oneshot
+    /// receiver shared by every clone of the store, which remembers only the *last* poller's
+    /// waker, so with several providers waiting on one kind all but one hang forever.
+    async fn wait_ready(&self, kind: Kind) {
+        if let Some(rx) = self.ready.get(&kind) {
+            let _ = rx.clone().wait_for(|ready| *ready).await;
+        }
+    }
+}
+
+fn get<K>(s: &Option<Store<K>>, ns: Option<&str>, name: &str) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let mut r = ObjectRef::new(name);
+    if let Some(ns) = ns {
+        r = r.within(ns);
+    }
+    s.as_ref()?.get(&r)
+}
+
+/// Starts the single watch of one kind and returns its store.
+fn start_watch<K>(
+    client: &kube::Client,
+    kind: Kind,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<()>,
+    changes: &mut HashMap<Kind, watch::Receiver<u64>>,
+    ready: &mut HashMap<Kind, watch::Receiver<bool>>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let (tx, rx) = watch::channel(0u64);
+    changes.insert(kind, rx);
+    let (ready_tx, ready_rx) = watch::channel(false);
+    ready.insert(kind, ready_rx);
+    let mut cfg = watcher::Config::default().any_semantic();
+    // kube drops resourceVersion=0 whenever a page size is set; without a limit the LIST is
+    // served from the API server's watch cache instead of etcd.
+    cfg.page_size = None;
+    let api: Api<K> = Api::all(client.clone());
+    let stream = watcher(api, cfg)
+        .default_backoff()
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer);
+    let metrics = metrics.clone();
+    let resource = kind.resource();
+    let reader = store.clone();
+    tasks.spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut n: u64 = 0;
+        let mut listing = false;
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Init) => {
+                    listing = true;
+                    metrics.kube_watch_restart(resource);
+                }
+                Ok(watcher::Event::InitApply(_)) => {}
+                Ok(watcher::Event::InitDone) => {
+                    listing = false;
+                    ready_tx.send_replace(true);
+                    n += 1;
+                    tx.send_replace(n);
+                }
+                Ok(_) => {
+                    n += 1;
+                    tx.send_replace(n);
+                }
+                Err(e) => {
+                    metrics.kube_watch_error(resource);
+                    tracing::warn!(resource, error = %e, "kubernetes watch error; keeping last known objects");
+                }
+            }
+            if !listing {
+                metrics.kube_event(resource, SystemTime::now());
+                metrics.kube_objects(resource, reader.len());
+            }
+        }
+    });
+    store
+}
+
+/// All Kubernetes discovery of a configuration: the shared watches and one provider per
+/// `kubernetes_sd_configs` entry.
+pub struct KubernetesDiscovery {
+    tasks: JoinSet<()>,
+}
+
+impl KubernetesDiscovery {
+    /// Starts the watches the config needs (none if it has no `kubernetes_sd_configs`) and the
+    /// providers. Fails only if a client cannot be built (e.g. no Kubernetes config at all).
+    pub async fn start(
+        cfg: &Config,
+        kubeconfig: Option<PathBuf>,
+        metrics: Arc<Metrics>,
+        tx: mpsc::Sender<Update>,
+    ) -> anyhow::Result<Self> {
+        let mut needed: BTreeMap<ClusterKey, BTreeSet<Kind>> = BTreeMap::new();
+        for sc in &cfg.scrape_configs {
+            for sd in &sc.kubernetes_sd_configs {
+                needed
+                    .entry(cluster_key(sd))
+                    .or_default()
+                    .extend(kinds_for(sd));
+            }
+        }
+        let mut tasks = JoinSet::new();
+        let mut clusters: HashMap<ClusterKey, Arc<Cluster>> = HashMap::new();
+        for (key, kinds) in needed {
+            let client = client::build_client(&key, kubeconfig.as_deref(), metrics.clone()).await?;
+            let mut c = Cluster::default();
+            let (mut ch, mut rd) = (HashMap::new(), HashMap::new());
+            for kind in &kinds {
+                let (m, t, ch, rd) = (&metrics, &mut tasks, &mut ch, &mut rd);
+                match kind {
+                    Kind::Pod => c.pods = Some(start_watch(&client, *kind, m, t, ch, rd)),
+                    Kind::Service => c.services = Some(start_watch(&client, *kind, m, t, ch, rd)),
+                    Kind::Endpoints => {
+                        c.endpoints = Some(start_watch(&client, *kind, m, t, ch, rd))
+                    }
+                    Kind::EndpointSlice => {
+                        c.endpointslices = Some(start_watch(&client, *kind, m, t, ch, rd))
+                    }
+                    Kind::Node => c.nodes = Some(start_watch(&client, *kind, m, t, ch, rd)),
+                    Kind::Ingress => c.ingresses = Some(start_watch(&client, *kind, m, t, ch, rd)),
+                    Kind::Namespace => {
+                        c.namespaces = Some(start_watch(&client, *kind, m, t, ch, rd))
+                    }
+                }
+            }
+            c.changes = ch;
+            c.ready = rd;
+            tracing::info!(cluster = ?key, kinds = ?kinds, "kubernetes watches started (one per kind)");
+            clusters.insert(key, Arc::new(c));
+        }
+        let own_namespace = std::fs::read_to_string(OWN_NAMESPACE_FILE)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "default".to_string());
+        for sc in &cfg.scrape_configs {
+            for (i, sd) in sc.kubernetes_sd_configs.iter().enumerate() {
+                let provider = Provider::new(sd.clone(), &own_namespace).map_err(|e| {
+                    anyhow::anyhow!("job {:?} kubernetes_sd_configs[{i}]: {e}", sc.job_name)
+                })?;
+                let cluster = clusters[&cluster_key(sd)].clone();
+                let (job, name, tx) = (sc.job_name.clone(), format!("kubernetes/{i}"), tx.clone());
+                tasks.spawn(provider.run(cluster, job, name, tx));
+            }
+        }
+        Ok(KubernetesDiscovery { tasks })
+    }
+
+    pub fn stop(mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// One `kubernetes_sd_configs` entry over the shared stores.
+struct Provider {
+    sd: KubernetesSdConfig,
+    /// Empty: all namespaces.
+    namespaces: BTreeSet<String>,
+    /// Label and field selectors per role (endpoints roles also filter pods and services).
+    selectors: HashMap<KubernetesRole, (Option<Selector>, Option<Selector>)>,
+}
+
+impl Provider {
+    fn new(sd: KubernetesSdConfig, own_namespace: &str) -> Result<Self, String> {
+        let mut namespaces: BTreeSet<String> = sd.namespaces.names.iter().cloned().collect();
+        if sd.namespaces.own_namespace {
+            namespaces.insert(own_namespace.to_string());
+        }
+        let mut selectors = HashMap::new();
+        for s in &sd.selectors {
+            let label = if s.label.is_empty() {
+                None
+            } else {
+                Some(Selector::parse_label(&s.label)?)
+            };
+            let field = if s.field.is_empty() {
+                None
+            } else {
+                Some(Selector::parse_field(&s.field)?)
+            };
+            selectors.insert(s.role, (label, field));
+        }
+        Ok(Provider {
+            sd,
+            namespaces,
+            selectors,
+        })
+    }
+
+    async fn run(
+        self,
+        cluster: Arc<Cluster>,
+        job: String,
+        provider: String,
+        tx: mpsc::Sender<Update>,
+    ) {
+        let kinds = kinds_for(&self.sd);
+        for k in &kinds {
+            cluster.wait_ready(*k).await;
+        }
+        tracing::debug!(%job, %provider, ?kinds, "kubernetes provider ready");
+        let mut rxs: Vec<watch::Receiver<u64>> = kinds
+            .iter()
+            .filter_map(|k| cluster.changes.get(k).cloned())
+            .collect();
+        let mut last: Option<Vec<TargetGroup>> = None;
+        loop {
+            for r in rxs.iter_mut() {
+                r.borrow_and_update();
+            }
+            let groups = self.groups(&cluster);
+            tracing::debug!(%job, %provider, groups = groups.len(), "kubernetes provider computed groups");
+            if last.as_ref() != Some(&groups) {
+                let update = Update {
+                    job: job.clone(),
+                    provider: provider.clone(),
+                    groups: groups.clone(),
+                };
+                if tx.send(update).await.is_err() {
+                    return;
+                }
+                last = Some(groups);
+            }
+            let changed =
+                futures::future::select_all(rxs.iter_mut().map(|r| Box::pin(r.changed())));
+            if changed.await.0.is_err() {
+                return;
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+        }
+    }
+
+    fn in_namespace(&self, ns: Option<&str>) -> bool {
+        self.namespaces.is_empty() || ns.is_some_and(|n| self.namespaces.contains(n))
+    }
+
+    fn selected<K: ResourceExt>(
+        &self,
+        role: KubernetesRole,
+        o: &K,
+        fields: impl Fn(&str) -> Option<String>,
+    ) -> bool {
+        let Some((label, field)) = self.selectors.get(&role) else {
+            return true;
+        };
+        label.as_ref().is_none_or(|s| s.matches_labels(o.labels()))
+            && field.as_ref().is_none_or(|s| s.matches_fields(&fields))
+    }
+
+    fn groups(&self, c: &Cluster) -> Vec<TargetGroup> {
+        let opts = RoleOptions {
+            attach_node: self.sd.attach_metadata.node,
+            attach_namespace: self.sd.attach_metadata.namespace,
+        };
+        let lookup = ClusterLookup { c, p: self };
+        let mut out = Vec::new();
+        let ns_ok = |o: &dyn NsName| self.in_namespace(o.ns());
+        match self.sd.role {
+            KubernetesRole::Node => {
+                for n in all(&c.nodes) {
+                    if self.selected(KubernetesRole::Node, n.as_ref(), |f| {
+                        meta_field(n.as_ref(), f)
+                    }) {
+                        out.extend(roles::node_group(&n));
+                    }
+                }
+            }
+            KubernetesRole::Pod => {
+                for p in all(&c.pods) {
+                    if ns_ok(p.as_ref())
+                        && self.selected(KubernetesRole::Pod, p.as_ref(), |f| pod_field(&p, f))
+                    {
+                        out.push(roles::pod_group(&p, &opts, &lookup));
+                    }
+                }
+            }
+            KubernetesRole::Service => {
+                for s in all(&c.services) {
+                    if ns_ok(s.as_ref())
+                        && self.selected(KubernetesRole::Service, s.as_ref(), |f| {
+                            meta_field(s.as_ref(), f)
+                        })
+                    {
+                        out.push(roles::service_group(&s, &opts, &lookup));
+                    }
+                }
+            }
+            KubernetesRole::Endpoints => {
+                for e in all(&c.endpoints) {
+                    if ns_ok(e.as_ref())
+                        && self.selected(KubernetesRole::Endpoints, e.as_ref(), |f| {
+                            meta_field(e.as_ref(), f)
+                        })
+                    {
+                        out.push(roles::endpoints_group(&e, &opts, &lookup));
+                    }
+                }
+            }
+            KubernetesRole::EndpointSlice => {
+                for e in all(&c.endpointslices) {
+                    if ns_ok(e.as_ref())
+                        && self.selected(KubernetesRole::EndpointSlice, e.as_ref(), |f| {
+                            meta_field(e.as_ref(), f)
+                        })
+                    {
+                        out.push(roles::endpointslice_group(&e, &opts, &lookup));
+                    }
+                }
+            }
+            KubernetesRole::Ingress => {
+                for i in all(&c.ingresses) {
+                    if ns_ok(i.as_ref())
+                        && self.selected(KubernetesRole::Ingress, i.as_ref(), |f| {
+                            meta_field(i.as_ref(), f)
+                        })
+                    {
+                        out.push(roles::ingress_group(&i, &opts, &lookup));
+                    }
+                }
+            }
+        }
+        // Stores are hash maps: sort so an unchanged cluster gives an identical update.
+        out.sort_by(|a, b| a.source.cmp(&b.source));
+        out
+    }
+}
+
+trait NsName {
+    fn ns(&self) -> Option<&str>;
+}
+
+impl<K: ResourceExt> NsName for K {
+    fn ns(&self) -> Option<&str> {
+        self.meta().namespace.as_deref()
+    }
+}
+
+fn all<K>(s: &Option<Store<K>>) -> Vec<Arc<K>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    s.as_ref().map(|s| s.state()).unwrap_or_default()
+}
+
+fn meta_field<K: ResourceExt>(o: &K, field: &str) -> Option<String> {
+    match field {
+        "metadata.name" => Some(o.name_any()),
+        "metadata.namespace" => o.meta().namespace.clone(),
+        _ => None,
+    }
+}
+
+fn pod_field(p: &Pod, field: &str) -> Option<String> {
+    match field {
+        "spec.nodeName" => p.spec.as_ref().and_then(|s| s.node_name.clone()),
+        "status.phase" => p.status.as_ref().and_then(|s| s.phase.clone()),
+        "status.podIP" => p.status.as_ref().and_then(|s| s.pod_ip.clone()),
+        "spec.restartPolicy" => p.spec.as_ref().and_then(|s| s.restart_policy.clone()),
+        "spec.schedulerName" => p.spec.as_ref().and_then(|s| s.scheduler_name.clone()),
+        "spec.serviceAccountName" => p.spec.as_ref().and_then(|s| s.service_account_name.clone()),
+        f => meta_field(p, f),
+    }
+}
+
+/// Lookups for the role builders, honouring the provider's pod and service selectors the way
+/// Prometheus's filtered informers would.
+struct ClusterLookup<'a> {
+    c: &'a Cluster,
+    p: &'a Provider,
+}
+
+impl Lookup for ClusterLookup<'_> {
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        get(&self.c.pods, Some(namespace), name).filter(|p| {
+            self.p
+                .selected(KubernetesRole::Pod, p.as_ref(), |f| pod_field(p, f))
+        })
+    }
+    fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        get(&self.c.services, Some(namespace), name).filter(|s| {
+            self.p.selected(KubernetesRole::Service, s.as_ref(), |f| {
+                meta_field(s.as_ref(), f)
+            })
+        })
+    }
+    fn node(&self, name: &str) -> Option<Arc<Node>> {
+        get(&self.c.nodes, None, name)
+    }
+    fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        get(&self.c.namespaces, None, name)
+    }
+}

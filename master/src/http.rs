@@ -1,0 +1,177 @@
+//! The master's HTTP API, in Prometheus's conventions: JSON envelopes
+//! `{"status":"success","data":...}` / `{"status":"error","errorType":...,"error":...}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use promshard_model::Labels;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::control::Loads;
+use crate::coordinator::View;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub view: watch::Receiver<Arc<View>>,
+    pub loads: Loads,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/workers", get(workers))
+        .route("/api/v1/status/config", get(status_config))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "Healthy.\n" }))
+        .route("/-/ready", get(|| async { "Ready.\n" }))
+        .with_state(state)
+}
+
+fn success(data: Value) -> Response {
+    axum::Json(json!({"status": "success", "data": data})).into_response()
+}
+
+pub fn error(status: StatusCode, error_type: &str, msg: impl ToString) -> Response {
+    let body = json!({"status": "error", "errorType": error_type, "error": msg.to_string()});
+    (status, axum::Json(body)).into_response()
+}
+
+fn label_map(l: &Labels) -> BTreeMap<&str, &str> {
+    l.iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct TargetsQuery {
+    state: Option<String>,
+    #[serde(rename = "scrapePool")]
+    scrape_pool: Option<String>,
+}
+
+async fn targets(State(s): State<AppState>, Query(q): Query<TargetsQuery>) -> Response {
+    let state = q.state.as_deref().unwrap_or("any");
+    if !matches!(state, "any" | "active" | "dropped") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            format!("invalid state {state:?}"),
+        );
+    }
+    let view = s.view.borrow().clone();
+    let loads = s.loads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut active = Vec::new();
+    let mut dropped = Vec::new();
+    for (job, jt) in &view.jobs {
+        if q.scrape_pool.as_ref().is_some_and(|p| p != job) {
+            continue;
+        }
+        if state != "dropped" {
+            for t in &jt.active {
+                let load = loads.get(&t.id);
+                let health = load.map_or("unknown", |l| l.health.as_str());
+                let last_ms = load.map_or(0, |l| l.last_scrape_ms);
+                active.push(json!({
+                    "discoveredLabels": label_map(&t.discovered),
+                    "labels": label_map(&t.labels.without_reserved()),
+                    "scrapePool": job,
+                    "scrapeUrl": t.scrape_url,
+                    "globalUrl": t.scrape_url,
+                    "lastError": load.map_or("", |l| l.last_error.as_str()),
+                    "lastScrape": rfc3339_ms(last_ms),
+                    "lastScrapeDuration": load.map_or(0.0, |l| l.scrape_duration_seconds),
+                    "health": if health.is_empty() { "unknown" } else { health },
+                    "scrapeInterval": t.labels.get("__scrape_interval__").unwrap_or(""),
+                    "scrapeTimeout": t.labels.get("__scrape_timeout__").unwrap_or(""),
+                    "worker": view.owners.get(&t.id),
+                    "series": load.map_or(0, |l| l.series),
+                    "id": t.id,
+                }));
+            }
+        }
+        if state != "active" {
+            for d in &jt.dropped {
+                dropped.push(json!({
+                    "discoveredLabels": label_map(&d.discovered),
+                    "scrapePool": job,
+                    "reason": d.reason,
+                }));
+            }
+        }
+    }
+    success(json!({"activeTargets": active, "droppedTargets": dropped}))
+}
+
+async fn workers(State(s): State<AppState>) -> Response {
+    let view = s.view.borrow().clone();
+    success(serde_json::to_value(&view.workers).unwrap_or(Value::Null))
+}
+
+async fn status_config(State(s): State<AppState>) -> Response {
+    let yaml = s.view.borrow().config.to_yaml();
+    success(json!({ "yaml": yaml }))
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Formats Unix milliseconds as RFC 3339 in UTC, as Go's `time.Time` marshals in the targets
+/// API; 0 is Go's zero time, which Prometheus shows for never-scraped targets.
+pub fn rfc3339_ms(ms: i64) -> String {
+    if ms <= 0 {
+        return "0001-01-01T00:00:00Z".into();
+    }
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339() {
+        assert_eq!(super::rfc3339_ms(0), "0001-01-01T00:00:00Z");
+        assert_eq!(
+            super::rfc3339_ms(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            super::rfc3339_ms(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! The promshard master: loads `prometheus.yml`, discovers targets, relabels them, places them
+//! on workers and pushes each worker its assignment over the control-plane stream.
+//!
+//! `run` takes already-bound listeners and a shutdown future, so tests and the `demo` command
+//! can bind `127.0.0.1:0` and learn the real ports before anything starts.
+
+pub mod control;
+pub mod coordinator;
+pub mod discovery;
+pub mod http;
+pub mod metrics;
+pub mod placement;
+pub mod targets;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use promshard_model::config::Config;
+use promshard_proto::control::control_server::ControlServer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub struct Options {
+    pub config_file: PathBuf,
+    /// How long a disconnected worker keeps its targets before they are reassigned.
+    pub worker_grace: Duration,
+    /// Placement strategy name (see `placement::STRATEGIES`) and its load bound ε.
+    pub placement_strategy: String,
+    pub placement_epsilon: f64,
+    /// How long a starting master waits for workers before placing (default: the grace period).
+    pub settle: Option<Duration>,
+    /// Kubeconfig for `kubernetes_sd_configs` without `api_server`/`kubeconfig_file`
+    /// (default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Reads and validates a config file; the error names the file, the job and the field.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    Config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+pub async fn run(
+    opts: Options,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = Arc::new(load_config(&opts.config_file)?);
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let strategy = placement::by_name(&opts.placement_strategy, opts.placement_epsilon)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown placement strategy {:?} (one of {:?})",
+                opts.placement_strategy,
+                placement::STRATEGIES
+            )
+        })?;
+    let settings = coordinator::Settings {
+        grace: opts.worker_grace,
+        strategy,
+        settle: opts.settle.unwrap_or(opts.worker_grace),
+    };
+    let loads = control::Loads::default();
+    let (coordinator, view) =
+        coordinator::Coordinator::new(config.clone(), settings, metrics.clone(), loads.clone());
+    let coordinator = tokio::spawn(coordinator.run(events_rx));
+
+    let (disc_tx, mut disc_rx) = mpsc::channel(64);
+    let discovery = discovery::DiscoveryManager::start(
+        &config,
+        opts.kubeconfig.clone(),
+        metrics.clone(),
+        disc_tx,
+    )
+    .await?;
+    let forward = {
+        let events = events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(u) = disc_rx.recv().await {
+                if events.send(coordinator::Event::Discovery(u)).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+
+    let svc = ControlServer::new(control::ControlService::new(events_tx, loads.clone()))
+        .max_decoding_message_size(promshard_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(promshard_proto::MAX_MESSAGE_BYTES);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let grpc_server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+        .tcp_nodelay(true)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped(stop_rx.clone()));
+    let app = http::router(http::AppState {
+        view,
+        loads,
+        metrics,
+    });
+    let http_server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx));
+
+    let (g, h) = tokio::join!(grpc_server, http_server);
+    discovery.stop();
+    forward.abort();
+    coordinator.abort();
+    g.context("gRPC server")?;
+    h.context("HTTP server")?;
+    Ok(())
+}

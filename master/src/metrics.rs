@@ -1,0 +1,155 @@
+//! The master's self-metrics, served on `/metrics` in OpenMetrics text.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type LabelSet = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    workers: Family<LabelSet, Gauge>,
+    targets: Family<LabelSet, Gauge>,
+    pub reassignments: Counter,
+    kube_requests: Family<LabelSet, Counter>,
+    kube_watch_restarts: Family<LabelSet, Counter>,
+    kube_watch_errors: Family<LabelSet, Counter>,
+    kube_objects: Family<LabelSet, Gauge>,
+    kube_last_event: Family<LabelSet, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("promshard_master");
+        let workers = Family::<Vec<(String, String)>, Gauge>::default();
+        let targets = Family::<Vec<(String, String)>, Gauge>::default();
+        let reassignments = Counter::default();
+        registry.register(
+            "workers",
+            "Workers known to the master, by state",
+            workers.clone(),
+        );
+        registry.register(
+            "targets",
+            "Targets by state (active, dropped)",
+            targets.clone(),
+        );
+        registry.register(
+            "worker_expirations",
+            "Workers whose grace period ended, so their targets were reassigned",
+            reassignments.clone(),
+        );
+        let kube_requests = Family::<LabelSet, Counter>::default();
+        let kube_watch_restarts = Family::<LabelSet, Counter>::default();
+        let kube_watch_errors = Family::<LabelSet, Counter>::default();
+        let kube_objects = Family::<LabelSet, Gauge>::default();
+        let kube_last_event = Family::<LabelSet, Gauge>::default();
+        registry.register(
+            "kube_requests",
+            "Requests to the Kubernetes API server by verb and resource",
+            kube_requests.clone(),
+        );
+        registry.register(
+            "kube_watch_restarts",
+            "Initial LISTs and re-LISTs (after 410 Gone) per resource",
+            kube_watch_restarts.clone(),
+        );
+        registry.register(
+            "kube_watch_errors",
+            "Errors on a resource's watch (retried with backoff; the store keeps its objects)",
+            kube_watch_errors.clone(),
+        );
+        registry.register(
+            "kube_objects",
+            "Objects held in the shared store per resource",
+            kube_objects.clone(),
+        );
+        registry.register(
+            "kube_last_event_timestamp_seconds",
+            "Unix time of the last watch event per resource",
+            kube_last_event.clone(),
+        );
+        Metrics {
+            registry,
+            workers,
+            targets,
+            reassignments,
+            kube_requests,
+            kube_watch_restarts,
+            kube_watch_errors,
+            kube_objects,
+            kube_last_event,
+        }
+    }
+
+    fn res(resource: &str) -> LabelSet {
+        vec![("resource".to_string(), resource.to_string())]
+    }
+
+    pub fn kube_request(&self, verb: &str, resource: &str) {
+        let l = vec![
+            ("verb".to_string(), verb.to_string()),
+            ("resource".to_string(), resource.to_string()),
+        ];
+        self.kube_requests.get_or_create(&l).inc();
+    }
+
+    pub fn kube_watch_restart(&self, resource: &str) {
+        self.kube_watch_restarts
+            .get_or_create(&Self::res(resource))
+            .inc();
+    }
+
+    pub fn kube_watch_error(&self, resource: &str) {
+        self.kube_watch_errors
+            .get_or_create(&Self::res(resource))
+            .inc();
+    }
+
+    pub fn kube_objects(&self, resource: &str, n: usize) {
+        self.kube_objects
+            .get_or_create(&Self::res(resource))
+            .set(n as i64);
+    }
+
+    pub fn kube_event(&self, resource: &str, at: std::time::SystemTime) {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.kube_last_event
+            .get_or_create(&Self::res(resource))
+            .set(secs as i64);
+    }
+
+    pub fn set_state(&self, connected: usize, known: usize, active: usize, dropped: usize) {
+        let l = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        self.workers
+            .get_or_create(&l("state", "connected"))
+            .set(connected as i64);
+        self.workers
+            .get_or_create(&l("state", "disconnected"))
+            .set((known - connected) as i64);
+        self.targets
+            .get_or_create(&l("state", "active"))
+            .set(active as i64);
+        self.targets
+            .get_or_create(&l("state", "dropped"))
+            .set(dropped as i64);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

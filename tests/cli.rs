@@ -1,0 +1,101 @@
+//! The binary's command line: `check config` and the master both reject an invalid file with a
+//! message naming the job and the field, and exit 1.
+
+use std::process::Command;
+
+fn promshard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_promshard"))
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+const BAD: &str =
+    "scrape_configs:\n  - job_name: node\n    scrape_interval: 10s\n    scrape_timeout: 20s\n";
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "ok.yml",
+        "global: {scrape_interval: 15s}\nscrape_configs: [{job_name: a, static_configs: [{targets: ['h:1']}]}]\n",
+    );
+    let out = promshard().args(["check", "config", &f]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("SUCCESS:") && stdout.contains("1 scrape configs"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_names_job_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "bad.yml", BAD);
+    let out = promshard().args(["check", "config", &f]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"scrape_configs[0] (job "node"): scrape_timeout 20s greater than scrape_interval 10s"#
+        ),
+        "{stderr}"
+    );
+
+    let f = write(
+        &dir,
+        "typo.yml",
+        "scrape_configs: [{job_name: api, metric_path: /m}]\n",
+    );
+    let out = promshard().args(["check", "config", &f]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"(job "api")"#) && stderr.contains("unknown field `metric_path`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_reports_a_missing_file() {
+    let out = promshard()
+        .args(["check", "config", "/nonexistent/prometheus.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/prometheus.yml"));
+}
+
+#[test]
+fn master_refuses_to_start_on_an_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "bad.yml", BAD);
+    let out = promshard()
+        .args([
+            "master",
+            "--config",
+            &f,
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "it must fail before listening");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"(job "node"): scrape_timeout 20s"#),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,786 @@
+"""Tests of the Helm chart in charts/promshard, run by scripts/test-helm.sh.
+
+Every case renders the chart with the real `helm` and asserts on the objects it produces:
+lint and render for the default values and every file in charts/promshard/ci/, Kubernetes
+schema validation offline (kubernetes-validate's bundled schemas; the prometheus-operator CRDs
+through cloudcoil's generated models), least-privilege RBAC, leader election, the WAL volume,
+security settings, and the rendered prometheus.yml accepted by `promshard check config`.
+
+Environment: HELM (path of helm), PROMSHARD_BIN (path of the promshard binary), PROMTOOL
+(optional; default: promtool on PATH, the alert rules are checked with it when present).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "promshard"
+CI_FILES = sorted((CHART / "ci").glob("*.yaml"))
+HELM = os.environ.get("HELM") or str(ROOT / ".tools" / "bin" / "helm")
+PROMSHARD = os.environ.get("PROMSHARD_BIN") or str(ROOT / "target" / "debug" / "promshard")
+PROMTOOL = os.environ.get("PROMTOOL") or shutil.which("promtool")
+
+RELEASE = "ps"
+NAMESPACE = "monitoring"
+FULLNAME = "ps-promshard"
+MASTER = f"{FULLNAME}-master"
+WORKERS = f"{FULLNAME}-workers"
+# Kubernetes versions the manifests are validated against: the chart's kubeVersion floor and
+# the newest schemas kubernetes-validate ships.
+KUBE_VERSIONS = ["1.25.0", kubernetes_validate.latest_version()]
+# Flags the chart can render that the binary does not have yet (they land with later issues).
+UPCOMING_FLAGS = {
+    "--kubeconfig",
+    "--leader-election",
+    "--leader-election-namespace",
+    "--leader-election-lease-name",
+    "--wal.max-bytes",
+}
+# Values files whose config uses fields promshard rejects today (first line marker).
+EXPECT_FAIL_MARKER = "# check-config: expect-fail"
+
+# Every kubernetes_sd_configs role, and the kinds ("group/resource") it must be allowed to read.
+ROLE_KINDS = {
+    "node": {"/nodes"},
+    "pod": {"/pods"},
+    "service": {"/services"},
+    "endpoints": {"/endpoints", "/pods", "/services"},
+    "endpointslice": {"discovery.k8s.io/endpointslices", "/pods", "/services"},
+    "ingress": {"networking.k8s.io/ingresses"},
+}
+ALL_KINDS = set().union(*ROLE_KINDS.values()) | {"/namespaces"}
+NO_DEFAULT_JOBS = {
+    "defaultScrapeConfigs": {
+        k: {"enabled": False} for k in ("nodeExporter", "coreDns", "annotatedPods")
+    }
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+def _template(args: tuple[str, ...]) -> list[dict]:
+    p = run([HELM, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args])
+    if p.returncode != 0:
+        raise RenderError(p.stderr)
+    return [d for d in yaml.safe_load_all(p.stdout) if d]
+
+
+class RenderError(Exception):
+    pass
+
+
+@lru_cache(maxsize=None)
+def render_file(values_file: str | None) -> tuple[dict, ...]:
+    args = ("-f", values_file) if values_file else ()
+    return tuple(_template(args))
+
+
+def render(values: dict | None = None, tmp_path: Path | None = None) -> list[dict]:
+    """Renders with the default values plus `values` (written to a file: --set cannot express
+    lists of maps faithfully)."""
+    if not values:
+        return copy.deepcopy(list(render_file(None)))
+    path = (tmp_path or Path("/tmp")) / f"values-{os.getpid()}-{id(values)}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    try:
+        return _template(("-f", str(path)))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def find(objs, kind: str, name: str | None = None) -> list[dict]:
+    return [
+        o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def one(objs, kind: str, name: str | None = None) -> dict:
+    found = find(objs, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def container(workload: dict) -> dict:
+    cs = workload["spec"]["template"]["spec"]["containers"]
+    assert len(cs) == 1
+    return cs[0]
+
+
+def flags(args: list[str]) -> dict[str, str | None]:
+    out = {}
+    for a in args:
+        if a.startswith("--"):
+            k, _, v = a.partition("=")
+            out[k] = v if _ else None
+    return out
+
+
+def discovery_kinds(objs) -> set[str]:
+    """The ClusterRole's rules as {"group/resource"}; asserts every rule is exactly list/watch."""
+    roles = find(objs, "ClusterRole")
+    if not roles:
+        return set()
+    assert len(roles) == 1
+    kinds = set()
+    for rule in roles[0]["rules"]:
+        assert sorted(rule["verbs"]) == ["list", "watch"], rule
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                kinds.add(f"{group}/{res}")
+    return kinds
+
+
+def prometheus_yml(objs) -> str:
+    return one(objs, "ConfigMap", f"{FULLNAME}-config")["data"]["prometheus.yml"]
+
+
+def check_config(text: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    f = tmp_path / "prometheus.yml"
+    f.write_text(text)
+    return run([PROMSHARD, "check", "config", str(f)])
+
+
+def values_cases():
+    return [pytest.param(None, id="default")] + [
+        pytest.param(str(f), id=f.stem) for f in CI_FILES
+    ]
+
+
+def expect_fail(values_file: str | None) -> bool:
+    return bool(values_file) and Path(values_file).read_text().startswith(EXPECT_FAIL_MARKER)
+
+
+# ---------------------------------------------------------------------------------------------
+# lint, render, schemas: default values and every ci/ file
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ci_files_cover_the_cases():
+    names = {f.stem for f in CI_FILES}
+    for want in ("default-values", "leader-election-values", "wal-emptydir-values",
+                 "hpa-values", "monitoring-values", "all-roles-values"):
+        assert want in names
+
+
+@pytest.mark.parametrize("values_file", values_cases())
+def test_helm_lint(values_file):
+    args = ["-f", values_file] if values_file else []
+    p = run([HELM, "lint", "--strict", str(CHART), "--namespace", NAMESPACE, *args])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in p.stdout
+
+
+@pytest.mark.parametrize("values_file", values_cases())
+def test_renders_the_core_objects(values_file):
+    objs = render_file(values_file)
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    for want in [
+        ("ConfigMap", f"{FULLNAME}-config"),
+        ("Deployment", MASTER),
+        ("StatefulSet", WORKERS),
+        ("Service", MASTER),
+        ("Service", WORKERS),
+        ("ServiceAccount", MASTER),
+        ("ServiceAccount", WORKERS),
+    ]:
+        assert want in kinds, f"{want} missing"
+    names = [(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in objs]
+    assert len(names) == len(set(names)), "duplicate objects"
+    for o in objs:
+        labels = o["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["app.kubernetes.io/name"] == "promshard"
+        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert o["metadata"]["namespace"] == NAMESPACE, o["metadata"]
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("values_file", values_cases())
+def test_kubernetes_schemas(values_file, kube_version):
+    """Strict validation (unknown fields rejected) against the Kubernetes OpenAPI schemas that
+    kubernetes-validate bundles: no network."""
+    checked = 0
+    for o in render_file(values_file):
+        if o["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # CRDs: test_prometheus_operator_schemas
+        try:
+            kubernetes_validate.validate(o, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            where = "/".join(str(x) for x in e.absolute_path)
+            pytest.fail(f"{o['kind']} {o['metadata']['name']} at {where}: {e.message[:300]}")
+        checked += 1
+    assert checked >= 7
+
+
+def _unknown_keys(given, dumped, path=""):
+    """Keys of `given` that the model dropped (pydantic ignores unknown fields)."""
+    out = []
+    if isinstance(given, dict):
+        if not isinstance(dumped, dict):
+            return [path or "."]
+        for k, v in given.items():
+            if k not in dumped:
+                out.append(f"{path}.{k}")
+            else:
+                out += _unknown_keys(v, dumped[k], f"{path}.{k}")
+    elif isinstance(given, list) and isinstance(dumped, list):
+        for i, (a, b) in enumerate(zip(given, dumped)):
+            out += _unknown_keys(a, b, f"{path}[{i}]")
+    return out
+
+
+def test_prometheus_operator_schemas():
+    """ServiceMonitor and PrometheusRule against models generated from the prometheus-operator
+    CRDs (PyPI cloudcoil-models-prometheus-operator): types, patterns, unknown fields."""
+    from cloudcoil.models.prometheus_operator import v1
+
+    objs = render_file(str(CHART / "ci" / "monitoring-values.yaml"))
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        o = one(objs, kind)
+        model = getattr(v1, kind).model_validate(o)
+        dumped = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+        assert _unknown_keys(o["spec"], dumped["spec"], "spec") == []
+
+
+@pytest.mark.parametrize("values_file", values_cases())
+def test_rendered_config_is_accepted_by_promshard(values_file, tmp_path):
+    text = prometheus_yml(render_file(values_file))
+    p = check_config(text, tmp_path)
+    if expect_fail(values_file):
+        assert p.returncode == 1, (
+            "promshard now accepts this config: tls_config/authorization support landed? "
+            "Enable the jobs by default in values.yaml and drop the expect-fail marker.\n"
+            + p.stdout)
+        assert re.search(r"`(tls_config|authorization)` is not supported", p.stderr), p.stderr
+    else:
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.startswith("SUCCESS"), p.stdout
+
+
+def test_default_config_jobs(tmp_path):
+    cfg = yaml.safe_load(prometheus_yml(render_file(None)))
+    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+    assert sorted(jobs) == ["coredns", "kubernetes-pods", "node-exporter"]
+    assert "remote_write" not in cfg
+    assert cfg["global"]["scrape_interval"] == "30s"
+    pods = jobs["kubernetes-pods"]
+    assert pods["kubernetes_sd_configs"] == [{"role": "pod"}]
+    keep = pods["relabel_configs"][0]
+    assert keep == {
+        "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+        "regex": "true",
+        "action": "keep",
+    }
+    targets = {r.get("target_label") for r in pods["relabel_configs"]}
+    assert {"__scheme__", "__metrics_path__", "__address__", "namespace", "pod"} <= targets
+    assert jobs["coredns"]["kubernetes_sd_configs"][0]["namespaces"] == {"names": ["kube-system"]}
+    for job in jobs.values():
+        for field in ("tls_config", "authorization", "bearer_token_file", "basic_auth"):
+            assert field not in job
+    # The disabled defaults keep their auth sections for when support lands; `enabled` is
+    # a chart key and never reaches the config.
+    assert "enabled:" not in prometheus_yml(render_file(None))
+
+
+def test_auth_jobs_render_with_tls_and_token():
+    objs = render_file(str(CHART / "ci" / "kube-auth-jobs-values.yaml"))
+    cfg = yaml.safe_load(prometheus_yml(objs))
+    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+    for name in ("kubernetes-apiservers", "kubernetes-nodes", "kubernetes-cadvisor"):
+        assert jobs[name]["scheme"] == "https"
+        assert jobs[name]["authorization"]["credentials_file"].endswith("/token")
+    assert jobs["kubernetes-cadvisor"]["metrics_path"] == "/metrics/cadvisor"
+    assert "/nodes" in discovery_kinds(objs)
+
+
+def test_remote_write_and_global_pass_through():
+    cfg = yaml.safe_load(prometheus_yml(render_file(str(CHART / "ci" / "default-values.yaml"))))
+    assert cfg["global"]["external_labels"] == {"cluster": "ci"}
+    [rw] = cfg["remote_write"]
+    assert rw["url"] == "http://prometheus.monitoring.svc:9090/api/v1/write"
+    assert rw["queue_config"]["capacity"] == 1000000  # not 1e+06
+    assert rw["headers"] == {"X-Scope-OrgID": "ci"}
+
+
+# ---------------------------------------------------------------------------------------------
+# RBAC: list/watch of exactly the kinds the config reads
+# ---------------------------------------------------------------------------------------------
+
+
+def sd_values(*sd_configs: dict) -> dict:
+    return {
+        **NO_DEFAULT_JOBS,
+        "scrapeConfigs": [
+            {"job_name": f"job{i}", "kubernetes_sd_configs": [sd]}
+            for i, sd in enumerate(sd_configs)
+        ],
+    }
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_KINDS))
+def test_rbac_one_role(role, tmp_path):
+    objs = render(sd_values({"role": role}), tmp_path)
+    assert discovery_kinds(objs) == ROLE_KINDS[role]
+
+
+@pytest.mark.parametrize("role", ["pod", "endpoints", "endpointslice"])
+def test_rbac_attach_metadata_node(role, tmp_path):
+    objs = render(sd_values({"role": role, "attach_metadata": {"node": True}}), tmp_path)
+    assert discovery_kinds(objs) == ROLE_KINDS[role] | {"/nodes"}
+
+
+@pytest.mark.parametrize("role", ["service", "ingress"])
+def test_rbac_attach_metadata_node_ignored_where_prometheus_ignores_it(role, tmp_path):
+    objs = render(sd_values({"role": role, "attach_metadata": {"node": True}}), tmp_path)
+    assert discovery_kinds(objs) == ROLE_KINDS[role]
+
+
+def test_rbac_attach_metadata_namespace(tmp_path):
+    objs = render(sd_values({"role": "pod", "attach_metadata": {"namespace": True}}), tmp_path)
+    assert discovery_kinds(objs) == {"/pods", "/namespaces"}
+
+
+def test_rbac_all_roles_ci_file():
+    objs = render_file(str(CHART / "ci" / "all-roles-values.yaml"))
+    assert discovery_kinds(objs) == ALL_KINDS
+    role = one(objs, "ClusterRole")
+    groups = sorted(g for r in role["rules"] for g in r["apiGroups"])
+    assert groups == ["", "discovery.k8s.io", "networking.k8s.io"]  # one rule per group
+
+
+def test_rbac_default_values():
+    assert discovery_kinds(render_file(None)) == ROLE_KINDS["endpointslice"]
+
+
+def test_rbac_union_over_jobs(tmp_path):
+    objs = render(sd_values({"role": "node"}, {"role": "ingress"}, {"role": "node"}), tmp_path)
+    assert discovery_kinds(objs) == {"/nodes", "networking.k8s.io/ingresses"}
+
+
+def test_rbac_no_kubernetes_discovery_no_cluster_role(tmp_path):
+    objs = render({**NO_DEFAULT_JOBS,
+                   "scrapeConfigs": [{"job_name": "s", "static_configs": [{"targets": ["a:1"]}]}]},
+                  tmp_path)
+    assert find(objs, "ClusterRole") == [] and find(objs, "ClusterRoleBinding") == []
+
+
+def test_rbac_binding_is_the_master_service_account():
+    objs = render_file(None)
+    role = one(objs, "ClusterRole")
+    binding = one(objs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": MASTER,
+                                    "namespace": NAMESPACE}]
+    dep = one(objs, "Deployment", MASTER)
+    assert dep["spec"]["template"]["spec"]["serviceAccountName"] == MASTER
+
+
+def test_rbac_unknown_role_fails_the_render(tmp_path):
+    # The schema rejects it first; with or without, the render must fail.
+    with pytest.raises(RenderError, match="role"):
+        render(sd_values({"role": "pods"}), tmp_path)
+
+
+@pytest.mark.parametrize("values_file", values_cases())
+def test_worker_service_account_has_no_rbac(values_file):
+    objs = render_file(values_file)
+    for b in find(objs, "RoleBinding") + find(objs, "ClusterRoleBinding"):
+        for s in b["subjects"]:
+            assert s["name"] != WORKERS, f"{b['kind']} {b['metadata']['name']} binds the workers"
+    sts = one(objs, "StatefulSet", WORKERS)
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == WORKERS
+    assert pod["automountServiceAccountToken"] is False
+    assert one(objs, "ServiceAccount", WORKERS)["automountServiceAccountToken"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# leader election
+# ---------------------------------------------------------------------------------------------
+
+
+def lease_rules(objs) -> list[dict]:
+    return [r for o in find(objs, "Role") + find(objs, "ClusterRole") for r in o["rules"]
+            if "leases" in r["resources"]]
+
+
+def test_leader_election_on():
+    objs = render_file(str(CHART / "ci" / "leader-election-values.yaml"))
+    dep = one(objs, "Deployment", MASTER)
+    assert dep["spec"]["replicas"] == 2
+    role = one(objs, "Role", f"{MASTER}-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    rules = lease_rules(objs)
+    assert {v for r in rules for v in r["verbs"]} == {"create", "get", "update"}
+    for r in rules:
+        assert r["apiGroups"] == ["coordination.k8s.io"]
+        if r["verbs"] != ["create"]:
+            assert r["resourceNames"] == ["promshard-leader"]
+    rb = one(objs, "RoleBinding", f"{MASTER}-leader-election")
+    assert rb["roleRef"]["name"] == role["metadata"]["name"]
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": MASTER, "namespace": NAMESPACE}]
+    f = flags(container(dep)["args"])
+    assert "--leader-election" in f
+    assert f["--leader-election-namespace"] == NAMESPACE
+    assert f["--leader-election-lease-name"] == "promshard-leader"
+    assert "strategy" not in dep["spec"]  # rolling: the standby takes over
+    assert one(objs, "PodDisruptionBudget", MASTER)["spec"]["maxUnavailable"] == 1
+    anti = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"][
+        "labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "master"
+
+
+def test_leader_election_lease_in_another_namespace(tmp_path):
+    objs = render({"master": {"leaderElection": {"enabled": True, "namespace": "kube-system"}}},
+                  tmp_path)
+    assert one(objs, "Role")["metadata"]["namespace"] == "kube-system"
+    assert one(objs, "RoleBinding")["subjects"][0]["namespace"] == NAMESPACE
+    f = flags(container(one(objs, "Deployment", MASTER))["args"])
+    assert f["--leader-election-namespace"] == "kube-system"
+    assert f["--leader-election-lease-name"] == MASTER
+
+
+@pytest.mark.parametrize("values_file", [None, str(CHART / "ci" / "all-roles-values.yaml")])
+def test_leader_election_off(values_file):
+    objs = render_file(values_file)
+    assert lease_rules(objs) == []
+    assert find(objs, "Role") == [] and find(objs, "RoleBinding") == []
+    dep = one(objs, "Deployment", MASTER)
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}  # never two masters
+    assert not any(a.startswith("--leader-election") for a in container(dep)["args"])
+    assert find(objs, "PodDisruptionBudget", MASTER) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# workloads
+# ---------------------------------------------------------------------------------------------
+
+
+def test_master_command_line():
+    dep = one(render_file(None), "Deployment", MASTER)
+    c = container(dep)
+    assert c["args"] == [
+        "master",
+        "--config=/etc/promshard/prometheus.yml",
+        "--listen-grpc=0.0.0.0:9400",
+        "--listen-http=0.0.0.0:9401",
+        "--worker-grace-period=10s",
+    ]
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["config"]["mountPath"] == "/etc/promshard" and mounts["config"]["readOnly"]
+    vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert vols["config"]["configMap"]["name"] == f"{FULLNAME}-config"
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 9400, "http": 9401}
+    assert "checksum/config" in dep["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_worker_command_line():
+    sts = one(render_file(None), "StatefulSet", WORKERS)
+    c = container(sts)
+    assert c["args"] == [
+        "worker",
+        f"--master=http://{MASTER}.{NAMESPACE}.svc:9400",
+        "--id=$(POD_NAME)",
+        "--listen-http=0.0.0.0:9402",
+        "--data-dir=/data",
+    ]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 9402}
+
+
+def test_upcoming_flags_only_when_set(tmp_path):
+    objs = render({"master": {"kubeconfig": "/etc/kube/config"},
+                   "workers": {"wal": {"maxBytes": "2GiB"}}}, tmp_path)
+    assert flags(container(one(objs, "Deployment", MASTER))["args"])["--kubeconfig"] == \
+        "/etc/kube/config"
+    assert flags(container(one(objs, "StatefulSet", WORKERS))["args"])["--wal.max-bytes"] == "2GiB"
+    default = render_file(None)
+    for o in (one(default, "Deployment", MASTER), one(default, "StatefulSet", WORKERS)):
+        assert not UPCOMING_FLAGS & set(flags(container(o)["args"]))
+
+
+@pytest.mark.parametrize("values_file", values_cases())
+def test_rendered_flags_exist_in_the_binary(values_file):
+    """Every flag the chart passes is one `promshard master|worker --help` lists, or one of
+    the upcoming flags named in values.yaml."""
+    objs = render_file(values_file)
+    for o in (one(objs, "Deployment", MASTER), one(objs, "StatefulSet", WORKERS)):
+        args = container(o)["args"]
+        p = run([PROMSHARD, args[0], "--help"])
+        assert p.returncode == 0, p.stderr
+        known = set(re.findall(r"--[a-z][a-z0-9.-]*", p.stdout))
+        unknown = set(flags(args)) - known - UPCOMING_FLAGS
+        assert not unknown, f"{args[0]}: flags the binary does not know: {unknown}"
+
+
+def test_wal_on_a_persistent_volume():
+    sts = one(render_file(None), "StatefulSet", WORKERS)
+    mounts = {m["name"]: m["mountPath"] for m in container(sts)["volumeMounts"]}
+    assert mounts["data"] == "/data"
+    [pvc] = sts["spec"]["volumeClaimTemplates"]
+    assert pvc["metadata"]["name"] == "data"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    vols = {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert "data" not in vols  # comes from the claim template
+    assert sts["spec"]["replicas"] == 2
+    assert sts["spec"]["serviceName"] == WORKERS
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+
+
+def test_wal_on_an_empty_dir():
+    sts = one(render_file(str(CHART / "ci" / "wal-emptydir-values.yaml")), "StatefulSet", WORKERS)
+    assert "volumeClaimTemplates" not in sts["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in container(sts)["volumeMounts"]}
+    assert mounts["data"] == "/data"
+    vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert vols["data"]["emptyDir"] == {"sizeLimit": "4Gi"}
+    assert flags(container(sts)["args"])["--wal.max-bytes"] == "1GiB"
+    assert sts["spec"]["replicas"] == 4
+
+
+def test_hpa():
+    objs = render_file(str(CHART / "ci" / "hpa-values.yaml"))
+    hpa = one(objs, "HorizontalPodAutoscaler", WORKERS)
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                             "name": WORKERS}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 30)
+    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
+               for m in hpa["spec"]["metrics"]}
+    assert targets == {"cpu": 60, "memory": 75}
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 900
+    sts = one(objs, "StatefulSet", WORKERS)
+    assert "replicas" not in sts["spec"]  # the HPA owns it
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain", "whenScaled": "Delete"}
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast-ssd"
+    assert find(render_file(None), "HorizontalPodAutoscaler") == []
+
+
+@pytest.mark.parametrize("values_file", values_cases())
+def test_security_context(values_file):
+    objs = render_file(values_file)
+    for o in (one(objs, "Deployment", MASTER), one(objs, "StatefulSet", WORKERS)):
+        pod = o["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        sc = container(o)["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["runAsNonRoot"] is True
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container(o)["resources"]["requests"]
+
+
+@pytest.mark.parametrize("values_file", values_cases())
+def test_probes(values_file):
+    objs = render_file(values_file)
+    for o in (one(objs, "Deployment", MASTER), one(objs, "StatefulSet", WORKERS)):
+        c = container(o)
+        ports = {p["name"] for p in c["ports"]}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http"}
+        assert c["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http"}
+        assert "http" in ports
+
+
+def test_services_select_their_pods():
+    objs = render_file(None)
+    master_svc = one(objs, "Service", MASTER)
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in master_svc["spec"]["ports"]}
+    assert ports == {"grpc": (9400, "grpc"), "http": (9401, "http")}
+    workers_svc = one(objs, "Service", WORKERS)
+    assert workers_svc["spec"]["clusterIP"] == "None"
+    assert [(p["name"], p["port"]) for p in workers_svc["spec"]["ports"]] == [("http", 9402)]
+    for svc, wl in ((master_svc, one(objs, "Deployment", MASTER)),
+                    (workers_svc, one(objs, "StatefulSet", WORKERS))):
+        pod_labels = wl["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"].items() <= pod_labels.items()
+        assert wl["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+    assert master_svc["spec"]["selector"] != workers_svc["spec"]["selector"]
+
+
+def test_pod_disruption_budgets_select_their_pods():
+    objs = render_file(str(CHART / "ci" / "leader-election-values.yaml"))
+    for name, kind in ((MASTER, "Deployment"), (WORKERS, "StatefulSet")):
+        pdb = one(objs, "PodDisruptionBudget", name)
+        wl = one(objs, kind, name)
+        assert pdb["spec"]["selector"] == wl["spec"]["selector"]
+
+
+def test_topology_spread_gets_the_workers_selector():
+    sts = one(render_file(None), "StatefulSet", WORKERS)
+    tsc = sts["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in tsc] == ["topology.kubernetes.io/zone",
+                                               "kubernetes.io/hostname"]
+    for c in tsc:
+        assert c["labelSelector"] == sts["spec"]["selector"]
+
+
+def test_config_change_rolls_the_master(tmp_path):
+    a = one(render_file(None), "Deployment", MASTER)
+    b = one(render({"prometheusGlobal": {"scrape_interval": "15s"}}, tmp_path), "Deployment",
+            MASTER)
+    key = "checksum/config"
+    assert a["spec"]["template"]["metadata"]["annotations"][key] != \
+        b["spec"]["template"]["metadata"]["annotations"][key]
+
+
+# ---------------------------------------------------------------------------------------------
+# values.schema.json
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values,match", [
+    ({"workerz": {}}, "workerz"),
+    ({"workers": {"replicas": -1}}, "replicas"),
+    ({"remoteWrite": [{"url": "prometheus:9090"}]}, "url"),
+    ({"scrapeConfigs": [{"kubernetes_sd_configs": [{"role": "pod"}]}]}, "job_name"),
+    ({"scrapeConfigs": [{"job_name": "x", "kubernetes_sd_configs": [{"role": "pods"}]}]}, "role"),
+    ({"master": {"leaderElection": {"enabled": "yes"}}}, "enabled"),
+    ({"prometheusGlobal": {"scrape_interval": "30 seconds"}}, "scrape_interval"),
+])
+def test_schema_rejects(values, match, tmp_path):
+    with pytest.raises(RenderError, match=match):
+        render(values, tmp_path)
+
+
+def test_schema_allows_helm_globals(tmp_path):
+    objs = render({"global": {"imageRegistry": "mirror.example"}}, tmp_path)
+    assert "imageRegistry" not in prometheus_yml(objs)
+
+
+# ---------------------------------------------------------------------------------------------
+# self-monitoring
+# ---------------------------------------------------------------------------------------------
+
+
+def test_service_monitor_scrapes_both_tiers():
+    objs = render_file(str(CHART / "ci" / "monitoring-values.yaml"))
+    sm = one(objs, "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert sm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    sel = sm["spec"]["selector"]
+    for svc in (one(objs, "Service", MASTER), one(objs, "Service", WORKERS)):
+        assert sel["matchLabels"].items() <= svc["metadata"]["labels"].items()
+        assert svc["metadata"]["labels"]["app.kubernetes.io/component"] in \
+            sel["matchExpressions"][0]["values"]
+        assert "http" in {p["name"] for p in svc["spec"]["ports"]}
+    assert find(render_file(None), "ServiceMonitor") == []
+
+
+def alerts(objs) -> dict[str, dict]:
+    rule = one(objs, "PrometheusRule")
+    return {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+
+
+def test_prometheus_rule_alerts():
+    objs = render_file(str(CHART / "ci" / "monitoring-values.yaml"))
+    got = alerts(objs)
+    assert set(got) == {
+        "PromshardMasterDown", "PromshardNoLeader", "PromshardMultipleLeaders",
+        "PromshardNoWorkersConnected", "PromshardWorkersDisconnected", "PromshardKubeWatchErrors",
+        "PromshardWorkerDown", "PromshardWorkerMasterDisconnected", "PromshardRemoteWriteFailing",
+        "PromshardRemoteWriteDropping", "PromshardRemoteWriteBacklogGrowing",
+        "PromshardScrapeFailuresHigh",  # additionalRules; PlacementImbalance is disabled
+    }
+    assert f'job="{MASTER}"' in got["PromshardMasterDown"]["expr"]
+    assert f'up{{job="{WORKERS}"}} == 0' == got["PromshardWorkerDown"]["expr"]
+    assert "prometheus_remote_storage_samples_failed_total" in \
+        got["PromshardRemoteWriteFailing"]["expr"]
+    assert "prometheus_remote_storage_samples_pending" in \
+        got["PromshardRemoteWriteBacklogGrowing"]["expr"]
+    assert "promshard_master_kube_watch_restarts_total" in got["PromshardKubeWatchErrors"]["expr"]
+    assert "promshard_master_leader" in got["PromshardNoLeader"]["expr"]
+    for name, r in got.items():
+        assert r["labels"]["severity"] in ("critical", "warning"), name
+        assert r["annotations"]["summary"], name
+
+
+def test_prometheus_rule_without_leader_election(tmp_path):
+    got = alerts(render({"prometheusRule": {"enabled": True}}, tmp_path))
+    assert "PromshardNoLeader" not in got and "PromshardMultipleLeaders" not in got
+    assert "promshard_worker_targets" in got["PromshardPlacementImbalance"]["expr"]
+    assert "> 1.5" in got["PromshardPlacementImbalance"]["expr"]
+
+
+@pytest.mark.skipif(not PROMTOOL, reason="promtool not installed (scripts/test.sh installs it)")
+@pytest.mark.parametrize("values", [
+    {"prometheusRule": {"enabled": True}},
+    {"prometheusRule": {"enabled": True}, "master": {"leaderElection": {"enabled": True}}},
+])
+def test_alert_rules_pass_promtool(values, tmp_path):
+    rule = one(render(values, tmp_path), "PrometheusRule")
+    f = tmp_path / "rules.yml"
+    f.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    p = run([PROMTOOL, "check", "rules", str(f)])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "SUCCESS" in p.stdout
+
+
+KNOWN_METRICS = {
+    "up", "promshard_master_workers", "promshard_master_targets", "promshard_master_leader",
+    "promshard_master_kube_requests_total", "promshard_master_kube_watch_restarts_total",
+    "promshard_worker_targets", "promshard_worker_master_connected",
+    "promshard_worker_scrapes_total", "promshard_worker_assignment_generation",
+    "prometheus_remote_storage_samples_total", "prometheus_remote_storage_samples_failed_total",
+    "prometheus_remote_storage_samples_retried_total",
+    "prometheus_remote_storage_samples_dropped_total",
+    "prometheus_remote_storage_samples_pending",
+    "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+}
+METRIC_RE = re.compile(r"\b((?:promshard|prometheus_remote_storage)_[a-z_]+)\b")
+
+
+def test_alerts_and_dashboard_use_known_metrics():
+    objs = render_file(str(CHART / "ci" / "monitoring-values.yaml"))
+    exprs = [r["expr"] for r in alerts(objs).values()]
+    dash = json.loads(one(objs, "ConfigMap", f"{FULLNAME}-dashboard")["data"]["promshard.json"])
+    panels = [p for p in dash["panels"] if p["type"] != "row"]
+    exprs += [t["expr"] for p in panels for t in p["targets"]]
+    used = {m for e in exprs for m in METRIC_RE.findall(e)}
+    assert used - KNOWN_METRICS == set()
+    assert {"promshard_master_workers", "promshard_worker_targets",
+            "prometheus_remote_storage_samples_pending"} <= used
+
+
+def test_grafana_dashboard():
+    objs = render_file(None)
+    cm = one(objs, "ConfigMap", f"{FULLNAME}-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dash = json.loads(cm["data"]["promshard.json"])
+    assert dash["uid"] == "promshard-overview"
+    assert [v["name"] for v in dash["templating"]["list"]] == [
+        "datasource", "namespace", "master_job", "workers_job"]
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in dash["panels"]:
+        if p["type"] != "row":
+            assert p["targets"] and all(t["expr"] for t in p["targets"]), p["title"]
+    annotated = one(render_file(str(CHART / "ci" / "monitoring-values.yaml")), "ConfigMap",
+                    f"{FULLNAME}-dashboard")
+    assert annotated["metadata"]["annotations"] == {"grafana_folder": "Monitoring"}

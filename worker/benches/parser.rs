@@ -1,0 +1,113 @@
+//! Exposition parser throughput on real bodies (`shared/testdata`), next to the
+//! `prometheus-parse` crate as a reference.
+//!
+//! - `steady`: every entry, each sample's series, value and timestamp read: the path of a
+//!   scrape whose series are all in the cache.
+//! - `labels`: the same plus `labels_into` for every sample: a first scrape (cache empty).
+//! - `prometheus-parse`: `Scrape::parse` over the body's lines.
+//!
+//! Each is reported per byte (`bytes/...`, MB/s) and per sample (`samples/...`, ns/sample).
+//! Run: `cargo bench -p promshard-worker --bench parser`.
+
+// The parser is compiled in directly: it only needs `std`, and the worker keeps it private.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../src/scrape/parser/mod.rs"]
+mod parser;
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+use parser::{Entry, Format, Parser};
+
+/// `shared/testdata` beside the repository (or `PROMSHARD_TESTDATA`).
+fn testdata(name: &str) -> Vec<u8> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Ok(d) = std::env::var("PROMSHARD_TESTDATA") {
+        dirs.push(d.into());
+    }
+    for up in PathBuf::from(env!("CARGO_MANIFEST_DIR")).ancestors() {
+        dirs.push(up.join("shared/testdata"));
+    }
+    dirs.push("/work/shared/testdata".into());
+    dirs.iter()
+        .find_map(|d| std::fs::read(d.join(name)).ok())
+        .unwrap_or_else(|| panic!("fixture {name} not found in {dirs:?}"))
+}
+
+/// Reads every entry; returns the sample count (and keeps the work observable).
+fn parse_steady(body: &[u8]) -> usize {
+    let mut n = 0;
+    let mut p = Parser::new(body, Format::Text);
+    while let Some(e) = p.next_entry().expect("fixture parses") {
+        if let Entry::Sample(s) = e {
+            black_box((s.series, s.value, s.timestamp_ms));
+            n += 1;
+        }
+    }
+    n
+}
+
+fn parse_with_labels(body: &[u8]) -> usize {
+    let mut n = 0;
+    let mut buf = Vec::new();
+    let mut p = Parser::new(body, Format::Text);
+    while let Some(e) = p.next_entry().expect("fixture parses") {
+        if let Entry::Sample(s) = e {
+            s.labels_into(&mut buf).expect("labels");
+            black_box((&s.name, &buf, s.value, s.timestamp_ms));
+            n += 1;
+        }
+    }
+    n
+}
+
+fn parse_reference(body: &str) -> usize {
+    let lines = body.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("fixture parses");
+    black_box(&scrape);
+    scrape.samples.len()
+}
+
+fn bench(c: &mut Criterion) {
+    for name in ["cadvisor_110pods.prom", "node_exporter.prom"] {
+        let body = testdata(name);
+        let text = String::from_utf8(body.clone()).expect("fixture is UTF-8");
+        let samples = parse_steady(&body);
+        eprintln!(
+            "{name}: {} bytes, {samples} samples (prometheus-parse finds {})",
+            body.len(),
+            parse_reference(&text)
+        );
+        for (unit, throughput) in [
+            ("bytes", Throughput::Bytes(body.len() as u64)),
+            ("samples", Throughput::Elements(samples as u64)),
+        ] {
+            let mut g = c.benchmark_group(format!("{unit}/{name}"));
+            g.throughput(throughput);
+            g.bench_function(BenchmarkId::from_parameter("steady"), |b| {
+                b.iter(|| parse_steady(black_box(&body)))
+            });
+            g.bench_function(BenchmarkId::from_parameter("labels"), |b| {
+                b.iter(|| parse_with_labels(black_box(&body)))
+            });
+            g.bench_function(BenchmarkId::from_parameter("prometheus-parse"), |b| {
+                b.iter(|| parse_reference(black_box(&text)))
+            });
+            g.finish();
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    // Kept short: the machine is shared.
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

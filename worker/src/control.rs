@@ -1,0 +1,158 @@
+//! The control-plane client: dials the master, says hello, applies snapshots and deltas, acks
+//! them, and sends load reports. Reconnects forever with capped, jittered exponential backoff;
+//! while the master is away the worker keeps scraping its last assignment.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use promshard_proto::control::control_client::ControlClient;
+use promshard_proto::control::{Ack, Hello, LoadReport, WorkerMessage, worker_message::Msg};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+
+use crate::assignment::{Applied, Assignment, AssignmentState};
+use crate::metrics::Metrics;
+use crate::status::StatusBoard;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+pub struct ControlClientTask {
+    pub master: String,
+    pub worker_id: String,
+    pub data_dir: PathBuf,
+    pub state: AssignmentState,
+    pub status: Arc<StatusBoard>,
+    pub metrics: Arc<Metrics>,
+    /// Every applied change goes to the worker's main loop, in order.
+    pub changes: mpsc::UnboundedSender<(Arc<Assignment>, Applied)>,
+}
+
+impl ControlClientTask {
+    pub async fn run(mut self) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let got_snapshot = match self.session().await {
+                Ok(got) => {
+                    tracing::warn!(master = %self.master, "master closed the stream");
+                    got
+                }
+                Err((got, e)) => {
+                    tracing::warn!(master = %self.master, error = %e, "control stream failed");
+                    got
+                }
+            };
+            self.metrics.master_connected.set(0);
+            self.state.reset_pending();
+            if got_snapshot {
+                backoff = MIN_BACKOFF;
+            }
+            // Jitter spreads thousands of workers' reconnects after a master restart.
+            let ms = backoff.as_millis() as u64;
+            let wait = Duration::from_millis(ms / 2 + rand::random::<u64>() % (ms / 2 + 1));
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One stream's life. Returns whether an assignment was applied on it (to reset backoff).
+    async fn session(&mut self) -> Result<bool, (bool, String)> {
+        let endpoint = Endpoint::from_shared(self.master.clone())
+            .map_err(|e| (false, format!("invalid master URL {:?}: {e}", self.master)))?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| (false, format!("connect: {e:#}")))?;
+        let mut client = ControlClient::new(channel)
+            .max_decoding_message_size(promshard_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(promshard_proto::MAX_MESSAGE_BYTES);
+
+        let (out_tx, out_rx) = mpsc::channel::<WorkerMessage>(64);
+        let hello = Hello {
+            worker_id: self.worker_id.clone(),
+            last_generation: self.state.current.generation,
+            capacity_series: 0,
+            scraping: self.state.current.targets.keys().cloned().collect(),
+        };
+        let _ = out_tx
+            .send(WorkerMessage {
+                msg: Some(Msg::Hello(hello)),
+            })
+            .await;
+        let mut inbound = client
+            .session(ReceiverStream::new(out_rx))
+            .await
+            .map_err(|e| (false, format!("session: {e}")))?
+            .into_inner();
+        self.metrics.master_connected.set(1);
+        tracing::info!(master = %self.master, "connected to master");
+
+        self.status.mark_all_dirty();
+        let reporter = {
+            let (status, tx) = (self.status.clone(), out_tx.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(REPORT_EVERY);
+                loop {
+                    tick.tick().await;
+                    let targets = status.take_dirty();
+                    if targets.is_empty() {
+                        continue;
+                    }
+                    let msg = WorkerMessage {
+                        msg: Some(Msg::Load(LoadReport { targets })),
+                    };
+                    if tx.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let _guard = AbortOnDrop(reporter);
+
+        let mut applied_any = false;
+        loop {
+            let msg = match inbound.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(applied_any),
+                Err(e) => return Err((applied_any, format!("stream: {e}"))),
+            };
+            let applied = match self.state.apply(msg) {
+                Ok(Some(a)) => a,
+                Ok(None) => continue,
+                // Out of step with the master: reconnecting yields a fresh snapshot.
+                Err(e) => return Err((applied_any, format!("protocol: {e}"))),
+            };
+            applied_any = true;
+            let generation = applied.generation;
+            if let Err(e) = self.state.save(&self.data_dir) {
+                tracing::error!(error = %e, dir = %self.data_dir.display(), "cannot persist assignment");
+            }
+            self.metrics.assignment_generation.set(generation as i64);
+            let _ = self
+                .changes
+                .send((Arc::new(self.state.current.clone()), applied));
+            let ack = WorkerMessage {
+                msg: Some(Msg::Ack(Ack { generation })),
+            };
+            if out_tx.send(ack).await.is_err() {
+                return Err((applied_any, "outbound stream closed".into()));
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

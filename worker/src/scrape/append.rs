@@ -1,0 +1,218 @@
+//! From a scraped body to samples: target labels attached (`honor_labels` or `exported_`
+//! renaming), `metric_relabel_configs`, limits, and the set of series tracked for staleness.
+//!
+//! A series cache keyed by the raw series text (`name{labels}` as exposed) holds the final
+//! label set, so a steady-state scrape skips label building and relabeling entirely; entries
+//! not seen in a successful scrape are evicted.
+
+use std::collections::{HashMap, HashSet};
+
+use promshard_model::config::ScrapeConfig;
+use promshard_model::labels::METRIC_NAME;
+use promshard_model::relabel::{self, RelabelConfig};
+use promshard_model::{Labels, LabelsBuilder};
+
+use super::parser::{Entry, Format, MetricType, Parser};
+use crate::remote_write::Sample;
+
+const EXPORTED_PREFIX: &str = "exported_";
+
+/// Result of a successful scrape.
+pub(crate) struct Processed {
+    pub(crate) samples: Vec<Sample>,
+    /// Samples in the body (`scrape_samples_scraped`).
+    pub(crate) scraped: usize,
+    /// Samples kept after metric relabeling (`scrape_samples_post_metric_relabeling`).
+    pub(crate) post_relabel: usize,
+    /// Series that get stale markers when they disappear.
+    pub(crate) tracked: HashSet<Labels>,
+}
+
+struct CacheEntry {
+    /// `None`: dropped by metric relabeling.
+    labels: Option<Labels>,
+    /// Labels depend on the series text *and* the family type (`le`/`quantile`
+    /// normalization), so an entry only counts as a hit under the same type.
+    metric_type: MetricType,
+    seen: u64,
+}
+
+pub(crate) struct SampleProcessor {
+    target: Labels,
+    honor_labels: bool,
+    honor_timestamps: bool,
+    track_timestamps_staleness: bool,
+    metric_relabel: Vec<RelabelConfig>,
+    sample_limit: usize,
+    label_limit: usize,
+    label_name_length_limit: usize,
+    label_value_length_limit: usize,
+    cache: HashMap<Box<[u8]>, CacheEntry>,
+    iteration: u64,
+}
+
+impl SampleProcessor {
+    /// `target` is the target's public label set (no `__` labels).
+    pub(crate) fn new(cfg: &ScrapeConfig, target: Labels) -> Self {
+        SampleProcessor {
+            target,
+            honor_labels: cfg.honor_labels,
+            honor_timestamps: cfg.honor_timestamps,
+            track_timestamps_staleness: cfg.track_timestamps_staleness,
+            metric_relabel: cfg.metric_relabel_configs.clone(),
+            sample_limit: cfg.sample_limit as usize,
+            label_limit: cfg.label_limit as usize,
+            label_name_length_limit: cfg.label_name_length_limit as usize,
+            label_value_length_limit: cfg.label_value_length_limit as usize,
+            cache: HashMap::new(),
+            iteration: 0,
+        }
+    }
+
+    /// Processes a whole body. Any error fails the whole scrape: nothing from it is kept.
+    pub(crate) fn process(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        ts: i64,
+    ) -> Result<Processed, String> {
+        self.iteration += 1;
+        let mut parser = Parser::new(body, format);
+        let mut samples = Vec::new();
+        let mut tracked = HashSet::new();
+        let mut seen_series: HashSet<Labels> = HashSet::new();
+        let mut scraped = 0;
+        let mut label_buf = Vec::new();
+        while let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? {
+            let Entry::Sample(s) = entry else { continue };
+            scraped += 1;
+            let labels = match self.cache.get_mut(s.series) {
+                Some(e) if e.metric_type == s.metric_type => {
+                    e.seen = self.iteration;
+                    e.labels.clone()
+                }
+                _ => {
+                    s.labels_into(&mut label_buf).map_err(|e| e.to_string())?;
+                    let mut lb = LabelsBuilder::new();
+                    for (n, v) in &label_buf {
+                        if lb.get(n).is_some() {
+                            return Err(format!("label name {n:?} is not unique: invalid sample"));
+                        }
+                        lb.set(n.to_string(), v.to_string());
+                    }
+                    lb.set(METRIC_NAME, s.name.to_string());
+                    let labels = self.mutate(lb)?;
+                    self.cache.insert(
+                        s.series.into(),
+                        CacheEntry {
+                            labels: labels.clone(),
+                            metric_type: s.metric_type,
+                            seen: self.iteration,
+                        },
+                    );
+                    labels
+                }
+            };
+            let Some(labels) = labels else { continue };
+            if !seen_series.insert(labels.clone()) {
+                // Prometheus drops a repeated series in one scrape ("duplicate sample for
+                // timestamp") without failing the scrape.
+                continue;
+            }
+            let explicit_ts = s.timestamp_ms.filter(|_| self.honor_timestamps);
+            if explicit_ts.is_none() || self.track_timestamps_staleness {
+                tracked.insert(labels.clone());
+            }
+            samples.push(Sample {
+                labels,
+                timestamp_ms: explicit_ts.unwrap_or(ts),
+                value: s.value,
+            });
+            if self.sample_limit > 0 && samples.len() > self.sample_limit {
+                return Err(format!(
+                    "sample limit exceeded (limit {})",
+                    self.sample_limit
+                ));
+            }
+        }
+        let iteration = self.iteration;
+        self.cache.retain(|_, e| e.seen == iteration);
+        let post_relabel = samples.len();
+        Ok(Processed {
+            samples,
+            scraped,
+            post_relabel,
+            tracked,
+        })
+    }
+
+    /// Prometheus's `mutateSampleLabels`, then limits. `Ok(None)`: dropped by relabeling.
+    fn mutate(&self, mut lb: LabelsBuilder) -> Result<Option<Labels>, String> {
+        if self.honor_labels {
+            for l in &self.target {
+                if lb.get(&l.name).is_none() {
+                    lb.set(l.name.clone(), l.value.clone());
+                }
+            }
+        } else {
+            let mut conflicts: Vec<(String, String)> = Vec::new();
+            for l in &self.target {
+                if let Some(v) = lb.get(&l.name) {
+                    conflicts.push((l.name.clone(), v.to_string()));
+                }
+                lb.set(l.name.clone(), l.value.clone());
+            }
+            // Shorter names first, so `exported_a` is claimed before `a` would need it.
+            conflicts.sort_by_key(|(n, _)| n.len());
+            for (name, value) in conflicts {
+                let mut new = name;
+                loop {
+                    new = format!("{EXPORTED_PREFIX}{new}");
+                    if lb.get(&new).is_none() {
+                        lb.set(new, value);
+                        break;
+                    }
+                }
+            }
+        }
+        if !relabel::process(&self.metric_relabel, &mut lb) {
+            return Ok(None);
+        }
+        let labels = lb.into_labels();
+        if labels.is_empty() {
+            return Ok(None);
+        }
+        let Some(name) = labels.get(METRIC_NAME) else {
+            return Err("__name__ label is missing after relabeling".into());
+        };
+        if name.is_empty() {
+            return Err("__name__ label is missing after relabeling".into());
+        }
+        if self.label_limit > 0 && labels.len() > self.label_limit {
+            return Err(format!(
+                "label_limit exceeded (metric: {name}, number of labels: {}, limit: {})",
+                labels.len(),
+                self.label_limit
+            ));
+        }
+        for l in &labels {
+            // Prometheus 3 accepts any non-empty UTF-8 label name (UTF-8 is guaranteed here).
+            if l.name.is_empty() {
+                return Err(format!("empty label name in series of {name}"));
+            }
+            if self.label_name_length_limit > 0 && l.name.len() > self.label_name_length_limit {
+                return Err(format!(
+                    "label_name_length_limit exceeded (metric: {name}, label name: {}, limit: {})",
+                    l.name, self.label_name_length_limit
+                ));
+            }
+            if self.label_value_length_limit > 0 && l.value.len() > self.label_value_length_limit {
+                return Err(format!(
+                    "label_value_length_limit exceeded (metric: {name}, label name: {}, value: {:?}, limit: {})",
+                    l.name, l.value, self.label_value_length_limit
+                ));
+            }
+        }
+        Ok(Some(labels))
+    }
+}

@@ -1,0 +1,148 @@
+//! Scraping: a [`ScrapeManager`] keeps one scrape pool per job and one loop per assigned
+//! target, in step with the assignment the master sent.
+
+mod append;
+pub mod parser;
+mod scrape_loop;
+mod scraper;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use promshard_model::config::ScrapeConfig;
+use promshard_model::target::scrape_url;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+pub(crate) use scrape_loop::Stop;
+
+use crate::assignment::{Applied, AssignedTarget, Assignment};
+use crate::metrics::Metrics;
+use crate::remote_write::Appender;
+use crate::status::StatusBoard;
+
+struct LoopHandle {
+    stop: oneshot::Sender<Stop>,
+}
+
+/// Prometheus's scrape pool: one job's config, HTTP client and loops.
+struct ScrapePool {
+    cfg: ScrapeConfig,
+    client: reqwest::Client,
+    loops: HashMap<String, LoopHandle>,
+}
+
+pub struct ScrapeManager {
+    pools: HashMap<String, ScrapePool>,
+    appender: Appender,
+    status: Arc<StatusBoard>,
+    metrics: Arc<Metrics>,
+    tasks: JoinSet<()>,
+}
+
+impl ScrapeManager {
+    pub fn new(appender: Appender, status: Arc<StatusBoard>, metrics: Arc<Metrics>) -> Self {
+        ScrapeManager {
+            pools: HashMap::new(),
+            appender,
+            status,
+            metrics,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Brings pools and loops in line with `a`. Stopped targets get stale markers only when
+    /// `applied` says they were removed (not handed off, not a config change).
+    pub fn sync(&mut self, a: &Assignment, applied: &Applied) {
+        // Reap finished loop tasks so the set does not grow with churn.
+        while self.tasks.try_join_next().is_some() {}
+
+        // Pools whose job vanished or whose config changed are replaced wholesale.
+        self.pools.retain(|job, pool| {
+            let keep = a
+                .config
+                .scrape_config(job)
+                .is_some_and(|c| c.without_discovery() == pool.cfg);
+            if !keep {
+                for (_, h) in pool.loops.drain() {
+                    let _ = h.stop.send(Stop::Replaced);
+                }
+            }
+            keep
+        });
+        let removed: std::collections::HashSet<&str> =
+            applied.removed.iter().map(String::as_str).collect();
+        for pool in self.pools.values_mut() {
+            let gone: Vec<String> = pool
+                .loops
+                .keys()
+                .filter(|id| !a.targets.contains_key(*id))
+                .cloned()
+                .collect();
+            for id in gone {
+                if let Some(h) = pool.loops.remove(&id) {
+                    let why = if removed.contains(id.as_str()) {
+                        Stop::Removed
+                    } else {
+                        Stop::HandedOff
+                    };
+                    let _ = h.stop.send(why);
+                }
+            }
+        }
+        for t in a.targets.values() {
+            if let Err(e) = self.ensure_loop(a, t) {
+                tracing::error!(target = %t.id, error = %e, "cannot start scrape loop");
+            }
+        }
+        self.metrics.targets.set(a.targets.len() as i64);
+    }
+
+    fn ensure_loop(&mut self, a: &Assignment, t: &Arc<AssignedTarget>) -> anyhow::Result<()> {
+        let Some(cfg) = a.config.scrape_config(&t.job) else {
+            anyhow::bail!("no scrape config for job {:?}", t.job);
+        };
+        if !self.pools.contains_key(&t.job) {
+            let cfg = cfg.without_discovery();
+            let client = scraper::client_for(&cfg)?;
+            self.pools.insert(
+                t.job.clone(),
+                ScrapePool {
+                    cfg,
+                    client,
+                    loops: HashMap::new(),
+                },
+            );
+        }
+        let pool = self.pools.get_mut(&t.job).expect("inserted above");
+        if pool.loops.contains_key(&t.id) {
+            return Ok(());
+        }
+        let url = scrape_url(&t.labels, &pool.cfg.params);
+        let scraper = scraper::Scraper::new(pool.client.clone(), url, &pool.cfg);
+        let processor = append::SampleProcessor::new(&pool.cfg, t.labels.without_reserved());
+        let lp = scrape_loop::ScrapeLoop::new(
+            t.clone(),
+            scraper,
+            processor,
+            self.appender.clone(),
+            self.status.clone(),
+            self.metrics.clone(),
+            pool.cfg.interval().0,
+        );
+        let (stop, rx) = oneshot::channel();
+        self.tasks.spawn(lp.run(rx));
+        pool.loops.insert(t.id.clone(), LoopHandle { stop });
+        Ok(())
+    }
+
+    /// Stops every loop without stale markers (shutdown).
+    pub fn shutdown(&mut self) {
+        for pool in self.pools.values_mut() {
+            for (_, h) in pool.loops.drain() {
+                let _ = h.stop.send(Stop::Replaced);
+            }
+        }
+        self.tasks.abort_all();
+    }
+}

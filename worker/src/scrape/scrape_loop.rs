@@ -1,0 +1,222 @@
+//! A scrape loop: scrapes one target at its fixed phase, turns the body into samples, writes
+//! the report series (`up`, ...) and staleness markers, and reports status to the master.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use promshard_model::Labels;
+use promshard_model::labels::METRIC_NAME;
+use promshard_model::target::scrape_offset_ms;
+use promshard_proto::STALE_NAN_BITS;
+use promshard_proto::control::TargetLoad;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::append::SampleProcessor;
+use super::scraper::Scraper;
+use crate::assignment::AssignedTarget;
+use crate::metrics::Metrics;
+use crate::remote_write::{Appender, Sample};
+use crate::status::StatusBoard;
+
+/// Why a loop stops; only `Removed` writes end-of-run stale markers, as in Prometheus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Discovery dropped the target.
+    Removed,
+    /// Another worker scrapes it now; it keeps the series alive.
+    HandedOff,
+    /// Config reload or shutdown: the loop is replaced or the process restarts.
+    Replaced,
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+pub(crate) struct ScrapeLoop {
+    target: Arc<AssignedTarget>,
+    scraper: Scraper,
+    processor: SampleProcessor,
+    appender: Appender,
+    status: Arc<StatusBoard>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    /// Series of the previous successful scrape that get stale markers when they vanish.
+    prev: HashSet<Labels>,
+    /// `__name__` + target labels for each report series, built once.
+    report_labels: Vec<Labels>,
+    last_scrape_ms: Option<i64>,
+}
+
+impl ScrapeLoop {
+    pub(crate) fn new(
+        target: Arc<AssignedTarget>,
+        scraper: Scraper,
+        processor: SampleProcessor,
+        appender: Appender,
+        status: Arc<StatusBoard>,
+        metrics: Arc<Metrics>,
+        interval: Duration,
+    ) -> Self {
+        let public = target.labels.without_reserved();
+        let report_labels = REPORT_NAMES
+            .iter()
+            .map(|n| {
+                let mut b = public.builder();
+                b.set(METRIC_NAME, *n);
+                b.into_labels()
+            })
+            .collect();
+        ScrapeLoop {
+            target,
+            scraper,
+            processor,
+            appender,
+            status,
+            metrics,
+            interval,
+            prev: HashSet::new(),
+            report_labels,
+            last_scrape_ms: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut stop: oneshot::Receiver<Stop>) {
+        let interval_ms = self.interval.as_millis().max(1) as u64;
+        let offset = scrape_offset_ms(self.target.placement_key, interval_ms);
+        let now = unix_ms(SystemTime::now()) as u64;
+        // The first slot at or after now with slot % interval == offset.
+        let mut first = now - now % interval_ms + offset;
+        if first < now {
+            first += interval_ms;
+        }
+        let start = Instant::now() + Duration::from_millis(first - now);
+        let mut ticker = tokio::time::interval_at(start, self.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut buf = Vec::new();
+        loop {
+            tokio::select! {
+                s = &mut stop => {
+                    if s == Ok(Stop::Removed) {
+                        self.end_of_run_staleness(ticker).await;
+                    }
+                    self.status.remove(&self.target.id);
+                    return;
+                }
+                _ = ticker.tick() => {}
+            }
+            self.scrape_once(&mut buf).await;
+        }
+    }
+
+    async fn scrape_once(&mut self, buf: &mut Vec<u8>) {
+        let started = SystemTime::now();
+        let ts = unix_ms(started);
+        let result = match self.scraper.scrape(buf).await {
+            Ok(format) => self.processor.process(buf, format, ts),
+            Err(e) => Err(e),
+        };
+        let duration = started.elapsed().unwrap_or_default().as_secs_f64();
+        let mut out;
+        let (up, scraped, post, added, err) = match result {
+            Ok(p) => {
+                out = p.samples;
+                for gone in self.prev.difference(&p.tracked) {
+                    out.push(Sample {
+                        labels: gone.clone(),
+                        timestamp_ms: ts,
+                        value: stale_nan(),
+                    });
+                }
+                let added = p.tracked.difference(&self.prev).count();
+                self.prev = p.tracked;
+                (1.0, p.scraped, p.post_relabel, added, String::new())
+            }
+            Err(e) => {
+                // A failed scrape counts as empty: every previous series goes stale.
+                out = self
+                    .prev
+                    .drain()
+                    .map(|labels| Sample {
+                        labels,
+                        timestamp_ms: ts,
+                        value: stale_nan(),
+                    })
+                    .collect();
+                (0.0, 0, 0, 0, e)
+            }
+        };
+        let values = [up, duration, scraped as f64, post as f64, added as f64];
+        for (labels, value) in self.report_labels.iter().zip(values) {
+            out.push(Sample {
+                labels: labels.clone(),
+                timestamp_ms: ts,
+                value,
+            });
+        }
+        self.appender.append(out);
+        self.last_scrape_ms = Some(ts);
+        let result = if err.is_empty() { "success" } else { "failure" };
+        self.metrics
+            .scrapes
+            .get_or_create(&vec![("result".into(), result.into())])
+            .inc();
+        if !err.is_empty() {
+            tracing::debug!(url = %self.scraper.url(), error = %err, "scrape failed");
+        }
+        self.status.update(TargetLoad {
+            target_id: self.target.id.clone(),
+            series: post as u64,
+            scrape_duration_seconds: duration,
+            health: if err.is_empty() { "up" } else { "down" }.into(),
+            last_error: err,
+            last_scrape_ms: ts,
+        });
+    }
+
+    /// Prometheus's `endOfRunStaleness`: wait for the next slot (its time is the markers'
+    /// timestamp), one more slot and 10 % of the interval, in case the target comes back; then
+    /// mark every series and the report series stale.
+    async fn end_of_run_staleness(&mut self, mut ticker: tokio::time::Interval) {
+        if self.last_scrape_ms.is_none() {
+            return;
+        }
+        ticker.tick().await;
+        let stale_ts = unix_ms(SystemTime::now());
+        ticker.tick().await;
+        tokio::time::sleep(self.interval / 10).await;
+        let mut out: Vec<Sample> = self
+            .prev
+            .drain()
+            .map(|labels| Sample {
+                labels,
+                timestamp_ms: stale_ts,
+                value: stale_nan(),
+            })
+            .collect();
+        for labels in &self.report_labels {
+            out.push(Sample {
+                labels: labels.clone(),
+                timestamp_ms: stale_ts,
+                value: stale_nan(),
+            });
+        }
+        self.appender.append(out);
+    }
+}

@@ -1,0 +1,108 @@
+//! One HTTP scrape: the request Prometheus would send, the body read with a limit counted on
+//! *decompressed* bytes (a gzip bomb stops at the limit), and failures worded like Prometheus's.
+
+use std::time::Duration;
+
+use promshard_model::config::{ScrapeConfig, ScrapeProtocol};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
+
+use super::parser::{ACCEPT_HEADER, Format, negotiate_format};
+
+pub(super) const USER_AGENT_VALUE: &str = concat!("promshard/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the HTTP client shared by a job's loops (connection reuse across targets).
+pub(super) fn client_for(cfg: &ScrapeConfig) -> anyhow::Result<reqwest::Client> {
+    let redirect = if cfg.follow_redirects {
+        reqwest::redirect::Policy::limited(10)
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    Ok(reqwest::Client::builder()
+        .gzip(cfg.enable_compression)
+        .redirect(redirect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()?)
+}
+
+pub(super) struct Scraper {
+    client: reqwest::Client,
+    url: String,
+    timeout: Duration,
+    body_limit: u64,
+    /// `fallback_scrape_protocol`: the format for a missing or unusable `Content-Type`.
+    fallback: Option<Format>,
+}
+
+impl Scraper {
+    pub(super) fn new(client: reqwest::Client, url: String, cfg: &ScrapeConfig) -> Self {
+        Scraper {
+            client,
+            url,
+            timeout: cfg.timeout().0,
+            body_limit: cfg.body_size_limit.map_or(0, |b| b.0),
+            fallback: cfg.fallback_scrape_protocol.map(|p| match p {
+                ScrapeProtocol::OpenMetricsText0_0_1 | ScrapeProtocol::OpenMetricsText1_0_0 => {
+                    Format::OpenMetrics
+                }
+                ScrapeProtocol::PrometheusText0_0_4 | ScrapeProtocol::PrometheusText1_0_0 => {
+                    Format::Text
+                }
+            }),
+        }
+    }
+
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Fetches the body into `buf` (cleared first) and returns its format.
+    pub(super) async fn scrape(&self, buf: &mut Vec<u8>) -> Result<Format, String> {
+        buf.clear();
+        match tokio::time::timeout(self.timeout, self.fetch(buf)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "scrape timed out after {:?} (context deadline exceeded)",
+                self.timeout
+            )),
+        }
+    }
+
+    async fn fetch(&self, buf: &mut Vec<u8>) -> Result<Format, String> {
+        let timeout_secs = format!("{}", self.timeout.as_secs_f64());
+        let mut resp = self
+            .client
+            .get(&self.url)
+            .header(ACCEPT, HeaderValue::from_static(ACCEPT_HEADER))
+            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
+            .header("X-Prometheus-Scrape-Timeout-Seconds", timeout_secs)
+            .send()
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::OK {
+            return Err(format!("server returned HTTP status {status}"));
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{e:#}"))? {
+            buf.extend_from_slice(&chunk);
+            if self.body_limit > 0 && buf.len() as u64 > self.body_limit {
+                return Err(format!(
+                    "body size limit exceeded ({} bytes)",
+                    self.body_limit
+                ));
+            }
+        }
+        if buf.is_empty() {
+            // Prometheus 3 negotiates only for a non-empty body; an empty one is an empty scrape.
+            return Ok(Format::Text);
+        }
+        // Prometheus 3: a blank, unparsable or unsupported Content-Type fails the scrape
+        // unless the job names a fallback protocol.
+        negotiate_format(content_type.as_deref(), self.fallback).map_err(|e| e.to_string())
+    }
+}
