@@ -6,6 +6,7 @@
 pub mod assignment;
 pub mod control;
 pub mod http;
+pub mod http_client;
 pub mod metrics;
 pub mod remote_write;
 pub mod scrape;

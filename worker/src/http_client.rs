@@ -1,0 +1,366 @@
+//! The HTTP client for one scrape job or one remote-write queue, built from Prometheus's common
+//! client settings ([`HttpClientConfig`]: `basic_auth`, `authorization`, `bearer_token(_file)`,
+//! `tls_config`). Shared by the scrape loops and remote write so both speak TLS and send
+//! credentials the same way.
+//!
+//! Files are handled as Prometheus's `common/config` does: credential files (`password_file`,
+//! `username_file`, `credentials_file`, `bearer_token_file`) are read on every request, so a
+//! rotated Kubernetes secret takes effect at the next scrape; TLS files (`ca_file`, `cert_file`,
+//! `key_file`) are re-read on every request and the client is rebuilt only when their content
+//! changed. Secrets never reach a log line: [`HttpClient`]'s `Debug` omits them and the
+//! `Authorization` header is marked sensitive.
+//!
+//! TLS is rustls with the workspace's one provider (aws-lc-rs). Differences from Go's TLS: no
+//! TLS 1.0/1.1 (rejected at config load), and `server_name` is used to *verify* the server's
+//! certificate while the SNI sent is still the URL's host (rustls takes SNI from the URL).
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use promshard_model::http_config::{HttpClientConfig, TlsConfig};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+/// Transport settings that are not part of [`HttpClientConfig`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// `follow_redirects` (Prometheus follows up to 10).
+    pub follow_redirects: bool,
+    /// Ask for and transparently decompress gzip responses (`enable_compression` for scrapes).
+    pub gzip: bool,
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            follow_redirects: true,
+            gzip: true,
+            pool_idle_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// A client that applies a job's auth and TLS settings to each request.
+pub struct HttpClient {
+    cfg: HttpClientConfig,
+    opts: ClientOptions,
+    /// The current client and the TLS material it was built from (to notice file changes).
+    state: Mutex<(reqwest::Client, TlsMaterial)>,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names which settings are present, never their values.
+        f.debug_struct("HttpClient")
+            .field("basic_auth", &self.cfg.basic_auth.is_some())
+            .field(
+                "authorization",
+                &(self.cfg.authorization.is_some() || !self.cfg.bearer_token.is_empty()),
+            )
+            .field("bearer_token_file", &self.cfg.bearer_token_file)
+            .field("tls_config", &self.cfg.tls_config.is_some())
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+impl HttpClient {
+    /// Validates `cfg` (Prometheus's rules) and builds the client; TLS files must be readable.
+    pub fn new(cfg: &HttpClientConfig, opts: ClientOptions) -> anyhow::Result<HttpClient> {
+        cfg.validate().map_err(|e| anyhow!(e))?;
+        let material = TlsMaterial::load(cfg.tls_config.as_ref())?;
+        let client = build_client(cfg.tls_config.as_ref(), &material, &opts)?;
+        Ok(HttpClient {
+            cfg: cfg.clone(),
+            opts,
+            state: Mutex::new((client, material)),
+        })
+    }
+
+    /// The underlying client as of now (for callers that add auth themselves; prefer
+    /// [`HttpClient::request`]).
+    pub fn client(&self) -> anyhow::Result<reqwest::Client> {
+        self.refresh_tls()
+    }
+
+    /// A request with the job's credentials set, on a client whose TLS material is current.
+    /// Fails (as the scrape or send would in Prometheus) when a credential or TLS file cannot
+    /// be read.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let client = self.refresh_tls()?;
+        let mut req = client.request(method, url);
+        if let Some(v) = self.authorization_header()? {
+            req = req.header(AUTHORIZATION, v);
+        }
+        Ok(req)
+    }
+
+    fn refresh_tls(&self) -> anyhow::Result<reqwest::Client> {
+        let tls = self.cfg.tls_config.as_ref();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if tls.is_some_and(has_files) {
+            let now = TlsMaterial::load(tls)?;
+            if now != state.1 {
+                let client = build_client(tls, &now, &self.opts)?;
+                tracing::info!("TLS files changed; rebuilt HTTP client");
+                *state = (client, now);
+            }
+        }
+        Ok(state.0.clone())
+    }
+
+    /// The `Authorization` value from `basic_auth`, `authorization` or `bearer_token(_file)`.
+    fn authorization_header(&self) -> anyhow::Result<Option<HeaderValue>> {
+        let value = if let Some(b) = &self.cfg.basic_auth {
+            let user = secret(&b.username, &b.username_file, "basic auth username")?;
+            let pass = secret(&b.password, &b.password_file, "basic auth password")?;
+            use base64::Engine as _;
+            let enc = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            format!("Basic {enc}")
+        } else if let Some(a) = &self.cfg.authorization {
+            let creds = secret(
+                &a.credentials,
+                &a.credentials_file,
+                "authorization credentials",
+            )?;
+            let kind = if a.kind.is_empty() { "Bearer" } else { &a.kind };
+            format!("{kind} {creds}")
+        } else if !self.cfg.bearer_token.is_empty() || !self.cfg.bearer_token_file.is_empty() {
+            let creds = secret(
+                &self.cfg.bearer_token,
+                &self.cfg.bearer_token_file,
+                "bearer token",
+            )?;
+            format!("Bearer {creds}")
+        } else {
+            return Ok(None);
+        };
+        let mut v = HeaderValue::from_str(&value)
+            .map_err(|_| anyhow!("credentials contain characters not allowed in a header"))?;
+        v.set_sensitive(true);
+        Ok(Some(v))
+    }
+}
+
+/// An inline secret, or the trimmed content of its file (read now), as Prometheus's
+/// `FileSecret` does.
+fn secret(inline: &str, file: &str, what: &str) -> anyhow::Result<String> {
+    if file.is_empty() {
+        return Ok(inline.to_string());
+    }
+    let content = std::fs::read_to_string(file)
+        .with_context(|| format!("unable to read {what} file {file}"))?;
+    Ok(content.trim().to_string())
+}
+
+fn has_files(t: &TlsConfig) -> bool {
+    !t.ca_file.is_empty() || !t.cert_file.is_empty() || !t.key_file.is_empty()
+}
+
+/// The PEM bytes a TLS config refers to, inline or read from its files.
+#[derive(Default, PartialEq, Eq)]
+struct TlsMaterial {
+    ca: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl TlsMaterial {
+    fn load(tls: Option<&TlsConfig>) -> anyhow::Result<TlsMaterial> {
+        let Some(t) = tls else {
+            return Ok(TlsMaterial::default());
+        };
+        let read = |inline: &str, file: &str, what: &str| -> anyhow::Result<Vec<u8>> {
+            if file.is_empty() {
+                Ok(inline.as_bytes().to_vec())
+            } else {
+                std::fs::read(file).with_context(|| format!("unable to read {what} file {file}"))
+            }
+        };
+        Ok(TlsMaterial {
+            ca: read(&t.ca, &t.ca_file, "CA")?,
+            cert: read(&t.cert, &t.cert_file, "client certificate")?,
+            key: read(&t.key, &t.key_file, "client key")?,
+        })
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .clone()
+}
+
+/// The system's roots, loaded once per process (Prometheus uses the system pool when no CA is set).
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut store = RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = store.add_parsable_certificates(found.certs);
+            if added == 0 {
+                tracing::warn!("no system CA certificates found; TLS targets need tls_config.ca");
+            }
+            Arc::new(store)
+        })
+        .clone()
+}
+
+fn build_client(
+    tls: Option<&TlsConfig>,
+    material: &TlsMaterial,
+    opts: &ClientOptions,
+) -> anyhow::Result<reqwest::Client> {
+    let redirect = if opts.follow_redirects {
+        reqwest::redirect::Policy::limited(10)
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    let builder = reqwest::Client::builder()
+        .gzip(opts.gzip)
+        .redirect(redirect)
+        .pool_idle_timeout(opts.pool_idle_timeout)
+        .tcp_nodelay(true)
+        .tls_backend_preconfigured(rustls_config(tls, material)?);
+    Ok(builder.build()?)
+}
+
+fn rustls_config(
+    tls: Option<&TlsConfig>,
+    material: &TlsMaterial,
+) -> anyhow::Result<rustls::ClientConfig> {
+    let default = TlsConfig::default();
+    let t = tls.unwrap_or(&default);
+    let provider = provider();
+    let roots = if material.ca.is_empty() {
+        system_roots()
+    } else {
+        let mut store = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&material.ca) {
+            store
+                .add(cert.context("unable to parse CA certificate")?)
+                .context("unable to use CA certificate")?;
+        }
+        if store.is_empty() {
+            bail!("unable to use specified CA cert: no certificate in PEM");
+        }
+        Arc::new(store)
+    };
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .context("unable to build the certificate verifier")?;
+    let server_name = if t.server_name.is_empty() {
+        None
+    } else {
+        Some(
+            ServerName::try_from(t.server_name.clone())
+                .map_err(|_| anyhow!("invalid tls_config.server_name {:?}", t.server_name))?,
+        )
+    };
+    let verifier = Arc::new(Verifier {
+        inner: webpki,
+        server_name,
+        insecure: t.insecure_skip_verify,
+        provider: provider.clone(),
+    });
+    let versions: &[&rustls::SupportedProtocolVersion] = if t.min_version == "TLS13" {
+        &[&rustls::version::TLS13]
+    } else {
+        rustls::ALL_VERSIONS
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .context("TLS versions")?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = if material.cert.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let certs = CertificateDer::pem_slice_iter(&material.cert)
+            .collect::<Result<Vec<_>, _>>()
+            .context("unable to parse client certificate")?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&material.key).context("unable to parse client key")?;
+        builder
+            .with_client_auth_cert(certs, key)
+            .context("unable to use client certificate")?
+    };
+    // Scrapes and remote write are HTTP/1.1 here (reqwest is built without http2).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Verifies as webpki does, against `server_name` when set, or not at all under
+/// `insecure_skip_verify` (handshake signatures are still checked).
+#[derive(Debug)]
+struct Verifier {
+    inner: Arc<WebPkiServerVerifier>,
+    server_name: Option<ServerName<'static>>,
+    insecure: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.insecure {
+            return Ok(ServerCertVerified::assertion());
+        }
+        let name = self.server_name.as_ref().unwrap_or(server_name);
+        self.inner
+            .verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
