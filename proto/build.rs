@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/promshard/v1/control.proto",
         "proto/prometheus/types.proto",
         "proto/prometheus/remote.proto",
+        "proto/prometheus/write_v2.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -1,11 +1,27 @@
 //! Generated wire types. `control` is promshard's own control plane (`promshard.v1`);
-//! `prometheus` is remote-write 1.0 (`prometheus.WriteRequest`).
+//! `prometheus` is remote-write 1.0 (`prometheus.WriteRequest`), `write_v2` is remote-write 2.0
+//! (`io.prometheus.write.v2.Request`).
 
 /// Prometheus remote-write 1.0 messages.
 #[allow(unreachable_pub, clippy::all)]
 pub mod prometheus {
     tonic::include_proto!("prometheus");
 }
+
+/// Prometheus remote-write 2.0 messages (`io.prometheus.write.v2.Request`).
+#[allow(unreachable_pub, clippy::all)]
+pub mod io {
+    pub mod prometheus {
+        pub mod write {
+            pub mod v2 {
+                tonic::include_proto!("io.prometheus.write.v2");
+            }
+        }
+    }
+}
+
+/// Remote-write 2.0, by its short name.
+pub use io::prometheus::write::v2 as write_v2;
 
 /// Module tree matching the proto package `promshard.v1`, so generated cross-package paths
 /// (`super::super::prometheus`) resolve.
