@@ -354,6 +354,41 @@ pub fn promshard_bin() -> PathBuf {
 /// A workspace source file modified after `bin`, if any.
 fn newer_source(bin: &Path) -> Option<PathBuf> {
     let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
+    let newer = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m > built)
+    };
+    // Cargo's dep-info file lists exactly the sources compiled into the binary, so a test-only
+    // file (a `#[cfg(test)] mod tests;`) edited after the build does not count as staleness.
+    let mut dep_info = bin.as_os_str().to_owned();
+    dep_info.push(".d");
+    if let Ok(text) = std::fs::read_to_string(&dep_info) {
+        let first = text.lines().next()?;
+        let deps = first.split_once(": ")?.1;
+        // Paths are space-separated, with spaces inside a path escaped as `\ `.
+        let mut path = String::new();
+        let mut chars = deps.chars().peekable();
+        let mut found = None;
+        let mut check = |path: &mut String| {
+            if !path.is_empty() && found.is_none() && newer(Path::new(path.as_str())) {
+                found = Some(PathBuf::from(path.as_str()));
+            }
+            path.clear();
+        };
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&' ') => {
+                    path.push(' ');
+                    chars.next();
+                }
+                ' ' => check(&mut path),
+                c => path.push(c),
+            }
+        }
+        check(&mut path);
+        return found;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()?
         .to_path_buf();
@@ -368,12 +403,7 @@ fn newer_source(bin: &Path) -> Option<PathBuf> {
                 if !p.ends_with("tests") && !p.ends_with("benches") {
                     stack.push(p);
                 }
-            } else if p.extension().is_some_and(|e| e == "rs" || e == "proto")
-                && entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|m| m > built)
-            {
+            } else if p.extension().is_some_and(|e| e == "rs" || e == "proto") && newer(&p) {
                 return Some(p);
             }
         }
