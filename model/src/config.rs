@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
 use crate::duration::PromDuration;
+use crate::http_config::{Authorization, BasicAuth, HttpClientConfig, TlsConfig};
 use crate::labels::is_valid_label_name;
 use crate::relabel::RelabelConfig;
 
@@ -55,12 +56,7 @@ const UNSUPPORTED_SCRAPE_FIELDS: &[&str] = &[
     "azure_sd_configs",
     "http_sd_configs",
     "openstack_sd_configs",
-    "basic_auth",
-    "authorization",
-    "bearer_token",
-    "bearer_token_file",
     "oauth2",
-    "tls_config",
     "proxy_url",
     "no_proxy",
     "proxy_from_environment",
@@ -79,22 +75,16 @@ const UNSUPPORTED_SCRAPE_FIELDS: &[&str] = &[
 ];
 
 const UNSUPPORTED_REMOTE_WRITE_FIELDS: &[&str] = &[
-    "basic_auth",
-    "authorization",
-    "bearer_token",
-    "bearer_token_file",
     "oauth2",
     "sigv4",
     "azuread",
     "google_iam",
-    "tls_config",
     "proxy_url",
     "no_proxy",
     "proxy_from_environment",
     "proxy_connect_header",
     "send_exemplars",
     "send_native_histograms",
-    "protobuf_message",
     "round_robin_dns",
     "follow_redirects",
     "enable_http2",
@@ -359,6 +349,17 @@ pub struct ScrapeConfig {
     pub body_size_limit: Option<ByteSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_scrape_protocol: Option<ScrapeProtocol>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token: String,
+    /// Read by the worker at each scrape (a path on the worker, as for Prometheus).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub static_configs: Vec<StaticConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -381,6 +382,16 @@ impl ScrapeConfig {
     }
     pub fn timeout(&self) -> PromDuration {
         self.scrape_timeout.unwrap_or(PromDuration::from_secs(10))
+    }
+    /// The auth and TLS settings, for validation and for the worker's HTTP client.
+    pub fn http_client_config(&self) -> HttpClientConfig {
+        HttpClientConfig {
+            basic_auth: self.basic_auth.clone(),
+            authorization: self.authorization.clone(),
+            bearer_token: self.bearer_token.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            tls_config: self.tls_config.clone(),
+        }
     }
     /// The same job without its discovery sections: what a worker needs to scrape.
     pub fn without_discovery(&self) -> ScrapeConfig {
@@ -445,9 +456,35 @@ pub struct RemoteWriteConfig {
     pub write_relabel_configs: Vec<RelabelConfig>,
     #[serde(default)]
     pub queue_config: QueueConfig,
-    /// Accepted; metadata is not sent by remote write 1.0 here yet.
+    /// Accepted; remote write 1.0 sends no metadata here (2.0 carries it in every series).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_config: Option<serde_norway::Value>,
+    /// Which wire format to send; 2.0 falls back to 1.0 when the receiver answers 415.
+    #[serde(default)]
+    pub protobuf_message: ProtobufMessage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<crate::http_config::BasicAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<crate::http_config::Authorization>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_token_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<crate::http_config::TlsConfig>,
+}
+
+/// `protobuf_message`: the remote-write protocol version, named by its message as Prometheus
+/// does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProtobufMessage {
+    /// Remote write 1.0.
+    #[default]
+    #[serde(rename = "prometheus.WriteRequest")]
+    V1,
+    /// Remote write 2.0: symbols table, metadata and created timestamps per series.
+    #[serde(rename = "io.prometheus.write.v2.Request")]
+    V2,
 }
 
 fn default_remote_timeout() -> PromDuration {
@@ -464,6 +501,17 @@ impl RemoteWriteConfig {
             )
         } else {
             self.name.clone()
+        }
+    }
+
+    /// The auth and TLS settings, for validation and for building the write client.
+    pub fn http_client_config(&self) -> crate::http_config::HttpClientConfig {
+        crate::http_config::HttpClientConfig {
+            basic_auth: self.basic_auth.clone(),
+            authorization: self.authorization.clone(),
+            bearer_token: self.bearer_token.clone(),
+            bearer_token_file: self.bearer_token_file.clone(),
+            tls_config: self.tls_config.clone(),
         }
     }
 }
@@ -680,6 +728,7 @@ impl Config {
                 r.validate()
                     .map_err(|m| err(format!("write_relabel_configs[{j}]: {m}")))?;
             }
+            rw.http_client_config().validate().map_err(err)?;
         }
         Ok(())
     }
@@ -745,7 +794,12 @@ fn parse_scrape_configs(v: Value) -> Result<Vec<ScrapeConfig>, ConfigError> {
                 format!("field `{f}` is not supported by promshard yet"),
             ));
         }
-        out.push(serde_norway::from_value(item).map_err(|e| ConfigError::new(ctx, e))?);
+        let sc: ScrapeConfig =
+            serde_norway::from_value(item).map_err(|e| ConfigError::new(ctx.clone(), e))?;
+        sc.http_client_config()
+            .validate()
+            .map_err(|e| ConfigError::new(ctx, e))?;
+        out.push(sc);
     }
     Ok(out)
 }

@@ -151,3 +151,49 @@ fn byte_sizes() {
     assert_eq!(ByteSize::parse("0").unwrap(), ByteSize(0));
     assert!(ByteSize::parse("10XB").is_err());
 }
+
+#[test]
+fn scrape_auth_and_tls_fields_parse_and_validate() {
+    let c = Config::parse(
+        r#"
+scrape_configs:
+  - job_name: a
+    basic_auth: {username: u, password_file: /run/p}
+    tls_config:
+      {ca_file: /ca.pem, server_name: x.example, insecure_skip_verify: true, min_version: TLS13}
+  - job_name: b
+    authorization: {credentials_file: /run/t}
+  - job_name: c
+    bearer_token: tok
+"#,
+    )
+    .unwrap();
+    let a = c.scrape_config("a").unwrap().http_client_config();
+    assert_eq!(a.basic_auth.as_ref().unwrap().username, "u");
+    assert_eq!(a.basic_auth.as_ref().unwrap().password_file, "/run/p");
+    let tls = a.tls_config.unwrap();
+    assert_eq!(
+        (tls.ca_file.as_str(), tls.server_name.as_str(), tls.insecure_skip_verify),
+        ("/ca.pem", "x.example", true)
+    );
+    let b = c.scrape_config("b").unwrap().authorization.clone().unwrap();
+    assert_eq!((b.kind.as_str(), b.credentials_file.as_str()), ("Bearer", "/run/t"));
+    assert_eq!(c.scrape_config("c").unwrap().bearer_token, "tok");
+    // Survives the trip to the workers.
+    assert_eq!(Config::parse(&c.to_yaml()).unwrap(), c);
+
+    // Prometheus's HTTPClientConfig.Validate messages, with the job named.
+    let e = err("scrape_configs: [{job_name: a, basic_auth: {username: u}, bearer_token: t}]");
+    assert!(
+        e.contains(r#"job "a""#) && e.contains("at most one of basic_auth, bearer_token"),
+        "{e}"
+    );
+    let e = err("scrape_configs: [{job_name: a, authorization: {type: Basic, credentials: x}}]");
+    assert!(e.contains("use \"basic_auth\" instead"), "{e}");
+    let e = err("scrape_configs: [{job_name: a, tls_config: {cert_file: /c.pem}}]");
+    assert!(e.contains("exactly one of key or key_file"), "{e}");
+    let e = err("scrape_configs: [{job_name: a, tls_config: {min_version: TLS10}}]");
+    assert!(e.contains("unsupported min_version"), "{e}");
+    let e = err("scrape_configs: [{job_name: a, oauth2: {client_id: x}}]");
+    assert!(e.contains("field `oauth2` is not supported"), "{e}");
+}

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use promshard_model::config::ScrapeConfig;
 use promshard_model::target::scrape_url;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub(crate) use scrape_loop::Stop;
+pub(crate) use scrape_loop::{Ctl, Stop};
 
 use crate::assignment::{Applied, AssignedTarget, Assignment};
 use crate::metrics::Metrics;
@@ -22,13 +22,19 @@ use crate::remote_write::Appender;
 use crate::status::StatusBoard;
 
 struct LoopHandle {
-    stop: oneshot::Sender<Stop>,
+    ctl: watch::Sender<Ctl>,
+}
+
+impl LoopHandle {
+    fn stop(&self, why: Stop) {
+        let _ = self.ctl.send(Ctl::Stop(why));
+    }
 }
 
 /// Prometheus's scrape pool: one job's config, HTTP client and loops.
 struct ScrapePool {
     cfg: ScrapeConfig,
-    client: reqwest::Client,
+    client: Arc<crate::http_client::HttpClient>,
     loops: HashMap<String, LoopHandle>,
 }
 
@@ -38,6 +44,8 @@ pub struct ScrapeManager {
     status: Arc<StatusBoard>,
     metrics: Arc<Metrics>,
     tasks: JoinSet<()>,
+    /// Loops handing their target over: (job, handle, stop instant), by target id.
+    leaving: HashMap<String, (String, LoopHandle, i64)>,
 }
 
 impl ScrapeManager {
@@ -48,6 +56,7 @@ impl ScrapeManager {
             status,
             metrics,
             tasks: JoinSet::new(),
+            leaving: HashMap::new(),
         }
     }
 
@@ -65,13 +74,21 @@ impl ScrapeManager {
                 .is_some_and(|c| c.without_discovery() == pool.cfg);
             if !keep {
                 for (_, h) in pool.loops.drain() {
-                    let _ = h.stop.send(Stop::Replaced);
+                    h.stop(Stop::Replaced);
                 }
             }
             keep
         });
         let removed: std::collections::HashSet<&str> =
             applied.removed.iter().map(String::as_str).collect();
+        let handoffs: HashMap<&str, i64> = applied
+            .handoffs
+            .iter()
+            .map(|(id, at)| (id.as_str(), *at))
+            .collect();
+        // Loops past their handoff instant have ended by themselves.
+        let now = scrape_loop::unix_ms(std::time::SystemTime::now());
+        self.leaving.retain(|_, (_, _, at)| *at + 60_000 > now);
         for pool in self.pools.values_mut() {
             let gone: Vec<String> = pool
                 .loops
@@ -81,12 +98,18 @@ impl ScrapeManager {
                 .collect();
             for id in gone {
                 if let Some(h) = pool.loops.remove(&id) {
+                    if let Some(at) = handoffs.get(id.as_str()) {
+                        // Keeps scraping until the new owner's first slot.
+                        let _ = h.ctl.send(Ctl::StopAt(*at));
+                        self.leaving.insert(id, (pool.cfg.job_name.clone(), h, *at));
+                        continue;
+                    }
                     let why = if removed.contains(id.as_str()) {
                         Stop::Removed
                     } else {
                         Stop::HandedOff
                     };
-                    let _ = h.stop.send(why);
+                    h.stop(why);
                 }
             }
         }
@@ -118,6 +141,14 @@ impl ScrapeManager {
         if pool.loops.contains_key(&t.id) {
             return Ok(());
         }
+        if let Some((job, h, _)) = self.leaving.remove(&t.id) {
+            if job == t.job && !h.ctl.is_closed() {
+                // Handed back before it left (the new owner failed): it just carries on.
+                let _ = h.ctl.send(Ctl::Run);
+                pool.loops.insert(t.id.clone(), h);
+                return Ok(());
+            }
+        }
         let url = scrape_url(&t.labels, &pool.cfg.params);
         let scraper = scraper::Scraper::new(pool.client.clone(), url, &pool.cfg);
         let processor = append::SampleProcessor::new(&pool.cfg, t.labels.without_reserved());
@@ -130,9 +161,9 @@ impl ScrapeManager {
             self.metrics.clone(),
             pool.cfg.interval().0,
         );
-        let (stop, rx) = oneshot::channel();
+        let (ctl, rx) = watch::channel(Ctl::Run);
         self.tasks.spawn(lp.run(rx));
-        pool.loops.insert(t.id.clone(), LoopHandle { stop });
+        pool.loops.insert(t.id.clone(), LoopHandle { ctl });
         Ok(())
     }
 
@@ -140,9 +171,10 @@ impl ScrapeManager {
     pub fn shutdown(&mut self) {
         for pool in self.pools.values_mut() {
             for (_, h) in pool.loops.drain() {
-                let _ = h.stop.send(Stop::Replaced);
+                h.stop(Stop::Replaced);
             }
         }
+        self.leaving.clear();
         self.tasks.abort_all();
     }
 }

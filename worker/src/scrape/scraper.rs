@@ -1,33 +1,32 @@
 //! One HTTP scrape: the request Prometheus would send, the body read with a limit counted on
 //! *decompressed* bytes (a gzip bomb stops at the limit), and failures worded like Prometheus's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use promshard_model::config::{ScrapeConfig, ScrapeProtocol};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, HeaderValue, USER_AGENT};
 
 use super::parser::{ACCEPT_HEADER, Format, negotiate_format};
+use crate::http_client::{ClientOptions, HttpClient};
 
 pub(super) const USER_AGENT_VALUE: &str = concat!("promshard/", env!("CARGO_PKG_VERSION"));
 
-/// Builds the HTTP client shared by a job's loops (connection reuse across targets).
-pub(super) fn client_for(cfg: &ScrapeConfig) -> anyhow::Result<reqwest::Client> {
-    let redirect = if cfg.follow_redirects {
-        reqwest::redirect::Policy::limited(10)
-    } else {
-        reqwest::redirect::Policy::none()
+/// Builds the HTTP client shared by a job's loops (connection reuse across targets), with the
+/// job's auth and TLS settings.
+pub(super) fn client_for(cfg: &ScrapeConfig) -> anyhow::Result<Arc<HttpClient>> {
+    let opts = ClientOptions {
+        follow_redirects: cfg.follow_redirects,
+        gzip: cfg.enable_compression,
+        ..ClientOptions::default()
     };
-    Ok(reqwest::Client::builder()
-        .gzip(cfg.enable_compression)
-        .redirect(redirect)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()?)
+    Ok(Arc::new(HttpClient::new(&cfg.http_client_config(), opts)?))
 }
 
 pub(super) struct Scraper {
-    client: reqwest::Client,
+    client: Arc<HttpClient>,
     url: String,
+    enable_compression: bool,
     timeout: Duration,
     body_limit: u64,
     /// `fallback_scrape_protocol`: the format for a missing or unusable `Content-Type`.
@@ -35,10 +34,11 @@ pub(super) struct Scraper {
 }
 
 impl Scraper {
-    pub(super) fn new(client: reqwest::Client, url: String, cfg: &ScrapeConfig) -> Self {
+    pub(super) fn new(client: Arc<HttpClient>, url: String, cfg: &ScrapeConfig) -> Self {
         Scraper {
             client,
             url,
+            enable_compression: cfg.enable_compression,
             timeout: cfg.timeout().0,
             body_limit: cfg.body_size_limit.map_or(0, |b| b.0),
             fallback: cfg.fallback_scrape_protocol.map(|p| match p {
@@ -70,15 +70,18 @@ impl Scraper {
 
     async fn fetch(&self, buf: &mut Vec<u8>) -> Result<Format, String> {
         let timeout_secs = format!("{}", self.timeout.as_secs_f64());
-        let mut resp = self
+        let mut req = self
             .client
-            .get(&self.url)
+            .request(reqwest::Method::GET, &self.url)
+            .map_err(|e| format!("{e:#}"))?
             .header(ACCEPT, HeaderValue::from_static(ACCEPT_HEADER))
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
-            .header("X-Prometheus-Scrape-Timeout-Seconds", timeout_secs)
-            .send()
-            .await
-            .map_err(|e| format!("{e:#}"))?;
+            .header("X-Prometheus-Scrape-Timeout-Seconds", timeout_secs);
+        if !self.enable_compression {
+            // As Prometheus: say so explicitly, or some servers compress anyway.
+            req = req.header(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
+        let mut resp = req.send().await.map_err(|e| format!("{e:#}"))?;
         let status = resp.status();
         if status != reqwest::StatusCode::OK {
             return Err(format!("server returned HTTP status {status}"));
