@@ -69,6 +69,7 @@ pub async fn run_worker(
     id: Option<String>,
     http: SocketAddr,
     data_dir: PathBuf,
+    wal_max_bytes: u64,
 ) -> anyhow::Result<()> {
     let worker_id = id.unwrap_or_else(default_worker_id);
     let http = bind(http, "HTTP").await?;
@@ -78,6 +79,7 @@ pub async fn run_worker(
         master,
         worker_id,
         data_dir,
+        wal_max_bytes,
     };
     promshard_worker::run(opts, http, shutdown_signal()).await
 }

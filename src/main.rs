@@ -60,6 +60,10 @@ enum Command {
         /// Where the worker keeps its assignment (and its WAL).
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
+        /// Size bound of each remote_write endpoint's WAL (e.g. 512MiB); past it the oldest
+        /// unsent data is dropped and counted.
+        #[arg(long = "wal.max-bytes", default_value = "1GiB", value_parser = parse_bytes)]
+        wal_max_bytes: u64,
     },
     /// Run a master, two workers and simulated targets locally, and show what flows.
     Demo {
@@ -85,6 +89,10 @@ enum Command {
 enum CheckCommand {
     /// Validate a prometheus.yml-format configuration file.
     Config { file: PathBuf },
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    promshard_model::config::ByteSize::parse(s).map(|b| b.0)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -148,7 +156,8 @@ fn main() -> ExitCode {
                 id,
                 listen_http,
                 data_dir,
-            } => promshard::run_worker(master, id, listen_http, data_dir).await,
+                wal_max_bytes,
+            } => promshard::run_worker(master, id, listen_http, data_dir, wal_max_bytes).await,
             Command::Demo {
                 remote_write,
                 targets,

@@ -28,6 +28,8 @@ pub struct Options {
     pub worker_id: String,
     /// Holds the persisted assignment (and, later, the WAL).
     pub data_dir: PathBuf,
+    /// Size bound of each remote-write endpoint's WAL (`--wal.max-bytes`).
+    pub wal_max_bytes: u64,
 }
 
 pub async fn run(
@@ -39,7 +41,11 @@ pub async fn run(
         .with_context(|| format!("creating data dir {}", opts.data_dir.display()))?;
     let metrics = Arc::new(metrics::Metrics::new());
     let status = Arc::new(status::StatusBoard::default());
-    let (mut rw, appender) = remote_write::RemoteWriteManager::new(metrics.clone());
+    let (mut rw, appender) = remote_write::RemoteWriteManager::new(
+        metrics.clone(),
+        opts.data_dir.join("wal"),
+        opts.wal_max_bytes,
+    );
     let mut scrapes = scrape::ScrapeManager::new(appender, status.clone(), metrics.clone());
 
     // Resume the persisted assignment before the master answers: a restarted worker keeps

@@ -21,6 +21,12 @@ pub struct Metrics {
     pub rw_dropped: Family<LabelSet, Counter>,
     pub rw_pending: Family<LabelSet, Gauge>,
     pub rw_highest_sent: Family<LabelSet, Gauge>,
+    pub rw_samples_in: Family<LabelSet, Counter>,
+    pub rw_wal_dropped: Family<LabelSet, Counter>,
+    pub rw_bytes: Family<LabelSet, Counter>,
+    pub rw_shards: Family<LabelSet, Gauge>,
+    pub rw_wal_bytes: Family<LabelSet, Gauge>,
+    pub rw_v2_fallbacks: Family<LabelSet, Counter>,
 }
 
 impl Metrics {
@@ -37,6 +43,12 @@ impl Metrics {
             rw_dropped: Family::default(),
             rw_pending: Family::default(),
             rw_highest_sent: Family::default(),
+            rw_samples_in: Family::default(),
+            rw_wal_dropped: Family::default(),
+            rw_bytes: Family::default(),
+            rw_shards: Family::default(),
+            rw_wal_bytes: Family::default(),
+            rw_v2_fallbacks: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -76,12 +88,42 @@ impl Metrics {
         );
         registry.register(
             "prometheus_remote_storage_samples_dropped",
-            "Samples dropped before sending because the queue was over its bound",
+            "Samples dropped before sending: by write_relabel_configs, or lost to the WAL size bound",
             m.rw_dropped.clone(),
         );
         registry.register(
+            "prometheus_remote_storage_samples_in",
+            "Samples written to the endpoint's WAL",
+            m.rw_samples_in.clone(),
+        );
+        registry.register(
+            "prometheus_remote_storage_bytes",
+            "Compressed bytes of requests delivered",
+            m.rw_bytes.clone(),
+        );
+        registry.register(
+            "prometheus_remote_storage_shards",
+            "Sender shards running",
+            m.rw_shards.clone(),
+        );
+        registry.register(
+            "promshard_remote_write_wal_dropped_samples",
+            "Samples deleted unsent because the endpoint's WAL went over --wal.max-bytes",
+            m.rw_wal_dropped.clone(),
+        );
+        registry.register(
+            "promshard_remote_write_wal_bytes",
+            "Bytes of WAL segments on disk for the endpoint",
+            m.rw_wal_bytes.clone(),
+        );
+        registry.register(
+            "promshard_remote_write_v2_fallbacks",
+            "Times the receiver answered 415 to remote write 2.0 and the sender fell back to 1.0",
+            m.rw_v2_fallbacks.clone(),
+        );
+        registry.register(
             "prometheus_remote_storage_samples_pending",
-            "Samples buffered in memory waiting to be sent",
+            "Samples read from the WAL and queued in shards, not yet delivered",
             m.rw_pending.clone(),
         );
         registry.register(

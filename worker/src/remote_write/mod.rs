@@ -1,21 +1,33 @@
-//! Remote write: one [`QueueManager`](queue) per `remote_write` endpoint, each with its own
-//! bounded buffer and sender, so a dead endpoint never blocks a healthy one or the scrapers.
+//! Remote write: per `remote_write` endpoint, an on-disk [WAL](wal) and a
+//! [`QueueManager`](queue) with its own read position and sender shards, so a dead endpoint
+//! never blocks a healthy one or the scrapers.
 //!
-//! Scrape loops hand batches to the [`Appender`], which fans them out to every endpoint without
-//! waiting: if an endpoint's inbox is full the batch is dropped *for that endpoint* and counted.
+//! Scrape loops hand each scrape's batch to the [`Appender`], which writes it to every
+//! endpoint's WAL at once (one `write(2)` per endpoint, no waiting on any network) and wakes
+//! the endpoint's reader. Each WAL is bounded by `--wal.max-bytes`; past it, that endpoint's
+//! oldest data is dropped and counted, the others are unaffected.
 
 mod client;
 mod queue;
+mod wal;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use promshard_model::Labels;
 use promshard_model::config::{Config, RemoteWriteConfig};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::metrics::Metrics;
+use crate::metrics::{LabelSet, Metrics};
 
-pub use client::{SendError, WriteClient};
+pub use client::{
+    MetadataMap, Protocol, SendError, V1_CONTENT_TYPE, V2_CONTENT_TYPE, WriteClient, encode_v1,
+    encode_v2,
+};
+
+/// Default per-endpoint WAL bound (`--wal.max-bytes`).
+pub const DEFAULT_WAL_MAX_BYTES: u64 = 1 << 30;
 
 /// One sample as it leaves the scrape path.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,39 +39,54 @@ pub struct Sample {
 
 pub type Batch = Arc<Vec<Sample>>;
 
-/// Batches in flight from scrapers to one endpoint's queue manager.
-const INBOX: usize = 4096;
+/// Labels of an endpoint's self-metrics, as Prometheus names them.
+pub(crate) fn endpoint_labels(cfg: &RemoteWriteConfig) -> LabelSet {
+    vec![
+        ("remote_name".into(), cfg.display_name()),
+        ("url".into(), cfg.url.clone()),
+    ]
+}
 
 /// Cheap handle used by scrape loops to hand off samples.
 #[derive(Clone)]
 pub struct Appender {
-    queues: watch::Receiver<Arc<Vec<Endpoint>>>,
-    metrics: Arc<Metrics>,
+    endpoints: watch::Receiver<Arc<Vec<Endpoint>>>,
 }
 
 #[derive(Clone)]
 struct Endpoint {
     name: String,
-    url: String,
-    tx: mpsc::Sender<Batch>,
+    wal: Arc<wal::Wal>,
+    m: queue::EndpointMetrics,
 }
 
 impl Appender {
+    /// Writes one scrape's samples to every endpoint's WAL. Never waits for the network; a
+    /// WAL that cannot be written (disk full) loses the batch for that endpoint, counted.
     pub fn append(&self, batch: Vec<Sample>) {
         if batch.is_empty() {
             return;
         }
-        let batch = Arc::new(batch);
-        let queues = self.queues.borrow().clone();
-        for q in queues.iter() {
-            if q.tx.try_send(batch.clone()).is_err() {
-                self.metrics
-                    .rw_dropped
-                    .get_or_create(&vec![
-                        ("remote_name".into(), q.name.clone()),
-                        ("url".into(), q.url.clone()),
-                    ])
-                    .inc_by(batch.len() as u64);
+        let endpoints = self.endpoints.borrow().clone();
+        if endpoints.is_empty() {
+            return;
+        }
+        let record = wal::encode_batch(&batch);
+        let n = batch.len() as u64;
+        for e in endpoints.iter() {
+            e.m.samples_in.inc_by(n);
+            match e.wal.append(&record, n) {
+                Ok(out) => {
+                    if out.dropped > 0 {
+                        e.m.wal_dropped.inc_by(out.dropped);
+                        e.m.dropped.inc_by(out.dropped);
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(remote = %e.name, error = %err, samples = n, "cannot write to the remote-write WAL; dropping the batch");
+                    e.m.wal_dropped.inc_by(n);
+                    e.m.dropped.inc_by(n);
+                }
             }
         }
     }
@@ -69,36 +96,70 @@ impl Appender {
 struct Running {
     cfg: RemoteWriteConfig,
     external: Vec<(String, String)>,
-    handle: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     endpoint: Endpoint,
 }
 
-/// Owns the queue managers; rebuilt endpoint by endpoint when the remote-write config changes.
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Owns the endpoints; rebuilt endpoint by endpoint when the remote-write config changes.
 pub struct RemoteWriteManager {
     running: Vec<Running>,
     publish: watch::Sender<Arc<Vec<Endpoint>>>,
     metrics: Arc<Metrics>,
+    wal_root: PathBuf,
+    wal_max_bytes: u64,
+}
+
+/// A WAL directory name from the endpoint's name: readable, and unique per name.
+fn wal_dir(root: &Path, name: &str) -> PathBuf {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe == name {
+        root.join(safe)
+    } else {
+        root.join(format!(
+            "{safe}-{:08x}",
+            xxhash_rust::xxh3::xxh3_64(name.as_bytes()) as u32
+        ))
+    }
 }
 
 impl RemoteWriteManager {
-    pub fn new(metrics: Arc<Metrics>) -> (Self, Appender) {
+    /// `wal_root` holds one WAL directory per endpoint (by `name`, or the URL hash Prometheus
+    /// uses when unnamed), each bounded by `wal_max_bytes`.
+    pub fn new(metrics: Arc<Metrics>, wal_root: PathBuf, wal_max_bytes: u64) -> (Self, Appender) {
         let (publish, rx) = watch::channel(Arc::new(Vec::new()));
-        let appender = Appender {
-            queues: rx,
-            metrics: metrics.clone(),
-        };
         (
             RemoteWriteManager {
                 running: Vec::new(),
                 publish,
                 metrics,
+                wal_root,
+                wal_max_bytes,
             },
-            appender,
+            Appender { endpoints: rx },
         )
     }
 
-    /// Starts, keeps or stops queue managers to match `cfg`. An endpoint whose settings did not
-    /// change keeps its queue (and whatever it has buffered).
+    /// Starts, keeps or restarts endpoints to match `cfg`. An endpoint whose settings did not
+    /// change keeps running untouched; one whose settings changed keeps its WAL (by name) and
+    /// re-reads what it had not delivered. A removed endpoint's WAL is deleted: nothing can
+    /// send it anywhere any more.
     pub fn apply(&mut self, cfg: &Config) {
         let external: Vec<(String, String)> = cfg
             .global
@@ -106,8 +167,9 @@ impl RemoteWriteManager {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut next = Vec::new();
         let mut old = std::mem::take(&mut self.running);
+        let mut wals: HashMap<String, Arc<wal::Wal>> = HashMap::new();
+        let mut next = Vec::new();
         for rw in &cfg.remote_write {
             if let Some(pos) = old
                 .iter()
@@ -116,29 +178,74 @@ impl RemoteWriteManager {
                 next.push(old.swap_remove(pos));
                 continue;
             }
-            let (tx, rx) = mpsc::channel(INBOX);
             let name = rw.display_name();
-            let endpoint = Endpoint {
-                name: name.clone(),
-                url: rw.url.clone(),
-                tx,
-            };
-            let qm = queue::QueueManager::new(rw.clone(), external.clone(), self.metrics.clone());
-            let handle = tokio::spawn(qm.run(rx));
-            tracing::info!(remote = %name, url = %rw.url, "remote write endpoint started");
-            next.push(Running {
-                cfg: rw.clone(),
-                external: external.clone(),
-                handle,
-                endpoint,
-            });
+            // Same name, new settings: stop the old manager first so exactly one reader
+            // uses the WAL.
+            if let Some(pos) = old.iter().position(|r| r.endpoint.name == name) {
+                let r = old.swap_remove(pos);
+                wals.insert(name.clone(), r.endpoint.wal.clone());
+                drop(r);
+            }
+            match self.start(rw, &external, wals.remove(&name)) {
+                Ok(r) => next.push(r),
+                Err(e) => {
+                    tracing::error!(remote = %name, url = %rw.url, error = %format!("{e:#}"), "cannot start remote write endpoint")
+                }
+            }
         }
         for r in old {
-            tracing::info!(url = %r.cfg.url, "remote write endpoint removed");
-            r.handle.abort();
+            tracing::info!(remote = %r.endpoint.name, url = %r.cfg.url, "remote write endpoint removed; deleting its WAL");
+            let dir = r.endpoint.wal.dir().to_path_buf();
+            drop(r);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot delete WAL");
+            }
         }
         let endpoints = next.iter().map(|r| r.endpoint.clone()).collect();
         self.running = next;
         self.publish.send_replace(Arc::new(endpoints));
+    }
+
+    fn start(
+        &self,
+        rw: &RemoteWriteConfig,
+        external: &[(String, String)],
+        wal: Option<Arc<wal::Wal>>,
+    ) -> anyhow::Result<Running> {
+        let name = rw.display_name();
+        let wal = match wal {
+            Some(w) => w,
+            None => wal::Wal::open(&wal_dir(&self.wal_root, &name), self.wal_max_bytes)?,
+        };
+        let m = queue::EndpointMetrics::new(&self.metrics, rw);
+        m.wal_bytes.set(wal.bytes() as i64);
+        let qm = queue::QueueManager::new(
+            rw.clone(),
+            external.to_vec(),
+            wal.clone(),
+            m.clone(),
+            MetadataMap::new(),
+        )?;
+        let sync_wal = wal.clone();
+        let sync = tokio::spawn(async move {
+            let mut every = tokio::time::interval(wal::SYNC_EVERY);
+            loop {
+                every.tick().await;
+                let w = sync_wal.clone();
+                match tokio::task::spawn_blocking(move || w.sync()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "WAL fsync failed"),
+                    Err(_) => return,
+                }
+            }
+        });
+        let reader = tokio::spawn(qm.run());
+        tracing::info!(remote = %name, url = %rw.url, wal = %wal.dir().display(), "remote write endpoint started");
+        Ok(Running {
+            cfg: rw.clone(),
+            external: external.to_vec(),
+            tasks: vec![reader, sync],
+            endpoint: Endpoint { name, wal, m },
+        })
     }
 }

@@ -1,230 +1,479 @@
-//! The queue manager of one endpoint: buffers samples in memory (bounded), cuts batches of
-//! `max_samples_per_send` or at `batch_send_deadline`, and feeds a sender that retries as the
-//! spec says. One sender per endpoint keeps every series' samples in order across requests
-//! (a series is never in two in-flight requests).
+//! The queue manager of one endpoint: reads its WAL in order, applies `external_labels` and
+//! `write_relabel_configs`, and hands every sample to the shard its series hashes to. Shards
+//! batch (`max_samples_per_send` or `batch_send_deadline`, whichever comes first) and send
+//! with the spec's retry rules; a series always maps to one shard and a shard has one request
+//! in flight, so each series' samples arrive in WAL order, which is timestamp order.
 //!
-//! The buffer never blocks scrapers: past its bound the oldest samples are dropped and counted
-//! in `prometheus_remote_storage_samples_dropped_total`.
+//! Ordering of backlog and fresh data: strictly WAL order, as Prometheus does. After an outage
+//! the backlog drains first, at the full parallelism of the shards, and fresh scrapes follow
+//! it; they are on disk meanwhile and delayed by the drain, never dropped for it. Interleaving
+//! fresh data ahead of the backlog would make every series go back in time at the receiver.
+//!
+//! Progress: every record read from the WAL counts its samples down as shards deliver them
+//! (or drop them on a non-recoverable error); the WAL's committed position moves past a record
+//! once it and everything before it are done. A restart replays from there, so a crash re-sends
+//! at most what was in flight (at-least-once) and loses nothing.
+//!
+//! Shard count adapts between `min_shards` and `max_shards`: it doubles when the reader spent
+//! most of the last period waiting for busy shards while sends succeed (a backlog is draining
+//! or the upstream is slow), and shrinks by one when shards sat idle with no backlog. Changing
+//! it drains every shard first, so no series is ever in two shards at once.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use promshard_model::config::RemoteWriteConfig;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use promshard_model::config::{ProtobufMessage, RemoteWriteConfig};
 use promshard_model::relabel;
-use promshard_proto::prometheus::{
-    Label as WireLabel, Sample as WireSample, TimeSeries, WriteRequest,
-};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::client::{SendError, WriteClient};
-use super::{Batch, Sample};
-use crate::metrics::{LabelSet, Metrics};
+use super::client::{MetadataMap, Protocol, SendError, WriteClient, encode_v1, encode_v2};
+use super::wal::{Cursor, Position, Wal};
+use super::{Sample, endpoint_labels};
+use crate::metrics::Metrics;
 
-/// Floor of the in-memory bound, whatever `capacity` says: a few scrapes of a big target.
-const MIN_BOUND: usize = 100_000;
+/// How often the shard count is reconsidered.
+const RESHARD_EVERY: Duration = Duration::from_secs(10);
+/// Longest wait for the reader when the WAL has nothing new (appends also wake it).
+const IDLE_POLL: Duration = Duration::from_millis(500);
 
-pub(super) struct QueueManager {
+/// One sample on its way to a shard, with the WAL record it came from.
+struct Item {
+    sample: Sample,
+    record: u64,
+}
+
+/// Delivery progress of the records read from the WAL.
+struct Progress {
+    /// Sequence number of `pending[0]`.
+    base: u64,
+    /// (end of the record, samples not yet delivered).
+    pending: VecDeque<(Position, u64)>,
+}
+
+struct Shared {
     cfg: RemoteWriteConfig,
     external: Vec<(String, String)>,
-    metrics: Arc<Metrics>,
-    labels: LabelSet,
+    wal: Arc<Wal>,
+    client: WriteClient,
+    /// Starts true for `protobuf_message: io.prometheus.write.v2.Request`; a 415 turns it off.
+    v2: AtomicBool,
+    metadata: MetadataMap,
+    progress: Mutex<Progress>,
+    m: EndpointMetrics,
+    /// Failed sends in this resharding period: no scaling up into an outage.
+    failures: AtomicU64,
+}
+
+/// This endpoint's series of the worker's metrics, resolved once.
+#[derive(Clone)]
+pub(super) struct EndpointMetrics {
+    pub(super) samples_in: Counter,
+    pub(super) sent: Counter,
+    pub(super) failed: Counter,
+    pub(super) retried: Counter,
+    pub(super) dropped: Counter,
+    pub(super) wal_dropped: Counter,
+    pub(super) pending: Gauge,
+    pub(super) highest_sent: Gauge,
+    pub(super) bytes_sent: Counter,
+    pub(super) shards: Gauge,
+    pub(super) wal_bytes: Gauge,
+    pub(super) fallbacks: Counter,
+}
+
+impl EndpointMetrics {
+    pub(super) fn new(m: &Metrics, cfg: &RemoteWriteConfig) -> Self {
+        let l = endpoint_labels(cfg);
+        EndpointMetrics {
+            samples_in: m.rw_samples_in.get_or_create(&l).clone(),
+            sent: m.rw_samples.get_or_create(&l).clone(),
+            failed: m.rw_failed.get_or_create(&l).clone(),
+            retried: m.rw_retried.get_or_create(&l).clone(),
+            dropped: m.rw_dropped.get_or_create(&l).clone(),
+            wal_dropped: m.rw_wal_dropped.get_or_create(&l).clone(),
+            pending: m.rw_pending.get_or_create(&l).clone(),
+            highest_sent: m.rw_highest_sent.get_or_create(&l).clone(),
+            bytes_sent: m.rw_bytes.get_or_create(&l).clone(),
+            shards: m.rw_shards.get_or_create(&l).clone(),
+            wal_bytes: m.rw_wal_bytes.get_or_create(&l).clone(),
+            fallbacks: m.rw_v2_fallbacks.get_or_create(&l).clone(),
+        }
+    }
+}
+
+impl Shared {
+    /// `n` samples of record `seq` are done (sent or given up on).
+    fn ack(&self, done: &[(u64, u64)]) {
+        let mut advanced = None;
+        {
+            let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+            for &(seq, n) in done {
+                let i = (seq - p.base) as usize;
+                if let Some(entry) = p.pending.get_mut(i) {
+                    entry.1 = entry.1.saturating_sub(n);
+                }
+            }
+            while p.pending.front().is_some_and(|e| e.1 == 0) {
+                if let Some((end, _)) = p.pending.pop_front() {
+                    advanced = Some(end);
+                    p.base += 1;
+                }
+            }
+        }
+        if let Some(pos) = advanced
+            && let Err(e) = self.wal.commit(pos)
+        {
+            tracing::warn!(wal = %self.wal.dir().display(), error = %e, "cannot record WAL progress");
+        }
+        self.m.wal_bytes.set(self.wal.bytes() as i64);
+    }
+}
+
+pub(super) struct QueueManager {
+    shared: Arc<Shared>,
 }
 
 impl QueueManager {
     pub(super) fn new(
         cfg: RemoteWriteConfig,
         external: Vec<(String, String)>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let labels = vec![
-            ("remote_name".into(), cfg.display_name()),
-            ("url".into(), cfg.url.clone()),
-        ];
-        QueueManager {
-            cfg,
-            external,
-            metrics,
-            labels,
-        }
+        wal: Arc<Wal>,
+        m: EndpointMetrics,
+        metadata: MetadataMap,
+    ) -> anyhow::Result<Self> {
+        let client = WriteClient::new(&cfg)?;
+        // Whatever an earlier manager of this WAL read but did not deliver is read again.
+        wal.rewind();
+        let v2 = cfg.protobuf_message == ProtobufMessage::V2;
+        Ok(QueueManager {
+            shared: Arc::new(Shared {
+                cfg,
+                external,
+                wal,
+                client,
+                v2: AtomicBool::new(v2),
+                metadata,
+                progress: Mutex::new(Progress {
+                    base: 0,
+                    pending: VecDeque::new(),
+                }),
+                m,
+                failures: AtomicU64::new(0),
+            }),
+        })
     }
 
-    pub(super) async fn run(self, mut inbox: mpsc::Receiver<Batch>) {
-        let q = &self.cfg.queue_config;
-        let client = match WriteClient::new(
-            &self.cfg.url,
-            self.cfg.remote_timeout.0,
-            &self.cfg.headers,
-            q.retry_on_http_429,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(url = %self.cfg.url, error = %e, "cannot build remote write client");
-                return;
-            }
-        };
-        let max = q.max_samples_per_send as usize;
-        let bound = ((q.capacity * q.max_shards) as usize).max(MIN_BOUND);
-        let deadline_every = q.batch_send_deadline.0;
-        let (shard_tx, shard_rx) = mpsc::channel::<Vec<Sample>>(1);
-        let sender = tokio::spawn(Shard::new(&self, client).run(shard_rx));
-
-        let pending_gauge = self.metrics.rw_pending.get_or_create(&self.labels).clone();
-        let dropped = self.metrics.rw_dropped.get_or_create(&self.labels).clone();
-        let mut pending: VecDeque<Sample> = VecDeque::new();
-        let mut deadline = Instant::now() + deadline_every;
+    pub(super) async fn run(self) {
+        let sh = self.shared;
+        let q = sh.cfg.queue_config.clone();
+        let (min, max) = (q.min_shards.max(1) as usize, q.max_shards.max(1) as usize);
+        let mut n = min;
+        let mut shards = ShardSet::start(&sh, n);
+        let mut cursor = Cursor::default();
+        let mut seq: u64 = 0;
+        let mut period_start = Instant::now();
+        let mut blocked = Duration::ZERO;
         loop {
-            let ready = pending.len() >= max || (!pending.is_empty() && Instant::now() >= deadline);
-            tokio::select! {
-                batch = inbox.recv() => match batch {
-                    Some(b) => {
-                        if pending.is_empty() {
-                            deadline = Instant::now() + deadline_every;
-                        }
-                        pending.extend(b.iter().cloned());
-                        if pending.len() > bound {
-                            let n = pending.len() - bound;
-                            pending.drain(..n);
-                            dropped.inc_by(n as u64);
-                        }
-                    }
-                    None => break,
-                },
-                permit = shard_tx.reserve(), if ready => match permit {
-                    Ok(permit) => {
-                        let n = pending.len().min(max);
-                        permit.send(pending.drain(..n).collect());
-                        deadline = Instant::now() + deadline_every;
-                    }
-                    Err(_) => break,
-                },
-                _ = tokio::time::sleep_until(deadline), if !pending.is_empty() && !ready => {}
+            sh.m.wal_bytes.set(sh.wal.bytes() as i64);
+            if period_start.elapsed() >= RESHARD_EVERY {
+                let want = desired_shards(
+                    n,
+                    min,
+                    max,
+                    blocked.as_secs_f64() / period_start.elapsed().as_secs_f64(),
+                    sh.failures.swap(0, Ordering::Relaxed) > 0,
+                    sh.wal.unread_bytes(),
+                );
+                if want != n {
+                    tracing::info!(url = %sh.cfg.url, from = n, to = want, "resharding remote write");
+                    shards.drain().await;
+                    n = want;
+                    shards = ShardSet::start(&sh, n);
+                }
+                period_start = Instant::now();
+                blocked = Duration::ZERO;
             }
-            pending_gauge.set(pending.len() as i64);
-        }
-        // Inbox closed (endpoint removed or shutdown): hand over what is left, then let the
-        // sender finish.
-        while !pending.is_empty() {
-            let n = pending.len().min(max);
-            if shard_tx.send(pending.drain(..n).collect()).await.is_err() {
-                break;
+            let record = match sh.wal.read_next(&mut cursor) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    let _ = tokio::time::timeout(IDLE_POLL, sh.wal.appended.notified()).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(wal = %sh.wal.dir().display(), error = %e, "cannot read the WAL");
+                    tokio::time::sleep(IDLE_POLL).await;
+                    continue;
+                }
+            };
+            let read = record.samples.len() as u64;
+            let kept: Vec<Sample> = record
+                .samples
+                .into_iter()
+                .filter_map(|s| apply_labels(&sh.cfg, &sh.external, s))
+                .collect();
+            let total = kept.len() as u64;
+            sh.m.dropped.inc_by(read - total);
+            {
+                let mut p = sh.progress.lock().unwrap_or_else(|e| e.into_inner());
+                if p.pending.is_empty() {
+                    p.base = seq;
+                }
+                p.pending.push_back((record.end, total));
             }
+            if total == 0 {
+                sh.ack(&[]);
+            }
+            for sample in kept {
+                let i = shard_of(&sample, n);
+                sh.m.pending.inc();
+                let item = Item {
+                    sample,
+                    record: seq,
+                };
+                match shards.senders[i].try_send(item) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(item)) => {
+                        let t = Instant::now();
+                        if shards.senders[i].send(item).await.is_err() {
+                            return;
+                        }
+                        blocked += t.elapsed();
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+            seq += 1;
         }
-        drop(shard_tx);
-        let _ = sender.await;
+    }
+}
+
+/// External labels (only where the series lacks them), then `write_relabel_configs`, as
+/// Prometheus's queue manager does. `None`: dropped by relabeling.
+fn apply_labels(
+    cfg: &RemoteWriteConfig,
+    external: &[(String, String)],
+    s: Sample,
+) -> Option<Sample> {
+    if external.is_empty() && cfg.write_relabel_configs.is_empty() {
+        return Some(s);
+    }
+    let mut lb = s.labels.builder();
+    for (k, v) in external {
+        if lb.get(k).is_none() {
+            lb.set(k.clone(), v.clone());
+        }
+    }
+    if !relabel::process(&cfg.write_relabel_configs, &mut lb) {
+        return None;
+    }
+    Some(Sample {
+        labels: lb.into_labels(),
+        ..s
+    })
+}
+
+fn shard_of(s: &Sample, n: usize) -> usize {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for l in s.labels.iter() {
+        h.update(l.name.as_bytes());
+        h.update(&[0xff]);
+        h.update(l.value.as_bytes());
+        h.update(&[0xff]);
+    }
+    (h.digest() % n as u64) as usize
+}
+
+/// The shard-count decision (see the module comment). `blocked`: fraction of the period the
+/// reader waited on full shards.
+fn desired_shards(
+    n: usize,
+    min: usize,
+    max: usize,
+    blocked: f64,
+    failing: bool,
+    backlog_bytes: u64,
+) -> usize {
+    if blocked > 0.5 && !failing {
+        (n * 2).clamp(min, max)
+    } else if blocked < 0.01 && backlog_bytes == 0 && n > min {
+        n - 1
+    } else {
+        n.clamp(min, max)
+    }
+}
+
+struct ShardSet {
+    senders: Vec<mpsc::Sender<Item>>,
+    tasks: JoinSet<()>,
+}
+
+impl ShardSet {
+    fn start(sh: &Arc<Shared>, n: usize) -> ShardSet {
+        let capacity = (sh.cfg.queue_config.capacity as usize).max(1);
+        let mut senders = Vec::with_capacity(n);
+        let mut tasks = JoinSet::new();
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel(capacity);
+            senders.push(tx);
+            tasks.spawn(Shard { sh: sh.clone() }.run(rx));
+        }
+        sh.m.shards.set(n as i64);
+        ShardSet { senders, tasks }
+    }
+
+    /// Closes the shards' queues and waits until they have delivered everything in them.
+    async fn drain(mut self) {
+        self.senders.clear();
+        while self.tasks.join_next().await.is_some() {}
     }
 }
 
 struct Shard {
-    client: WriteClient,
-    cfg: RemoteWriteConfig,
-    external: Vec<(String, String)>,
-    metrics: Arc<Metrics>,
-    labels: LabelSet,
+    sh: Arc<Shared>,
 }
 
 impl Shard {
-    fn new(qm: &QueueManager, client: WriteClient) -> Self {
-        Shard {
-            client,
-            cfg: qm.cfg.clone(),
-            external: qm.external.clone(),
-            metrics: qm.metrics.clone(),
-            labels: qm.labels.clone(),
-        }
-    }
-
-    async fn run(self, mut rx: mpsc::Receiver<Vec<Sample>>) {
+    async fn run(self, mut rx: mpsc::Receiver<Item>) {
+        let q = &self.sh.cfg.queue_config;
+        let max = (q.max_samples_per_send as usize).max(1);
+        let mut batch: Vec<Item> = Vec::with_capacity(max);
+        let mut deadline = Instant::now() + q.batch_send_deadline.0;
         let mut proto_buf = Vec::new();
-        let q = &self.cfg.queue_config;
-        while let Some(batch) = rx.recv().await {
-            let (req, newest) = self.build_request(&batch);
-            let n = req.timeseries.len() as u64;
-            if n == 0 {
-                continue;
-            }
-            let body = Bytes::from(WriteClient::encode(&req, &mut proto_buf));
-            let mut backoff = q.min_backoff.0;
-            let mut attempt = 0;
-            loop {
-                match self.client.send(body.to_vec(), attempt).await {
-                    Ok(()) => {
-                        self.metrics
-                            .rw_samples
-                            .get_or_create(&self.labels)
-                            .inc_by(n);
-                        let g = self.metrics.rw_highest_sent.get_or_create(&self.labels);
-                        g.set(g.get().max(newest / 1000));
-                        break;
-                    }
-                    Err(SendError::Recoverable {
-                        message,
-                        retry_after,
-                    }) => {
-                        self.metrics
-                            .rw_retried
-                            .get_or_create(&self.labels)
-                            .inc_by(n);
-                        let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(300));
-                        tracing::warn!(url = %self.cfg.url, %message, ?wait, "remote write failed; retrying");
-                        tokio::time::sleep(wait).await;
-                        backoff = (backoff * 2).min(q.max_backoff.0);
-                        attempt += 1;
-                    }
-                    Err(SendError::Fatal(message)) => {
-                        self.metrics.rw_failed.get_or_create(&self.labels).inc_by(n);
-                        tracing::error!(url = %self.cfg.url, %message, samples = n, "remote write rejected; dropping batch");
-                        break;
+        loop {
+            let item = if batch.is_empty() {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    item = rx.recv() => item,
+                    _ = tokio::time::sleep_until(deadline) => {
+                        self.send(std::mem::take(&mut batch), &mut proto_buf).await;
+                        continue;
                     }
                 }
+            };
+            let Some(item) = item else { break };
+            if batch.is_empty() {
+                deadline = Instant::now() + q.batch_send_deadline.0;
             }
+            batch.push(item);
+            if batch.len() >= max {
+                self.send(std::mem::take(&mut batch), &mut proto_buf).await;
+            }
+        }
+        if !batch.is_empty() {
+            self.send(batch, &mut proto_buf).await;
         }
     }
 
-    /// External labels first (only where the series lacks them), then `write_relabel_configs`,
-    /// as Prometheus's queue manager does.
-    fn build_request(&self, batch: &[Sample]) -> (WriteRequest, i64) {
-        let mut timeseries = Vec::with_capacity(batch.len());
-        let mut newest = 0;
-        for s in batch {
-            let labels = if self.external.is_empty() && self.cfg.write_relabel_configs.is_empty() {
-                s.labels.clone()
-            } else {
-                let mut lb = s.labels.builder();
-                for (k, v) in &self.external {
-                    if lb.get(k).is_none() {
-                        lb.set(k.clone(), v.clone());
-                    }
-                }
-                if !relabel::process(&self.cfg.write_relabel_configs, &mut lb) {
-                    continue;
-                }
-                lb.into_labels()
-            };
-            newest = newest.max(s.timestamp_ms);
-            timeseries.push(TimeSeries {
-                labels: labels
-                    .iter()
-                    .map(|l| WireLabel {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
-                    })
-                    .collect(),
-                samples: vec![WireSample {
-                    value: s.value,
-                    timestamp: s.timestamp_ms,
-                }],
-                exemplars: Vec::new(),
-            });
+    /// Sends one batch until it is delivered or refused for good.
+    async fn send(&self, batch: Vec<Item>, proto_buf: &mut Vec<u8>) {
+        let sh = &self.sh;
+        let q = &sh.cfg.queue_config;
+        let n = batch.len() as u64;
+        let mut done: Vec<(u64, u64)> = Vec::new();
+        for it in &batch {
+            match done.last_mut() {
+                Some((r, c)) if *r == it.record => *c += 1,
+                _ => done.push((it.record, 1)),
+            }
         }
-        (
-            WriteRequest {
-                timeseries,
-                metadata: Vec::new(),
-            },
-            newest,
-        )
+        let newest = batch
+            .iter()
+            .map(|i| i.sample.timestamp_ms)
+            .max()
+            .unwrap_or(0);
+        let samples: Vec<Sample> = batch.into_iter().map(|i| i.sample).collect();
+        let mut backoff = q.min_backoff.0;
+        let mut attempt = 0;
+        loop {
+            let protocol = if sh.v2.load(Ordering::Relaxed) {
+                Protocol::V2
+            } else {
+                Protocol::V1
+            };
+            let body = match protocol {
+                Protocol::V1 => encode_v1(&samples, proto_buf),
+                Protocol::V2 => encode_v2(&samples, &sh.metadata, proto_buf),
+            };
+            let len = body.len() as u64;
+            match sh.client.send(body, protocol, attempt).await {
+                Ok(()) => {
+                    sh.m.sent.inc_by(n);
+                    sh.m.bytes_sent.inc_by(len);
+                    let secs = newest / 1000;
+                    if secs > sh.m.highest_sent.get() {
+                        sh.m.highest_sent.set(secs);
+                    }
+                    break;
+                }
+                Err(SendError::UnsupportedMediaType(message)) => {
+                    // The spec's signal that the receiver only speaks 1.0: fall back for good
+                    // (until the config changes) and send this batch again at once.
+                    tracing::warn!(url = %sh.cfg.url, %message, "receiver refused remote write 2.0; falling back to 1.0");
+                    sh.v2.store(false, Ordering::Relaxed);
+                    sh.m.fallbacks.inc();
+                }
+                Err(SendError::Recoverable {
+                    message,
+                    retry_after,
+                }) => {
+                    sh.m.retried.inc_by(n);
+                    sh.failures.fetch_add(1, Ordering::Relaxed);
+                    let wait = retry_after.unwrap_or(backoff);
+                    tracing::warn!(url = %sh.cfg.url, %message, ?wait, attempt, "remote write failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(q.max_backoff.0);
+                    attempt += 1;
+                }
+                Err(SendError::Fatal(message)) => {
+                    sh.m.failed.inc_by(n);
+                    tracing::error!(url = %sh.cfg.url, %message, samples = n, "remote write rejected; dropping batch");
+                    break;
+                }
+            }
+        }
+        sh.m.pending.dec_by(n as i64);
+        sh.ack(&done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_count_doubles_under_backpressure_and_shrinks_when_idle() {
+        assert_eq!(desired_shards(1, 1, 8, 0.9, false, 1000), 2);
+        assert_eq!(desired_shards(4, 1, 8, 0.9, false, 0), 8);
+        assert_eq!(desired_shards(8, 1, 8, 0.9, false, 0), 8);
+        // Never scale up into an outage: more shards would only retry more.
+        assert_eq!(desired_shards(2, 1, 8, 0.9, true, 1000), 2);
+        assert_eq!(desired_shards(3, 1, 8, 0.0, false, 0), 2);
+        assert_eq!(desired_shards(1, 1, 8, 0.0, false, 0), 1);
+        // A backlog keeps the shards it has.
+        assert_eq!(desired_shards(3, 1, 8, 0.0, false, 10), 3);
+    }
+
+    #[test]
+    fn a_series_always_maps_to_the_same_shard() {
+        let s = |v: &str, ts| Sample {
+            labels: promshard_model::Labels::from_pairs([("__name__", "m"), ("i", v)]),
+            timestamp_ms: ts,
+            value: 0.0,
+        };
+        for i in 0..50 {
+            let v = i.to_string();
+            assert_eq!(shard_of(&s(&v, 1), 7), shard_of(&s(&v, 2), 7));
+        }
+        let spread: std::collections::HashSet<usize> = (0..50)
+            .map(|i| shard_of(&s(&i.to_string(), 1), 7))
+            .collect();
+        assert!(spread.len() > 4, "{spread:?}");
     }
 }
