@@ -1,8 +1,10 @@
 //! A remote-write receiver that records everything and checks the sender against the spec.
 //!
 //! It accepts Prometheus remote write 1.0 (`POST /api/v1/write`, snappy block-compressed
-//! `prometheus.WriteRequest`) and keeps every sample per series, so tests can assert exact
-//! values. It also judges the sender: every breach of the 1.0 sender rules (headers, label
+//! `prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`, decoded through its
+//! symbols table, metadata kept per series), and keeps every sample per series, so tests can
+//! assert exact values. Prometheus 2.42 has no 2.0 receiver, so this is where 2.0 is checked;
+//! [`RecordingReceiver::set_refuse_v2`] makes it answer 415 to 2.0 like a 1.0-only receiver. It also judges the sender: every breach of the 1.0 sender rules (headers, label
 //! order and validity, sample order within and across requests, a series in two concurrent
 //! requests) is recorded as a human-readable violation instead of failing the request, because
 //! a test wants the full list, not the first symptom. Re-sent (series, timestamp) pairs are kept
@@ -35,8 +37,8 @@ pub type Labels = BTreeMap<String, String>;
 pub const MAX_RECORDED_REQUESTS: usize = 10_000;
 pub const MAX_RECORDED_VIOLATIONS: usize = 10_000;
 
-/// Content type of a remote write 2.0 request, which this receiver refuses with 415 (the spec's
-/// signal for a sender to fall back to 1.0).
+/// Content type of a remote write 2.0 request (refused with 415 after
+/// [`RecordingReceiver::set_refuse_v2`], the spec's signal for a sender to fall back to 1.0).
 pub const V2_CONTENT_TYPE: &str = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
 
 /// Whether `value` is Prometheus's staleness marker (a NaN with particular bits; any other NaN
@@ -119,6 +121,8 @@ pub struct RequestRecord {
     pub samples: usize,
     /// Size of the compressed body.
     pub body_bytes: usize,
+    /// The protocol the request claimed by its Content-Type: 1 or 2.
+    pub version: u8,
 }
 
 impl RequestRecord {
@@ -185,6 +189,9 @@ struct State {
     /// Series in requests not yet answered, with how many such requests hold each.
     in_flight_series: HashMap<Labels, usize>,
     max_samples_per_series: Option<usize>,
+    refuse_v2: bool,
+    /// Remote write 2.0 metadata, latest per series: (type as the proto numbers it, help).
+    metadata: BTreeMap<Labels, (i32, String)>,
 }
 
 impl State {
@@ -234,6 +241,8 @@ impl RecordingReceiver {
                 queued_responses: VecDeque::new(),
                 in_flight_series: HashMap::new(),
                 max_samples_per_series: None,
+                refuse_v2: false,
+                metadata: BTreeMap::new(),
             }),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -288,6 +297,16 @@ impl RecordingReceiver {
         if let Err(e) = self.server.start().await {
             panic!("the receiver cannot listen on {} again: {e}", self.addr());
         }
+    }
+
+    /// Answers remote write 2.0 requests with 415 (`true`), as a 1.0-only receiver does.
+    pub fn set_refuse_v2(&self, refuse: bool) {
+        lock(&self.inner.state).refuse_v2 = refuse;
+    }
+
+    /// The 2.0 metadata last received for a series: (type number, help).
+    pub fn metadata(&self, labels: &Labels) -> Option<(i32, String)> {
+        lock(&self.inner.state).metadata.get(labels).cloned()
     }
 
     /// Keeps only the newest `max` samples of each series (`None`: all), for long demos.
@@ -451,6 +470,7 @@ impl Inner {
             series: 0,
             samples: 0,
             body_bytes: body.len(),
+            version: 1,
         };
         let finish = |record: RequestRecord, answer: Response<Full<Bytes>>| {
             lock(&self.state).record_request(record);
@@ -469,20 +489,23 @@ impl Inner {
             return finish(record, response(404, "text/plain", "not found\n"));
         }
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        if let Some(content_type) = header("content-type")
-            && content_type
-                .replace(' ', "")
+        let v2 = header("content-type").is_some_and(|ct| {
+            ct.replace(' ', "")
                 .contains("proto=io.prometheus.write.v2.Request")
-        {
-            record.status = 415;
-            return finish(
-                record,
-                response(
-                    415,
-                    "text/plain",
-                    "remote write 2.0 is not supported here\n",
-                ),
-            );
+        });
+        if v2 {
+            record.version = 2;
+            if lock(&self.state).refuse_v2 {
+                record.status = 415;
+                return finish(
+                    record,
+                    response(
+                        415,
+                        "text/plain",
+                        "remote write 2.0 is not supported here\n",
+                    ),
+                );
+            }
         }
 
         let mut problems = Vec::new();
@@ -492,23 +515,30 @@ impl Inner {
             "Content-Encoding",
             "snappy",
         );
-        check_header(
-            &mut problems,
-            header("content-type"),
-            "Content-Type",
-            "application/x-protobuf",
-        );
+        if !v2 {
+            check_header(
+                &mut problems,
+                header("content-type"),
+                "Content-Type",
+                "application/x-protobuf",
+            );
+        }
         check_header(
             &mut problems,
             header("x-prometheus-remote-write-version"),
             "X-Prometheus-Remote-Write-Version",
-            "0.1.0",
+            if v2 { "2.0.0" } else { "0.1.0" },
         );
         if header("user-agent").is_none_or(str::is_empty) {
             problems.push("no User-Agent header".to_owned());
         }
 
-        let decoded = decode(&body);
+        let mut metadata = Vec::new();
+        let decoded = if v2 {
+            decode_v2(&body, &mut problems, &mut metadata)
+        } else {
+            decode(&body)
+        };
         let write_request = match decoded {
             Ok(write_request) => write_request,
             Err(problem) => {
@@ -561,6 +591,9 @@ impl Inner {
                 .pop_front()
                 .unwrap_or_else(|| state.default_response.clone());
             if answer.is_success() {
+                for (labels, meta) in metadata {
+                    state.metadata.insert(labels, meta);
+                }
                 record.stored = true;
                 state.stored_requests += 1;
                 state.samples += record.samples as u64;
@@ -612,6 +645,78 @@ fn decode(body: &[u8]) -> Result<WriteRequest, String> {
         .decompress_vec(body)
         .map_err(|e| format!("body is not snappy block-compressed: {e}"))?;
     WriteRequest::decode(raw.as_slice()).map_err(|e| format!("body is not a WriteRequest: {e}"))
+}
+
+/// Snappy block format, then a 2.0 `Request`, resolved through its symbols table into the 1.0
+/// shape the rest of the receiver checks and stores. 2.0-only rules (symbols[0] is "", label
+/// references in pairs and in range) are recorded in `problems`; metadata goes to `metadata`.
+fn decode_v2(
+    body: &[u8],
+    problems: &mut Vec<String>,
+    metadata: &mut Vec<(Labels, (i32, String))>,
+) -> Result<WriteRequest, String> {
+    use promshard_proto::write_v2;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| format!("body is not snappy block-compressed: {e}"))?;
+    let request = write_v2::Request::decode(raw.as_slice())
+        .map_err(|e| format!("body is not an io.prometheus.write.v2.Request: {e}"))?;
+    let symbols = &request.symbols;
+    if symbols.first().is_none_or(|s| !s.is_empty()) {
+        problems.push("2.0 symbols table does not start with \"\"".to_owned());
+    }
+    let symbol = |r: u32, problems: &mut Vec<String>| -> String {
+        match symbols.get(r as usize) {
+            Some(s) => s.clone(),
+            None => {
+                problems.push(format!(
+                    "2.0 symbol reference {r} out of range ({} symbols)",
+                    symbols.len()
+                ));
+                String::new()
+            }
+        }
+    };
+    let mut timeseries = Vec::with_capacity(request.timeseries.len());
+    for series in &request.timeseries {
+        if series.labels_refs.len() % 2 != 0 {
+            problems.push(format!(
+                "2.0 series has an odd number of label references ({})",
+                series.labels_refs.len()
+            ));
+        }
+        let labels: Vec<Label> = series
+            .labels_refs
+            .chunks_exact(2)
+            .map(|pair| Label {
+                name: symbol(pair[0], problems),
+                value: symbol(pair[1], problems),
+            })
+            .collect();
+        if !series.histograms.is_empty() && !series.samples.is_empty() {
+            problems.push("2.0 series carries both samples and histograms".to_owned());
+        }
+        if let Some(meta) = &series.metadata {
+            let help = symbol(meta.help_ref, problems);
+            metadata.push((to_labels(&labels), (meta.r#type, help)));
+        }
+        timeseries.push(TimeSeries {
+            labels,
+            samples: series
+                .samples
+                .iter()
+                .map(|s| Sample {
+                    value: s.value,
+                    timestamp: s.timestamp,
+                })
+                .collect(),
+            exemplars: Vec::new(),
+        });
+    }
+    Ok(WriteRequest {
+        timeseries,
+        metadata: Vec::new(),
+    })
 }
 
 /// The per-series rules that need no history: label validity and sample order.
@@ -967,8 +1072,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refuses_remote_write_2_with_415() {
+    async fn refuses_remote_write_2_with_415_on_demand() {
         let receiver = RecordingReceiver::start().await;
+        receiver.set_refuse_v2(true);
         let status = reqwest::Client::new()
             .post(receiver.url())
             .header("Content-Type", V2_CONTENT_TYPE)
@@ -982,6 +1088,64 @@ mod tests {
         let log = receiver.request_log();
         assert_eq!((log.len(), log[0].status, log[0].stored), (1, 415, false));
         receiver.assert_no_violations();
+    }
+
+    #[tokio::test]
+    async fn decodes_remote_write_2_through_its_symbols_table() {
+        use promshard_proto::write_v2;
+        let receiver = RecordingReceiver::start().await;
+        let request = write_v2::Request {
+            symbols: ["", "__name__", "up", "job", "j", "Whether up."]
+                .map(String::from)
+                .to_vec(),
+            timeseries: vec![write_v2::TimeSeries {
+                labels_refs: vec![1, 2, 3, 4],
+                samples: vec![
+                    write_v2::Sample {
+                        value: 1.0,
+                        timestamp: 10,
+                    },
+                    write_v2::Sample {
+                        value: 0.0,
+                        timestamp: 20,
+                    },
+                ],
+                histograms: Vec::new(),
+                exemplars: Vec::new(),
+                metadata: Some(write_v2::Metadata {
+                    r#type: write_v2::metadata::MetricType::Gauge as i32,
+                    help_ref: 5,
+                    unit_ref: 0,
+                }),
+                created_timestamp: 0,
+            }],
+        };
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&request.encode_to_vec())
+            .unwrap();
+        let status = reqwest::Client::new()
+            .post(receiver.url())
+            .header("Content-Type", V2_CONTENT_TYPE)
+            .header("Content-Encoding", "snappy")
+            .header("User-Agent", "t")
+            .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 204);
+        receiver.assert_no_violations();
+        let up = labels(&[("__name__", "up"), ("job", "j")]);
+        assert_eq!(receiver.samples(&up), [(10, 1.0), (20, 0.0)]);
+        assert_eq!(
+            receiver.metadata(&up),
+            Some((
+                write_v2::metadata::MetricType::Gauge as i32,
+                "Whether up.".to_owned()
+            ))
+        );
+        assert_eq!(receiver.request_log()[0].version, 2);
     }
 
     #[tokio::test]
