@@ -26,6 +26,9 @@ pub(crate) struct Processed {
     pub(crate) post_relabel: usize,
     /// Series that get stale markers when they disappear.
     pub(crate) tracked: HashSet<Labels>,
+    /// Samples whose series text was not in the cache (`scrape_series_added`): as in
+    /// Prometheus this counts series with explicit timestamps too, unlike `tracked`.
+    pub(crate) series_added: usize,
 }
 
 struct CacheEntry {
@@ -82,10 +85,12 @@ impl SampleProcessor {
         let mut tracked = HashSet::new();
         let mut seen_series: HashSet<Labels> = HashSet::new();
         let mut scraped = 0;
+        let mut series_added = 0;
         let mut label_buf = Vec::new();
         while let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? {
             let Entry::Sample(s) = entry else { continue };
             scraped += 1;
+            let mut cache_miss = false;
             let labels = match self.cache.get_mut(s.series) {
                 Some(e) if e.metric_type == s.metric_type => {
                     e.seen = self.iteration;
@@ -102,6 +107,7 @@ impl SampleProcessor {
                     }
                     lb.set(METRIC_NAME, s.name.to_string());
                     let labels = self.mutate(lb)?;
+                    cache_miss = true;
                     self.cache.insert(
                         s.series.into(),
                         CacheEntry {
@@ -123,6 +129,7 @@ impl SampleProcessor {
             if explicit_ts.is_none() || self.track_timestamps_staleness {
                 tracked.insert(labels.clone());
             }
+            series_added += usize::from(cache_miss);
             samples.push(Sample {
                 labels,
                 timestamp_ms: explicit_ts.unwrap_or(ts),
@@ -143,6 +150,7 @@ impl SampleProcessor {
             scraped,
             post_relabel,
             tracked,
+            series_added,
         })
     }
 

@@ -144,7 +144,7 @@ impl ScrapeLoop {
                         value: stale_nan(),
                     });
                 }
-                let added = p.tracked.difference(&self.prev).count();
+                let added = p.series_added;
                 self.prev = p.tracked;
                 (1.0, p.scraped, p.post_relabel, added, String::new())
             }
