@@ -70,6 +70,7 @@ pub async fn run_worker(
     http: SocketAddr,
     data_dir: PathBuf,
     wal_max_bytes: u64,
+    security: promshard_worker::tls::ClientSecurity,
 ) -> anyhow::Result<()> {
     let worker_id = id.unwrap_or_else(default_worker_id);
     let http = bind(http, "HTTP").await?;
@@ -80,6 +81,7 @@ pub async fn run_worker(
         worker_id,
         data_dir,
         wal_max_bytes,
+        security,
     };
     promshard_worker::run(opts, http, shutdown_signal()).await
 }

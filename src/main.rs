@@ -46,6 +46,8 @@ enum Command {
         /// (default: the worker grace period).
         #[arg(long = "placement.settle", value_parser = parse_duration)]
         placement_settle: Option<Duration>,
+        #[command(flatten)]
+        operator: MasterSecurityArgs,
     },
     /// Scrape the targets the master assigns and remote-write the samples.
     Worker {
@@ -64,6 +66,8 @@ enum Command {
         /// unsent data is dropped and counted.
         #[arg(long = "wal.max-bytes", default_value = "1GiB", value_parser = parse_bytes)]
         wal_max_bytes: u64,
+        #[command(flatten)]
+        security: WorkerSecurityArgs,
     },
     /// Run a master, two workers and simulated targets locally, and show what flows.
     Demo {
@@ -83,6 +87,53 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+}
+
+/// Config changes over the API, HTTP tokens and control-plane TLS (see the README's security
+/// section).
+#[derive(clap::Args)]
+struct MasterSecurityArgs {
+    /// Writable directory for config changes made through the API when the config file is
+    /// read-only (a Kubernetes ConfigMap mount).
+    #[arg(long = "config.state-dir")]
+    config_state_dir: Option<PathBuf>,
+    /// File with the bearer token for PUT /api/v1/config and POST /-/reload (without it,
+    /// those are disabled).
+    #[arg(long = "web.admin-token-file")]
+    web_admin_token_file: Option<PathBuf>,
+    /// File with the bearer token for the read API (/api/v1/*); without it, reads are open.
+    #[arg(long = "web.read-token-file")]
+    web_read_token_file: Option<PathBuf>,
+    /// PEM certificate of the gRPC listener (TLS on when set, with --grpc.tls-key-file).
+    #[arg(long = "grpc.tls-cert-file")]
+    grpc_tls_cert_file: Option<PathBuf>,
+    #[arg(long = "grpc.tls-key-file")]
+    grpc_tls_key_file: Option<PathBuf>,
+    /// PEM CA: workers must present a client certificate it signed, naming their --id (mTLS).
+    #[arg(long = "grpc.client-ca-file")]
+    grpc_client_ca_file: Option<PathBuf>,
+    /// File with a shared token workers must send on the control stream.
+    #[arg(long = "grpc.token-file")]
+    grpc_token_file: Option<PathBuf>,
+}
+
+/// How a worker authenticates to the master.
+#[derive(clap::Args)]
+struct WorkerSecurityArgs {
+    /// PEM CA that signed the master's certificate (TLS; use an https:// --master URL).
+    #[arg(long = "master.ca-file")]
+    master_ca_file: Option<PathBuf>,
+    /// Client certificate and key for mTLS.
+    #[arg(long = "master.cert-file")]
+    master_cert_file: Option<PathBuf>,
+    #[arg(long = "master.key-file")]
+    master_key_file: Option<PathBuf>,
+    /// Name to verify the master's certificate against (default: the --master host).
+    #[arg(long = "master.server-name")]
+    master_server_name: Option<String>,
+    /// File with the shared control-plane token.
+    #[arg(long = "master.token-file")]
+    master_token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +191,7 @@ fn main() -> ExitCode {
                 placement_strategy,
                 placement_epsilon,
                 placement_settle,
+                operator,
             } => {
                 let opts = promshard_master::Options {
                     config_file: config,
@@ -148,6 +200,17 @@ fn main() -> ExitCode {
                     placement_strategy,
                     placement_epsilon,
                     settle: placement_settle,
+                    config_state_dir: operator.config_state_dir,
+                    web_auth: promshard_master::http::auth::WebAuthFiles {
+                        admin_token_file: operator.web_admin_token_file,
+                        read_token_file: operator.web_read_token_file,
+                    },
+                    grpc_security: promshard_master::tls::GrpcSecurity {
+                        cert_file: operator.grpc_tls_cert_file,
+                        key_file: operator.grpc_tls_key_file,
+                        client_ca_file: operator.grpc_client_ca_file,
+                        token_file: operator.grpc_token_file,
+                    },
                 };
                 promshard::run_master(opts, listen_grpc, listen_http).await
             }
@@ -157,7 +220,18 @@ fn main() -> ExitCode {
                 listen_http,
                 data_dir,
                 wal_max_bytes,
-            } => promshard::run_worker(master, id, listen_http, data_dir, wal_max_bytes).await,
+                security,
+            } => {
+                let security = promshard_worker::tls::ClientSecurity {
+                    ca_file: security.master_ca_file,
+                    cert_file: security.master_cert_file,
+                    key_file: security.master_key_file,
+                    server_name: security.master_server_name,
+                    token_file: security.master_token_file,
+                };
+                promshard::run_worker(master, id, listen_http, data_dir, wal_max_bytes, security)
+                    .await
+            }
             Command::Demo {
                 remote_write,
                 targets,

@@ -51,6 +51,11 @@ impl Control for ControlService {
         &self,
         request: Request<Streaming<WorkerMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        // Set by `tls::ControlAuth` when the worker presented a client certificate (mTLS).
+        let identity = request
+            .extensions()
+            .get::<crate::tls::PeerIdentity>()
+            .cloned();
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(WorkerMessage {
@@ -64,6 +69,12 @@ impl Control for ControlService {
         };
         if hello.worker_id.is_empty() {
             return Err(Status::invalid_argument("Hello.worker_id is empty"));
+        }
+        if let Some(id) = identity.filter(|id| !id.allows(&hello.worker_id)) {
+            return Err(Status::permission_denied(format!(
+                "the client certificate names {:?}, not worker {:?}",
+                id.0, hello.worker_id
+            )));
         }
         let worker = hello.worker_id.clone();
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);

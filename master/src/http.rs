@@ -1,38 +1,76 @@
 //! The master's HTTP API, in Prometheus's conventions: JSON envelopes
-//! `{"status":"success","data":...}` / `{"status":"error","errorType":...,"error":...}`.
+//! `{"status":"success","data":...}` / `{"status":"error","errorType":...,"error":...}` on every
+//! endpoint, including unknown paths, wrong methods and bad query strings.
+//!
+//! Read endpoints and mutating endpoints sit behind different bearer-token checks
+//! ([`auth`]); the UI ([`crate::ui`]) is static and calls the same endpoints.
+
+pub mod auth;
+pub mod config;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use promshard_model::Labels;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::config_store::ConfigStore;
 use crate::control::Loads;
 use crate::coordinator::View;
+use crate::explain::{ExplainQuery, PlacementInfo};
 use crate::metrics::Metrics;
+
+/// Largest config a `PUT` takes (axum's default of 2 MiB is too small for generated configs).
+const MAX_CONFIG_BYTES: usize = 16 << 20;
 
 #[derive(Clone)]
 pub struct AppState {
     pub view: watch::Receiver<Arc<View>>,
     pub loads: Loads,
     pub metrics: Arc<Metrics>,
+    pub store: Arc<ConfigStore>,
+    pub auth: Arc<auth::WebAuth>,
+    pub placement: PlacementInfo,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let read = Router::new()
         .route("/api/v1/targets", get(targets))
+        .route("/api/v1/targets/explain", get(explain))
         .route("/api/v1/workers", get(workers))
-        .route("/api/v1/status/config", get(status_config))
+        .route("/api/v1/status/config", get(config::status_config))
+        .route("/api/v1/config/history", get(config::history))
+        .route_layer(from_fn_with_state(state.auth.clone(), auth::require_read));
+    let admin = Router::new()
+        .route("/api/v1/config", put(config::put_config))
+        .route("/-/reload", post(config::reload).put(config::reload))
+        .route_layer(from_fn_with_state(state.auth.clone(), auth::require_admin))
+        .layer(DefaultBodyLimit::max(MAX_CONFIG_BYTES));
+    Router::new()
+        .merge(read)
+        .merge(admin)
+        .merge(crate::ui::router())
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(|| async { "Ready.\n" }))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "bad_data",
+                "method not allowed on this endpoint",
+            )
+        })
         .with_state(state)
 }
 
@@ -43,6 +81,10 @@ fn success(data: Value) -> Response {
 pub fn error(status: StatusCode, error_type: &str, msg: impl ToString) -> Response {
     let body = json!({"status": "error", "errorType": error_type, "error": msg.to_string()});
     (status, axum::Json(body)).into_response()
+}
+
+fn bad_query(e: QueryRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_data", e.body_text())
 }
 
 fn label_map(l: &Labels) -> BTreeMap<&str, &str> {
@@ -58,7 +100,14 @@ struct TargetsQuery {
     scrape_pool: Option<String>,
 }
 
-async fn targets(State(s): State<AppState>, Query(q): Query<TargetsQuery>) -> Response {
+async fn targets(
+    State(s): State<AppState>,
+    q: Result<Query<TargetsQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(e),
+    };
     let state = q.state.as_deref().unwrap_or("any");
     if !matches!(state, "any" | "active" | "dropped") {
         return error(
@@ -111,14 +160,80 @@ async fn targets(State(s): State<AppState>, Query(q): Query<TargetsQuery>) -> Re
     success(json!({"activeTargets": active, "droppedTargets": dropped}))
 }
 
-async fn workers(State(s): State<AppState>) -> Response {
+async fn explain(
+    State(s): State<AppState>,
+    q: Result<Query<ExplainQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(e),
+    };
     let view = s.view.borrow().clone();
-    success(serde_json::to_value(&view.workers).unwrap_or(Value::Null))
+    let loads = s.loads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match crate::explain::explain(&view, &loads, &s.placement, &q) {
+        Ok(out) => success(json!(out)),
+        Err(msg) => error(StatusCode::NOT_FOUND, "not_found", msg),
+    }
 }
 
-async fn status_config(State(s): State<AppState>) -> Response {
-    let yaml = s.view.borrow().config.to_yaml();
-    success(json!({ "yaml": yaml }))
+/// Workers with their load: series and targets by health from the load reports of the targets
+/// they own, their share of the mean, the acked generation and how long they have been
+/// connected. `capacitySeries` is what the worker offered in its hello (null: unlimited or not
+/// reported).
+async fn workers(State(s): State<AppState>) -> Response {
+    let view = s.view.borrow().clone();
+    let loads = s.loads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut per: BTreeMap<&str, (u64, usize, usize)> = BTreeMap::new();
+    for (id, w) in &view.owners {
+        let e = per.entry(w.as_str()).or_default();
+        if let Some(l) = loads.get(id) {
+            e.0 += l.series;
+            match l.health.as_str() {
+                "up" => e.1 += 1,
+                "down" => e.2 += 1,
+                _ => {}
+            }
+        }
+    }
+    let total: u64 = per.values().map(|p| p.0).sum();
+    let n = view.workers.iter().filter(|w| w.connected).count().max(1);
+    let mean = total as f64 / n as f64;
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let out: Vec<Value> = view
+        .workers
+        .iter()
+        .map(|w| {
+            let (series, up, down) = per.get(w.id.as_str()).copied().unwrap_or_default();
+            let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("series".into(), json!(series));
+                o.insert("targetsUp".into(), json!(up));
+                o.insert("targetsDown".into(), json!(down));
+                o.insert(
+                    "loadRatio".into(),
+                    json!(if mean > 0.0 {
+                        series as f64 / mean
+                    } else {
+                        0.0
+                    }),
+                );
+                o.insert("capacitySeries".into(), Value::Null);
+                o.insert(
+                    "connectionAgeSeconds".into(),
+                    json!(if w.connected {
+                        now_ms.saturating_sub(w.connected_since_ms) / 1000
+                    } else {
+                        0
+                    }),
+                );
+            }
+            v
+        })
+        .collect();
+    success(json!(out))
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {

@@ -4,13 +4,18 @@
 //! `run` takes already-bound listeners and a shutdown future, so tests and the `demo` command
 //! can bind `127.0.0.1:0` and learn the real ports before anything starts.
 
+pub mod apply;
+pub mod config_store;
 pub mod control;
 pub mod coordinator;
 pub mod discovery;
+pub mod explain;
 pub mod http;
 pub mod metrics;
 pub mod placement;
 pub mod targets;
+pub mod tls;
+pub mod ui;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,6 +41,12 @@ pub struct Options {
     /// Kubeconfig for `kubernetes_sd_configs` without `api_server`/`kubeconfig_file`
     /// (default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
+    /// Where API config changes go when the config file is read-only (see `config_store`).
+    pub config_state_dir: Option<PathBuf>,
+    /// Bearer tokens for the HTTP API (see `http::auth`).
+    pub web_auth: http::auth::WebAuthFiles,
+    /// TLS, mTLS and token on the control plane (see `tls`).
+    pub grpc_security: tls::GrpcSecurity,
 }
 
 /// Reads and validates a config file; the error names the file, the job and the field.
@@ -51,7 +62,11 @@ pub async fn run(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let config = Arc::new(load_config(&opts.config_file)?);
+    let boot = config_store::Boot::load(&opts.config_file, opts.config_state_dir.as_deref())?;
+    let config = boot.current.config.clone();
+    let web_auth = Arc::new(http::auth::WebAuth::load(&opts.web_auth)?);
+    let grpc_tls = opts.grpc_security.server_tls()?;
+    let grpc_auth = opts.grpc_security.auth()?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (events_tx, events_rx) = mpsc::channel(4096);
     let strategy = placement::by_name(&opts.placement_strategy, opts.placement_epsilon)
@@ -72,28 +87,26 @@ pub async fn run(
         coordinator::Coordinator::new(config.clone(), settings, metrics.clone(), loads.clone());
     let coordinator = tokio::spawn(coordinator.run(events_rx));
 
-    let (disc_tx, mut disc_rx) = mpsc::channel(64);
-    let discovery = discovery::DiscoveryManager::start(
-        &config,
+    // Discovery runs inside the applier, which restarts it for every new config.
+    let applier = apply::MasterApplier::start(
+        config.clone(),
         opts.kubeconfig.clone(),
         metrics.clone(),
-        disc_tx,
+        events_tx.clone(),
+        view.clone(),
     )
     .await?;
-    let forward = {
-        let events = events_tx.clone();
-        tokio::spawn(async move {
-            while let Some(u) = disc_rx.recv().await {
-                if events.send(coordinator::Event::Discovery(u)).await.is_err() {
-                    break;
-                }
-            }
-        })
-    };
+    let store = Arc::new(config_store::ConfigStore::new(boot, Box::new(applier)));
+    metrics.config_changed(true, store.current().info.version);
+    let sighup = tokio::spawn(http::config::reload_on_sighup(
+        store.clone(),
+        metrics.clone(),
+    ));
 
     let svc = ControlServer::new(control::ControlService::new(events_tx, loads.clone()))
         .max_decoding_message_size(promshard_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(promshard_proto::MAX_MESSAGE_BYTES);
+    let svc = tonic::service::interceptor::InterceptedService::new(svc, grpc_auth);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -104,7 +117,13 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let grpc_server = tonic::transport::Server::builder()
+    let mut grpc_builder = tonic::transport::Server::builder();
+    if let Some(tls) = grpc_tls {
+        grpc_builder = grpc_builder
+            .tls_config(tls)
+            .context("gRPC TLS configuration")?;
+    }
+    let grpc_server = grpc_builder
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .tcp_nodelay(true)
@@ -114,12 +133,18 @@ pub async fn run(
         view,
         loads,
         metrics,
+        store: store.clone(),
+        auth: web_auth,
+        placement: explain::PlacementInfo {
+            strategy: opts.placement_strategy.clone(),
+            epsilon: opts.placement_epsilon,
+        },
     });
     let http_server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx));
 
     let (g, h) = tokio::join!(grpc_server, http_server);
-    discovery.stop();
-    forward.abort();
+    store.stop().await;
+    sighup.abort();
     coordinator.abort();
     g.context("gRPC server")?;
     h.context("HTTP server")?;

@@ -18,6 +18,9 @@ pub struct Metrics {
     kube_watch_errors: Family<LabelSet, Counter>,
     kube_objects: Family<LabelSet, Gauge>,
     kube_last_event: Family<LabelSet, Gauge>,
+    config_last_reload_successful: Gauge,
+    config_last_reload_success_seconds: Gauge,
+    config_version: Gauge,
 }
 
 impl Metrics {
@@ -71,8 +74,29 @@ impl Metrics {
             "Unix time of the last watch event per resource",
             kube_last_event.clone(),
         );
+        let config_last_reload_successful = Gauge::default();
+        let config_last_reload_success_seconds = Gauge::default();
+        let config_version = Gauge::default();
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the last configuration change (PUT, reload, SIGHUP) was applied",
+            config_last_reload_successful.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last applied configuration change",
+            config_last_reload_success_seconds.clone(),
+        );
+        registry.register(
+            "config_version",
+            "Version of the running configuration (see /api/v1/config/history)",
+            config_version.clone(),
+        );
         Metrics {
             registry,
+            config_last_reload_successful,
+            config_last_reload_success_seconds,
+            config_version,
             workers,
             targets,
             reassignments,
@@ -138,6 +162,19 @@ impl Metrics {
         self.targets
             .get_or_create(&l("state", "dropped"))
             .set(dropped as i64);
+    }
+
+    /// Records a configuration change's outcome; `version` is the running one after success.
+    pub fn config_changed(&self, ok: bool, version: u64) {
+        self.config_last_reload_successful.set(i64::from(ok));
+        if ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.config_last_reload_success_seconds.set(now as i64);
+            self.config_version.set(version as i64);
+        }
     }
 
     pub fn encode(&self) -> String {

@@ -31,6 +31,16 @@ pub enum Populated {
 /// Prometheus's `PopulateLabels` (scrape/target.go), 3.x behaviour: no default port is added.
 /// `discovered` is the merged group + target label set (target labels win).
 pub fn populate_labels(cfg: &ScrapeConfig, discovered: &Labels) -> Result<Populated, String> {
+    let mut lb = prepare(cfg, discovered);
+    if !relabel::process(&cfg.relabel_configs, &mut lb) {
+        return Ok(Populated::Dropped);
+    }
+    finish(lb)
+}
+
+/// The part of `PopulateLabels` before relabeling (the job's defaults and `__param_*`), shared
+/// with the explain view, which steps through the relabel rules itself.
+pub fn prepare(cfg: &ScrapeConfig, discovered: &Labels) -> LabelsBuilder {
     let mut lb = discovered.builder();
     let defaults = [
         (labels::JOB, cfg.job_name.clone()),
@@ -49,10 +59,7 @@ pub fn populate_labels(cfg: &ScrapeConfig, discovered: &Labels) -> Result<Popula
             lb.set(format!("{}{k}", labels::PARAM_PREFIX), first.clone());
         }
     }
-    if !relabel::process(&cfg.relabel_configs, &mut lb) {
-        return Ok(Populated::Dropped);
-    }
-    finish(lb)
+    lb
 }
 
 /// The part of `PopulateLabels` after relabeling, shared with the explain view.

@@ -24,6 +24,8 @@ pub struct ControlClientTask {
     pub master: String,
     pub worker_id: String,
     pub data_dir: PathBuf,
+    /// TLS and token for the stream (`crate::tls`), re-read on every connect.
+    pub security: crate::tls::ClientSecurity,
     pub state: AssignmentState,
     pub status: Arc<StatusBoard>,
     pub metrics: Arc<Metrics>,
@@ -60,18 +62,27 @@ impl ControlClientTask {
 
     /// One stream's life. Returns whether an assignment was applied on it (to reset backoff).
     async fn session(&mut self) -> Result<bool, (bool, String)> {
-        let endpoint = Endpoint::from_shared(self.master.clone())
+        let mut endpoint = Endpoint::from_shared(self.master.clone())
             .map_err(|e| (false, format!("invalid master URL {:?}: {e}", self.master)))?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
+        let tls = (self.security.tls_config(&self.master))
+            .map_err(|e| (false, format!("control-plane TLS: {e:#}")))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| (false, format!("control-plane TLS: {e}")))?;
+        }
+        let token = (self.security.token())
+            .map_err(|e| (false, format!("control-plane token: {e:#}")))?;
         let channel = endpoint
             .connect()
             .await
             .map_err(|e| (false, format!("connect: {e:#}")))?;
-        let mut client = ControlClient::new(channel)
+        let mut client = ControlClient::with_interceptor(channel, token)
             .max_decoding_message_size(promshard_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(promshard_proto::MAX_MESSAGE_BYTES);
 

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod remote_write;
 pub mod scrape;
 pub mod status;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ pub struct Options {
     pub worker_id: String,
     /// Holds the persisted assignment (and, later, the WAL).
     pub data_dir: PathBuf,
+    /// TLS, client certificate and token for the control plane.
+    pub security: tls::ClientSecurity,
     /// Size bound of each remote-write endpoint's WAL (`--wal.max-bytes`).
     pub wal_max_bytes: u64,
 }
@@ -72,6 +75,7 @@ pub async fn run(
         master: opts.master.clone(),
         worker_id: opts.worker_id.clone(),
         data_dir: opts.data_dir.clone(),
+        security: opts.security.clone(),
         state: AssignmentState::new(persisted),
         status,
         metrics: metrics.clone(),
