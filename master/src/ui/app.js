@@ -125,7 +125,7 @@ function renderExplanation(e) {
       <td class="changes">${parts.join("<br>") || '<span class="muted">no change</span>'}</td></tr>`;
   }).join("");
   const verdict = r.result === "dropped" && r.droppedBy
-    ? `<p class="error" id="dropped-by">Dropped by ${esc(r.droppedBy.description)}</p>`
+    ? `<p class="error" id="dropped-by">${esc(r.droppedBy.description)}</p>`
     : r.result === "invalid" ? `<p class="error">Invalid after relabeling: ${esc(r.error)}</p>` : "";
   const o = e.owner;
   const owner = o ? kv([
