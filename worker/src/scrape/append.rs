@@ -224,3 +224,7 @@ impl SampleProcessor {
         Ok(Some(labels))
     }
 }
+
+#[cfg(test)]
+#[path = "append_tests.rs"]
+mod tests;

@@ -81,7 +81,7 @@ impl Scraper {
             // As Prometheus: say so explicitly, or some servers compress anyway.
             req = req.header(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         }
-        let mut resp = req.send().await.map_err(|e| format!("{e:#}"))?;
+        let mut resp = req.send().await.map_err(|e| error_chain(&e))?;
         let status = resp.status();
         if status != reqwest::StatusCode::OK {
             return Err(format!("server returned HTTP status {status}"));
@@ -91,7 +91,7 @@ impl Scraper {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{e:#}"))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
             buf.extend_from_slice(&chunk);
             if self.body_limit > 0 && buf.len() as u64 > self.body_limit {
                 return Err(format!(
@@ -109,3 +109,23 @@ impl Scraper {
         negotiate_format(content_type.as_deref(), self.fallback).map_err(|e| e.to_string())
     }
 }
+
+/// The error and its causes: reqwest's own message ("error sending request") hides the
+/// reason (refused, TLS name mismatch, unknown CA) in its sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "scraper_tests.rs"]
+mod tests;

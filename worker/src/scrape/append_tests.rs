@@ -1,0 +1,126 @@
+//! Label handling and whole-scrape failure rules, cases from Prometheus's `scrape_test.go`
+//! (`TestScrapeLoopAppend*`, `TestScrapeLoopLabelLimit`, `TestMutateSampleLabels`).
+
+use promshard_model::config::Config;
+
+use super::*;
+
+fn processor(extra: &str) -> SampleProcessor {
+    let yaml = format!("scrape_configs:\n  - job_name: j\n{extra}");
+    let cfg = Config::parse(&yaml).unwrap().scrape_configs[0].clone();
+    let target = Labels::from_pairs([("instance", "i:9"), ("job", "j"), ("team", "t")]);
+    SampleProcessor::new(&cfg, target)
+}
+
+fn run(p: &mut SampleProcessor, body: &str) -> Result<Processed, String> {
+    p.process(body.as_bytes(), Format::Text, 1_000)
+}
+
+fn series(p: &Processed) -> Vec<String> {
+    let mut v: Vec<String> = p.samples.iter().map(|s| s.labels.to_string()).collect();
+    v.sort();
+    v
+}
+
+fn one(p: &mut SampleProcessor, body: &str) -> String {
+    let out = run(p, body).unwrap();
+    assert_eq!(out.samples.len(), 1, "{:?}", series(&out));
+    out.samples[0].labels.to_string()
+}
+
+#[test]
+fn honor_labels_false_prefixes_conflicts_with_exported() {
+    let mut p = processor("");
+    assert_eq!(
+        one(&mut p, "m{job=\"x\",instance=\"y\",a=\"1\"} 1\n"),
+        r#"{__name__="m", a="1", exported_instance="y", exported_job="x", instance="i:9", job="j", team="t"}"#
+    );
+    // exported_instance is taken by the exposition: the conflict moves one prefix further.
+    assert_eq!(
+        one(&mut p, "m{instance=\"y\",exported_instance=\"z\"} 1\n"),
+        r#"{__name__="m", exported_exported_instance="y", exported_instance="z", instance="i:9", job="j", team="t"}"#
+    );
+    // An empty exposed value is no conflict (unset, as in Prometheus).
+    assert_eq!(
+        one(&mut p, "m{team=\"\"} 1\n"),
+        r#"{__name__="m", instance="i:9", job="j", team="t"}"#
+    );
+}
+
+#[test]
+fn honor_labels_true_keeps_exposed_values() {
+    let mut p = processor("    honor_labels: true\n");
+    assert_eq!(
+        one(&mut p, "m{job=\"x\",team=\"u\"} 1\n"),
+        r#"{__name__="m", instance="i:9", job="x", team="u"}"#
+    );
+}
+
+#[test]
+fn label_limits_fail_the_whole_scrape() {
+    // Target labels count: 3 target labels + __name__ + 1 exposed = 5.
+    let body = "m{a=\"1\"} 1\nm{a=\"2\"} 2\n";
+    assert_eq!(
+        run(&mut processor("    label_limit: 5\n"), body)
+            .unwrap()
+            .samples
+            .len(),
+        2
+    );
+    let e = run(&mut processor("    label_limit: 4\n"), body)
+        .err()
+        .unwrap();
+    assert!(e.contains("label_limit exceeded"), "{e}");
+
+    let body = "m{abcde=\"1\"} 1\n";
+    assert!(run(&mut processor("    label_name_length_limit: 8\n"), body).is_ok());
+    let e = run(&mut processor("    label_name_length_limit: 4\n"), body)
+        .err()
+        .unwrap();
+    assert!(e.contains("label_name_length_limit exceeded"), "{e}");
+
+    let body = "m{a=\"12345\"} 1\n";
+    assert!(run(&mut processor("    label_value_length_limit: 5\n"), body).is_ok());
+    let e = run(&mut processor("    label_value_length_limit: 4\n"), body)
+        .err()
+        .unwrap();
+    assert!(e.contains("label_value_length_limit exceeded"), "{e}");
+}
+
+#[test]
+fn sample_limit_counts_after_metric_relabeling_and_fails_the_scrape() {
+    let body = "a 1\nb 2\nc 3\n";
+    let mut p = processor("    sample_limit: 2\n");
+    let e = run(&mut p, body).err().unwrap();
+    assert!(e.contains("sample limit exceeded"), "{e}");
+    // Dropped series do not count.
+    let mut p = processor(
+        "    sample_limit: 2\n    metric_relabel_configs: [{source_labels: [__name__], regex: c, action: drop}]\n",
+    );
+    let out = run(&mut p, body).unwrap();
+    assert_eq!((out.scraped, out.post_relabel), (3, 2));
+}
+
+#[test]
+fn duplicate_label_names_fail_the_scrape() {
+    let mut p = processor("");
+    let e = run(&mut p, "ok 1\nm{a=\"1\",a=\"2\"} 1\n").err().unwrap();
+    assert!(e.contains("not unique"), "{e}");
+}
+
+#[test]
+fn series_added_counts_new_series_text_including_timestamped_ones() {
+    let mut p = processor("");
+    let out = run(&mut p, "a 1\nb 2 1000\n").unwrap();
+    assert_eq!(out.series_added, 2);
+    assert_eq!(
+        out.tracked.len(),
+        1,
+        "timestamped series are not tracked for staleness"
+    );
+    let out = run(&mut p, "a 1\nb 2 1000\nc 3\n").unwrap();
+    assert_eq!(out.series_added, 1);
+    // Steady state: the cache serves every series, nothing is new.
+    let out = run(&mut p, "a 1\nb 2 1000\nc 3\n").unwrap();
+    assert_eq!(out.series_added, 0);
+}
