@@ -2,6 +2,7 @@
 //! (restarted on a change) and the coordinator gets it, which recomputes every job and pushes a
 //! fresh snapshot carrying the new config to every connected worker.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,25 @@ impl MasterApplier {
     }
 }
 
+/// The (job, provider) pairs discovery runs for a config, named as `DiscoveryManager` names
+/// them: `static`, `file/<i>`, `kubernetes/<i>`.
+fn providers(config: &Config) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for sc in &config.scrape_configs {
+        let job = &sc.job_name;
+        if !sc.static_configs.is_empty() {
+            out.insert((job.clone(), "static".to_string()));
+        }
+        for i in 0..sc.file_sd_configs.len() {
+            out.insert((job.clone(), format!("file/{i}")));
+        }
+        for i in 0..sc.kubernetes_sd_configs.len() {
+            out.insert((job.clone(), format!("kubernetes/{i}")));
+        }
+    }
+    out
+}
+
 impl Apply for MasterApplier {
     fn apply(&mut self, config: Arc<Config>) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
@@ -88,6 +108,24 @@ impl Apply for MasterApplier {
             // new ones send, so the coordinator ends with the new providers' view.
             if let Some(d) = self.discovery.take() {
                 d.stop();
+            }
+            // A provider the new config no longer has would otherwise leave its last groups in
+            // the coordinator forever (a job that dropped its static_configs would keep those
+            // targets). Its empty update goes through the discovery channel, behind anything the
+            // stopped provider still had queued.
+            let gone: Vec<(String, String)> = providers(&self.running)
+                .difference(&providers(&config))
+                .cloned()
+                .collect();
+            for (job, provider) in gone {
+                let update = Update {
+                    job,
+                    provider,
+                    groups: Vec::new(),
+                };
+                if self.disc_tx.send(update).await.is_err() {
+                    return Err("the master is shutting down".into());
+                }
             }
             match self.start_discovery(&config).await {
                 Ok(d) => self.discovery = Some(d),
@@ -124,5 +162,29 @@ impl Apply for MasterApplier {
             d.stop();
         }
         self.forward.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_are_named_as_discovery_names_them() {
+        let cfg = Config::parse(
+            "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['h:1']}]\n    file_sd_configs: [{files: [x.json]}, {files: [y.json]}]\n  - job_name: b\n    file_sd_configs: [{files: [z.json]}]\n",
+        )
+        .unwrap();
+        let got: Vec<(String, String)> = providers(&cfg).into_iter().collect();
+        let want = [
+            ("a", "file/0"),
+            ("a", "file/1"),
+            ("a", "static"),
+            ("b", "file/0"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(j, p)| (j.to_string(), p.to_string())).to_vec()
+        );
     }
 }

@@ -844,6 +844,37 @@ mod tests {
     }
 
     #[test]
+    fn secrets_of_parsed_scrape_and_remote_write_configs_are_masked() {
+        let text = r#"
+scrape_configs:
+  - job_name: a
+    basic_auth: {username: alice, password: hunter2}
+    tls_config: {cert: CERTPEM, key: KEYPEM}
+    static_configs: [{targets: ['h:1']}]
+  - job_name: b
+    authorization: {credentials: tok-b}
+    static_configs: [{targets: ['h:2']}]
+  - job_name: c
+    bearer_token: tok-c
+    static_configs: [{targets: ['h:3']}]
+remote_write:
+  - url: http://rw/api/v1/write
+    basic_auth: {username: bob, password: rw-pass}
+"#;
+        let cfg = Config::parse(text).unwrap();
+        let yaml = masked_yaml(&cfg);
+        for secret in ["hunter2", "KEYPEM", "tok-b", "tok-c", "rw-pass"] {
+            assert!(!yaml.contains(secret), "{secret} shown:\n{yaml}");
+        }
+        assert_eq!(yaml.matches(SECRET_PLACEHOLDER).count(), 5, "{yaml}");
+        for shown in ["alice", "bob", "CERTPEM"] {
+            assert!(yaml.contains(shown), "{shown} hidden:\n{yaml}");
+        }
+        // The workers still get the real values.
+        assert!(cfg.for_workers().to_yaml().contains("hunter2"));
+    }
+
+    #[test]
     fn if_match_forms() {
         assert!(version_matches("\"3\"", 3));
         assert!(version_matches("3", 3));
