@@ -676,3 +676,46 @@ async fn worker_without_the_token_cannot_register() {
     }
     assert_eq!(connected(&http).await.unwrap(), ["w1"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_that_drops_a_discovery_section_drops_its_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = write(dir.path(), "admin", ADMIN);
+    let sd = write(
+        dir.path(),
+        "targets.json",
+        r#"[{"targets": ["127.0.0.1:2"]}]"#,
+    );
+    let file_sd = format!(
+        "    file_sd_configs:\n      - files: ['{}']\n",
+        sd.display()
+    );
+    let (master, _) = start_master(
+        dir.path(),
+        &config(&["127.0.0.1:1".to_string()], &file_sd),
+        &["--web.admin-token-file", token.to_str().unwrap()],
+    )
+    .await;
+    let http = master.url("http");
+    let addrs = |v: Vec<(String, String)>| v.into_iter().map(|(a, _)| a).collect::<Vec<_>>();
+    eventually(WAIT, "static and file targets", || async {
+        let got = addrs(active(&http).await?);
+        (got == ["127.0.0.1:1", "127.0.0.1:2"])
+            .then_some(())
+            .ok_or(format!("{got:?}"))
+    })
+    .await;
+    // The same job without its static_configs: the static target must go, not linger.
+    let only_file = format!(
+        "scrape_configs:\n  - job_name: sim\n    scrape_interval: 1s\n    scrape_timeout: 1s\n{file_sd}"
+    );
+    let (status, _, body) = put_config(&http, &only_file, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually(WAIT, "only the file target", || async {
+        let got = addrs(active(&http).await?);
+        (got == ["127.0.0.1:2"])
+            .then_some(())
+            .ok_or(format!("{got:?}"))
+    })
+    .await;
+}
