@@ -415,7 +415,7 @@ impl Shard {
                 Err(SendError::UnsupportedMediaType(message)) => {
                     // The spec's signal that the receiver only speaks 1.0: fall back for good
                     // (until the config changes) and send this batch again at once.
-                    tracing::warn!(url = %sh.cfg.url, %message, "receiver refused remote write 2.0; falling back to 1.0");
+                    tracing::warn!(url = %sh.cfg.url, error = %message, "receiver refused remote write 2.0; falling back to 1.0");
                     sh.v2.store(false, Ordering::Relaxed);
                     sh.m.fallbacks.inc();
                 }
@@ -426,14 +426,14 @@ impl Shard {
                     sh.m.retried.inc_by(n);
                     sh.failures.fetch_add(1, Ordering::Relaxed);
                     let wait = retry_after.unwrap_or(backoff);
-                    tracing::warn!(url = %sh.cfg.url, %message, ?wait, attempt, "remote write failed; retrying");
+                    tracing::warn!(url = %sh.cfg.url, error = %message, ?wait, attempt, "remote write failed; retrying");
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(q.max_backoff.0);
                     attempt += 1;
                 }
                 Err(SendError::Fatal(message)) => {
                     sh.m.failed.inc_by(n);
-                    tracing::error!(url = %sh.cfg.url, %message, samples = n, "remote write rejected; dropping batch");
+                    tracing::error!(url = %sh.cfg.url, error = %message, samples = n, "remote write rejected; dropping batch");
                     break;
                 }
             }

@@ -1,0 +1,220 @@
+//! The remote-write retry rules, checked on the wire with real processes: a 400 is dropped
+//! (counted, its body logged as sent) and never re-sent; 5xx, 429 and network errors are
+//! retried with exponentially growing delays and a `Retry-Attempt` header; `Retry-After` is
+//! honoured; with `retry_on_http_429: false` a 429 is dropped like a 400.
+//!
+//! One shard (`max_shards: 1`), so requests are strictly sequential and the receiver's arrival
+//! log is the sender's retry schedule.
+
+mod remote_write_common;
+
+use std::time::{Duration, SystemTime};
+
+use promshard_integration_tests::eventually::eventually;
+use promshard_integration_tests::receiver::{ReceiverResponse, RequestRecord};
+use remote_write_common::{Cluster, match_scrapes, now_ms};
+
+const QUEUE: &str =
+    "batch_send_deadline: 100ms, min_backoff: 200ms, max_backoff: 5s, min_shards: 1, max_shards: 1";
+
+fn ms_between(a: SystemTime, b: SystemTime) -> i64 {
+    b.duration_since(a).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Waits until the log holds, from request number `first` on, `statuses` in a row followed by
+/// a stored request, and returns those requests.
+async fn run_of(c: &Cluster, first: u64, statuses: &[u16]) -> Vec<RequestRecord> {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{statuses:?} then a success from request #{first}"),
+        || async {
+            let log: Vec<RequestRecord> = c
+                .receiver
+                .request_log()
+                .into_iter()
+                .filter(|r| r.number >= first)
+                .collect();
+            if log.len() <= statuses.len() {
+                return Err(format!("{} requests so far", log.len()));
+            }
+            Ok(log[..=statuses.len()].to_vec())
+        },
+    )
+    .await
+}
+
+fn attempts(run: &[RequestRecord]) -> Vec<Option<String>> {
+    run.iter()
+        .map(|r| r.header("retry-attempt").map(str::to_owned))
+        .collect()
+}
+
+/// Delays between consecutive arrivals, ms.
+fn gaps(run: &[RequestRecord]) -> Vec<i64> {
+    run.windows(2)
+        .map(|w| ms_between(w[0].at, w[1].at))
+        .collect()
+}
+
+fn next_request(c: &Cluster) -> u64 {
+    c.receiver.requests() + 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_is_dropped_while_5xx_429_and_network_errors_are_retried_with_growing_delays() {
+    let c = Cluster::start(1, QUEUE, "", &[]).await;
+    c.wait_for_first_samples().await;
+
+    // 400: dropped at once, counted, the body logged as the receiver sent it, never re-sent.
+    let first = next_request(&c);
+    c.receiver.push_response(
+        ReceiverResponse::status(400).with_body("out of bounds: sample too old {job=\"sim\"}"),
+    );
+    let run = run_of(&c, first, &[400]).await;
+    assert_eq!(run[0].status, 400);
+    assert_eq!(
+        attempts(&run),
+        [None, None],
+        "the request after a 400 is a new batch, not a retry"
+    );
+    let rejected = run[0].samples as f64;
+    assert!(rejected > 0.0);
+    eventually(
+        Duration::from_secs(10),
+        "the 400's samples counted as failed",
+        || async {
+            let failed = c
+                .metric("prometheus_remote_storage_samples_failed_total")
+                .await;
+            if failed == rejected {
+                Ok(())
+            } else {
+                Err(format!("failed_total {failed}, want {rejected}"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        c.worker
+            .log_contents()
+            .contains("out of bounds: sample too old {job=\"sim\"}"),
+        "the 400's body is not in the worker log as sent"
+    );
+
+    // 5xx: retried, the delay doubling from min_backoff, Retry-Attempt counting up.
+    let first = next_request(&c);
+    for _ in 0..4 {
+        c.receiver.push_response(ReceiverResponse::status(503));
+    }
+    let run = run_of(&c, first, &[503, 503, 503, 503]).await;
+    let statuses: Vec<u16> = run.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [503, 503, 503, 503, 204]);
+    assert_eq!(
+        attempts(&run),
+        [
+            None,
+            Some("1".into()),
+            Some("2".into()),
+            Some("3".into()),
+            Some("4".into())
+        ]
+    );
+    let g = gaps(&run);
+    assert!(
+        g.windows(2).all(|w| w[0] < w[1]),
+        "delays do not grow: {g:?} ms"
+    );
+    // The retried request is the same batch: same size.
+    assert!(run.iter().all(|r| r.samples == run[0].samples));
+
+    // 429 (retry_on_http_429 defaults to true here): the same schedule.
+    let first = next_request(&c);
+    for _ in 0..3 {
+        c.receiver.push_response(ReceiverResponse::status(429));
+    }
+    let run = run_of(&c, first, &[429, 429, 429]).await;
+    let statuses: Vec<u16> = run.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 429, 429, 204]);
+    let g = gaps(&run);
+    assert!(
+        g.windows(2).all(|w| w[0] < w[1]),
+        "delays do not grow: {g:?} ms"
+    );
+    assert_eq!(run[3].header("retry-attempt"), Some("3"));
+
+    // Retry-After overrides the backoff: the sender waits at least that long.
+    let first = next_request(&c);
+    c.receiver
+        .push_response(ReceiverResponse::status(503).with_header("Retry-After", "2"));
+    let run = run_of(&c, first, &[503]).await;
+    let waited = gaps(&run)[0];
+    assert!(waited >= 2000, "retried {waited} ms after Retry-After: 2");
+    assert_eq!(run[1].header("retry-attempt"), Some("1"));
+
+    // Network errors (the receiver gone): retried until it is back, nothing lost.
+    let retried = c
+        .metric("prometheus_remote_storage_samples_retried_total")
+        .await;
+    c.receiver.set_down().await;
+    let down_from = now_ms();
+    eventually(
+        Duration::from_secs(30),
+        "retries against the closed port",
+        || async {
+            let now = c
+                .metric("prometheus_remote_storage_samples_retried_total")
+                .await;
+            if now > retried {
+                Ok(())
+            } else {
+                Err(format!("retried_total still {now}"))
+            }
+        },
+    )
+    .await;
+    c.receiver.set_up().await;
+    let up_at = now_ms();
+    c.wait_until_delivered_past(up_at, Duration::from_secs(30))
+        .await;
+    let t = &c.sim.targets()[0];
+    let served: Vec<i64> = t
+        .scrapes()
+        .iter()
+        .map(|s| s.at_millis())
+        .filter(|at| (down_from..=up_at).contains(at))
+        .collect();
+    let matched = match_scrapes(&served, &c.up_of(&t.address()));
+    assert!(
+        matched.iter().all(Option::is_some),
+        "scrapes lost to the network errors: {served:?} vs {matched:?}"
+    );
+    c.receiver.assert_no_violations();
+    assert_eq!(c.receiver.duplicates(), []);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_retry_on_http_429_false_a_429_is_dropped() {
+    let queue = format!("{QUEUE}, retry_on_http_429: false");
+    let c = Cluster::start(1, &queue, "", &[]).await;
+    c.wait_for_first_samples().await;
+    let first = next_request(&c);
+    c.receiver.push_response(ReceiverResponse::status(429));
+    let run = run_of(&c, first, &[429]).await;
+    assert_eq!(attempts(&run), [None, None]);
+    let rejected = run[0].samples as f64;
+    eventually(
+        Duration::from_secs(10),
+        "the 429's samples counted as failed",
+        || async {
+            let failed = c
+                .metric("prometheus_remote_storage_samples_failed_total")
+                .await;
+            if failed == rejected {
+                Ok(())
+            } else {
+                Err(format!("failed_total {failed}, want {rejected}"))
+            }
+        },
+    )
+    .await;
+}
