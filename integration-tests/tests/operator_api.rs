@@ -718,4 +718,21 @@ async fn put_that_drops_a_discovery_section_drops_its_targets() {
             .ok_or(format!("{got:?}"))
     })
     .await;
+
+    // A change to relabeling only keeps discovery running and relabels what it has.
+    let relabeled = format!(
+        "{only_file}    relabel_configs:\n      - target_label: team\n        replacement: infra\n"
+    );
+    let (status, _, body) = put_config(&http, &relabeled, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let d = data(&format!("{http}/api/v1/targets?state=active"))
+        .await
+        .unwrap();
+    let t = &d["activeTargets"];
+    assert_eq!(t.as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(
+        t[0]["labels"]["team"], "infra",
+        "the PUT answers once the change is live"
+    );
+    assert_eq!(t[0]["discoveredLabels"]["__address__"], "127.0.0.1:2");
 }

@@ -104,6 +104,12 @@ fn providers(config: &Config) -> BTreeSet<(String, String)> {
 impl Apply for MasterApplier {
     fn apply(&mut self, config: Arc<Config>) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
+            if same_discovery(&self.running, &config) {
+                // Only relabeling, intervals, limits or remote write changed: the coordinator
+                // keeps every job's groups and recomputes from them, and no Kubernetes watch is
+                // restarted (no new LIST) for a change that cannot alter what is discovered.
+                return self.hand_over(config).await;
+            }
             // Stop the old providers first: what they already sent is queued ahead of what the
             // new ones send, so the coordinator ends with the new providers' view.
             if let Some(d) = self.discovery.take() {
@@ -139,21 +145,7 @@ impl Apply for MasterApplier {
                     return Err(format!("starting discovery: {e:#}"));
                 }
             }
-            if self
-                .events
-                .send(Event::ConfigChanged(config.clone()))
-                .await
-                .is_err()
-            {
-                return Err("the master is shutting down".into());
-            }
-            self.running = config.clone();
-            let mut view = self.view.clone();
-            let published = view.wait_for(|v| Arc::ptr_eq(&v.config, &config));
-            if tokio::time::timeout(PUBLISH_WAIT, published).await.is_err() {
-                tracing::warn!("the coordinator has not published the new config yet");
-            }
-            Ok(())
+            self.hand_over(config).await
         })
     }
 
@@ -165,9 +157,65 @@ impl Apply for MasterApplier {
     }
 }
 
+impl MasterApplier {
+    /// Gives the coordinator the new config and waits until it publishes a view with it.
+    async fn hand_over(&mut self, config: Arc<Config>) -> Result<(), String> {
+        if self
+            .events
+            .send(Event::ConfigChanged(config.clone()))
+            .await
+            .is_err()
+        {
+            return Err("the master is shutting down".into());
+        }
+        self.running = config.clone();
+        let mut view = self.view.clone();
+        let published = view.wait_for(|v| Arc::ptr_eq(&v.config, &config));
+        if tokio::time::timeout(PUBLISH_WAIT, published).await.is_err() {
+            tracing::warn!("the coordinator has not published the new config yet");
+        }
+        Ok(())
+    }
+}
+
+/// Whether two configs discover exactly the same (job, provider settings): then discovery
+/// need not restart.
+fn same_discovery(a: &Config, b: &Config) -> bool {
+    let key = |c: &Config| {
+        c.scrape_configs
+            .iter()
+            .map(|s| {
+                (
+                    s.job_name.clone(),
+                    (
+                        s.static_configs.clone(),
+                        s.file_sd_configs.clone(),
+                        s.kubernetes_sd_configs.clone(),
+                    ),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    key(a) == key(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovery_restarts_only_when_what_is_discovered_can_change() {
+        let base = "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['h:1']}]\n";
+        let parse = |t: &str| Config::parse(t).unwrap();
+        let relabeled = format!(
+            "{base}    relabel_configs: [{{target_label: x, replacement: y}}]\n    scrape_interval: 5s\n"
+        );
+        assert!(same_discovery(&parse(base), &parse(&relabeled)));
+        let moved = base.replace("h:1", "h:2");
+        assert!(!same_discovery(&parse(base), &parse(&moved)));
+        let renamed = base.replace("job_name: a", "job_name: b");
+        assert!(!same_discovery(&parse(base), &parse(&renamed)));
+    }
 
     #[test]
     fn providers_are_named_as_discovery_names_them() {
