@@ -220,7 +220,8 @@ async fn workers(State(s): State<AppState>) -> Response {
                         0.0
                     }),
                 );
-                o.insert("capacitySeries".into(), Value::Null);
+                // The coordinator's view carries it once workers report it; null until then.
+                o.entry("capacitySeries").or_insert(Value::Null);
                 o.insert(
                     "connectionAgeSeconds".into(),
                     json!(if w.connected {

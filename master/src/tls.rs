@@ -55,6 +55,12 @@ impl GrpcSecurity {
             Some(p) => Some(read_token(p)?),
             None => None,
         };
+        if token.is_some() && self.cert_file.is_none() {
+            tracing::warn!(
+                "--grpc.token-file without TLS: the token crosses the network in clear text; \
+                 set --grpc.tls-cert-file and --grpc.tls-key-file"
+            );
+        }
         Ok(ControlAuth {
             token: token.map(|t| Arc::from(format!("Bearer {t}"))),
         })
