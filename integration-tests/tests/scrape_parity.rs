@@ -164,10 +164,15 @@ fn now_ms() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_series_values_and_stale_markers_as_prometheus() {
-    // Targets: 0 edge cases, 1 conflicts, 2 goes down, 3 loses series.
-    let sim = TargetSimulator::start(4).await;
+    // Targets: 0 edge cases, 1 conflicts, 2 goes down, 3 loses series; 4-6 always fail
+    // (parse error, HTTP 503, duplicate label name).
+    let sim = TargetSimulator::start(7).await;
     let (edge, conflict, down, vanish) =
         (sim.target(0), sim.target(1), sim.target(2), sim.target(3));
+    let failing = [sim.target(4), sim.target(5), sim.target(6)];
+    sim.target(4).set_body("ok 1\nbroken{a=\"1\" 2\n");
+    sim.target(5).set_status(503);
+    sim.target(6).set_body("ok 1\ndup{a=\"1\",a=\"2\"} 2\n");
     edge.set_body(EDGE_BODY);
     conflict.set_body(CONFLICT_BODY);
     // The timestamped series come once Prometheus runs (see below).
@@ -202,11 +207,18 @@ scrape_configs:
   - job_name: honor
     honor_labels: true
     static_configs: [{{targets: ['{conflict}'], labels: {{team: honor}}}}]
+  - job_name: failing
+    static_configs: [{{targets: [{failing_targets}]}}]
+  - job_name: limited
+    sample_limit: 3
+    static_configs: [{{targets: ['{edge}']}}]
 "#,
         node = node.addr,
         prom = idle_prom.url().trim_start_matches("http://"),
         edge_targets = sims(&[edge, conflict, down, vanish]),
         conflict = conflict.address(),
+        failing_targets = sims(&failing),
+        edge = edge.address(),
     );
     let remote_write = |url: String| {
         format!("remote_write:\n  - url: {url}\n    queue_config: {{batch_send_deadline: 200ms}}\n")
@@ -291,6 +303,29 @@ scrape_configs:
         },
     )
     .await;
+    let up_zeros = |r: &RecordingReceiver, job: &str| -> usize {
+        r.find("up", &[("job", job)])
+            .iter()
+            .flat_map(|(_, s)| s)
+            .filter(|(_, v)| *v == 0.0)
+            .count()
+    };
+    eventually(
+        Duration::from_secs(10),
+        "failed scrapes reported by both",
+        || async {
+            for (who, r) in [("prometheus", &prom_rx), ("promshard", &ours_rx)] {
+                for (job, want) in [("failing", 6), ("limited", 2)] {
+                    let n = up_zeros(r, job);
+                    if n < want {
+                        return Err(format!("{who}: {n} up=0 samples for job {job}"));
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
 
     // Phase 2: one target goes down, another loses two series (one with a timestamp).
     down.set_down().await;
@@ -333,6 +368,7 @@ scrape_configs:
     // The comparison: converges to identical series sets, stale sets and static values.
     let static_instances: BTreeSet<String> = [edge, conflict, down, vanish]
         .iter()
+        .chain(&failing)
         .map(|t| t.address())
         .collect();
     let timing = ["scrape_duration_seconds"];
@@ -441,6 +477,18 @@ scrape_configs:
         ours_rx.samples(&ts_gone).iter().all(|(t, _)| *t == ts),
         "explicit timestamp kept"
     );
+    // Parse error, HTTP 503, duplicate label name and sample_limit fail the whole scrape.
+    for job in ["failing", "limited"] {
+        let ups = ours_rx.find("up", &[("job", job)]);
+        assert!(!ups.is_empty());
+        for (l, samples) in ups {
+            assert!(samples.iter().all(|(_, v)| *v == 0.0), "{l:?}: {samples:?}");
+        }
+        assert!(
+            !has(&[("job", job), ("__name__", "ok")]),
+            "nothing kept from {job}"
+        );
+    }
     prom_rx.assert_no_violations();
     ours_rx.assert_no_violations();
 }

@@ -31,6 +31,26 @@ pub(crate) struct Processed {
     pub(crate) series_added: usize,
 }
 
+/// A failed scrape: the error, and the counts Prometheus still reports for it (samples read
+/// before a parse or label error; every sample when `sample_limit` is exceeded, because
+/// Prometheus keeps parsing to report the true total).
+#[derive(Debug, Default)]
+pub(crate) struct Failed {
+    pub(crate) error: String,
+    pub(crate) scraped: usize,
+    pub(crate) post_relabel: usize,
+    pub(crate) series_added: usize,
+}
+
+impl From<String> for Failed {
+    fn from(error: String) -> Self {
+        Failed {
+            error,
+            ..Failed::default()
+        }
+    }
+}
+
 struct CacheEntry {
     /// `None`: dropped by metric relabeling.
     labels: Option<Labels>,
@@ -78,18 +98,41 @@ impl SampleProcessor {
         body: &[u8],
         format: Format,
         ts: i64,
-    ) -> Result<Processed, String> {
+    ) -> Result<Processed, Failed> {
+        let mut c = Failed::default();
+        match self.process_counting(body, format, ts, &mut c) {
+            Ok((samples, tracked)) => {
+                let iteration = self.iteration;
+                self.cache.retain(|_, e| e.seen == iteration);
+                Ok(Processed {
+                    samples,
+                    scraped: c.scraped,
+                    post_relabel: c.post_relabel,
+                    tracked,
+                    series_added: c.series_added,
+                })
+            }
+            Err(error) => Err(Failed { error, ..c }),
+        }
+    }
+
+    fn process_counting(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        ts: i64,
+        c: &mut Failed,
+    ) -> Result<(Vec<Sample>, HashSet<Labels>), String> {
         self.iteration += 1;
         let mut parser = Parser::new(body, format);
         let mut samples = Vec::new();
         let mut tracked = HashSet::new();
         let mut seen_series: HashSet<Labels> = HashSet::new();
-        let mut scraped = 0;
-        let mut series_added = 0;
+        let mut limit_exceeded = false;
         let mut label_buf = Vec::new();
         while let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? {
             let Entry::Sample(s) = entry else { continue };
-            scraped += 1;
+            c.scraped += 1;
             let mut cache_miss = false;
             let labels = match self.cache.get_mut(s.series) {
                 Some(e) if e.metric_type == s.metric_type => {
@@ -120,6 +163,14 @@ impl SampleProcessor {
                 }
             };
             let Some(labels) = labels else { continue };
+            // Counted before de-duplication and towards the limit, as Prometheus's appender
+            // counts every append.
+            c.post_relabel += 1;
+            if self.sample_limit > 0 && c.post_relabel > self.sample_limit {
+                // Prometheus keeps parsing to report the real totals, then fails the scrape.
+                limit_exceeded = true;
+                continue;
+            }
             if !seen_series.insert(labels.clone()) {
                 // Prometheus drops a repeated series in one scrape ("duplicate sample for
                 // timestamp") without failing the scrape.
@@ -129,29 +180,20 @@ impl SampleProcessor {
             if explicit_ts.is_none() || self.track_timestamps_staleness {
                 tracked.insert(labels.clone());
             }
-            series_added += usize::from(cache_miss);
+            c.series_added += usize::from(cache_miss);
             samples.push(Sample {
                 labels,
                 timestamp_ms: explicit_ts.unwrap_or(ts),
                 value: s.value,
             });
-            if self.sample_limit > 0 && samples.len() > self.sample_limit {
-                return Err(format!(
-                    "sample limit exceeded (limit {})",
-                    self.sample_limit
-                ));
-            }
         }
-        let iteration = self.iteration;
-        self.cache.retain(|_, e| e.seen == iteration);
-        let post_relabel = samples.len();
-        Ok(Processed {
-            samples,
-            scraped,
-            post_relabel,
-            tracked,
-            series_added,
-        })
+        if limit_exceeded {
+            return Err(format!(
+                "sample limit exceeded (limit {})",
+                self.sample_limit
+            ));
+        }
+        Ok((samples, tracked))
     }
 
     /// Prometheus's `mutateSampleLabels`, then limits. `Ok(None)`: dropped by relabeling.

@@ -12,7 +12,7 @@ fn processor(extra: &str) -> SampleProcessor {
     SampleProcessor::new(&cfg, target)
 }
 
-fn run(p: &mut SampleProcessor, body: &str) -> Result<Processed, String> {
+fn run(p: &mut SampleProcessor, body: &str) -> Result<Processed, Failed> {
     p.process(body.as_bytes(), Format::Text, 1_000)
 }
 
@@ -69,21 +69,24 @@ fn label_limits_fail_the_whole_scrape() {
     );
     let e = run(&mut processor("    label_limit: 4\n"), body)
         .err()
-        .unwrap();
+        .unwrap()
+        .error;
     assert!(e.contains("label_limit exceeded"), "{e}");
 
     let body = "m{abcde=\"1\"} 1\n";
     assert!(run(&mut processor("    label_name_length_limit: 8\n"), body).is_ok());
     let e = run(&mut processor("    label_name_length_limit: 4\n"), body)
         .err()
-        .unwrap();
+        .unwrap()
+        .error;
     assert!(e.contains("label_name_length_limit exceeded"), "{e}");
 
     let body = "m{a=\"12345\"} 1\n";
     assert!(run(&mut processor("    label_value_length_limit: 5\n"), body).is_ok());
     let e = run(&mut processor("    label_value_length_limit: 4\n"), body)
         .err()
-        .unwrap();
+        .unwrap()
+        .error;
     assert!(e.contains("label_value_length_limit exceeded"), "{e}");
 }
 
@@ -91,8 +94,10 @@ fn label_limits_fail_the_whole_scrape() {
 fn sample_limit_counts_after_metric_relabeling_and_fails_the_scrape() {
     let body = "a 1\nb 2\nc 3\n";
     let mut p = processor("    sample_limit: 2\n");
-    let e = run(&mut p, body).err().unwrap();
-    assert!(e.contains("sample limit exceeded"), "{e}");
+    let f = run(&mut p, body).err().unwrap();
+    assert!(f.error.contains("sample limit exceeded"), "{}", f.error);
+    // Reported as Prometheus does: parsing went on to count every sample.
+    assert_eq!((f.scraped, f.post_relabel, f.series_added), (3, 3, 2));
     // Dropped series do not count.
     let mut p = processor(
         "    sample_limit: 2\n    metric_relabel_configs: [{source_labels: [__name__], regex: c, action: drop}]\n",
@@ -104,8 +109,10 @@ fn sample_limit_counts_after_metric_relabeling_and_fails_the_scrape() {
 #[test]
 fn duplicate_label_names_fail_the_scrape() {
     let mut p = processor("");
-    let e = run(&mut p, "ok 1\nm{a=\"1\",a=\"2\"} 1\n").err().unwrap();
-    assert!(e.contains("not unique"), "{e}");
+    let f = run(&mut p, "ok 1\nm{a=\"1\",a=\"2\"} 1\n").err().unwrap();
+    assert!(f.error.contains("not unique"), "{}", f.error);
+    // The counts up to the failure are still reported, as in Prometheus.
+    assert_eq!((f.scraped, f.post_relabel, f.series_added), (2, 1, 1));
 }
 
 #[test]

@@ -130,7 +130,7 @@ impl ScrapeLoop {
         let ts = unix_ms(started);
         let result = match self.scraper.scrape(buf).await {
             Ok(format) => self.processor.process(buf, format, ts),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         let duration = started.elapsed().unwrap_or_default().as_secs_f64();
         let mut out;
@@ -148,7 +148,7 @@ impl ScrapeLoop {
                 self.prev = p.tracked;
                 (1.0, p.scraped, p.post_relabel, added, String::new())
             }
-            Err(e) => {
+            Err(f) => {
                 // A failed scrape counts as empty: every previous series goes stale.
                 out = self
                     .prev
@@ -159,7 +159,7 @@ impl ScrapeLoop {
                         value: stale_nan(),
                     })
                     .collect();
-                (0.0, 0, 0, 0, e)
+                (0.0, f.scraped, f.post_relabel, f.series_added, f.error)
             }
         };
         let values = [up, duration, scraped as f64, post as f64, added as f64];
