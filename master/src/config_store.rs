@@ -20,10 +20,11 @@
 //! through the API is written *to that file*, so a restart, `promshard check config` and
 //! anyone reading the file see what runs, and there is no second copy to drift from it.
 //!
-//! In Kubernetes the chart mounts the config from a ConfigMap, which is read-only (and should
-//! stay so: a master with write access to ConfigMaps could rewrite any of them). There the file
-//! cannot be written, and the change goes to `--config.state-dir` instead (a small writable
-//! volume) as `config.yml`, with `state.json` recording the version, the history and the digest
+//! In Kubernetes the chart mounts the config from a ConfigMap, which is read-only. Writing the
+//! ConfigMap back through the API was rejected: Helm owns it (the next upgrade overwrites the
+//! change), a mounted ConfigMap reaches the pod only after the kubelet's sync delay, and it would
+//! give the master write RBAC. There the file cannot be written, and the change goes to
+//! `--config.state-dir` instead (a small writable volume) as `config.yml`, with `state.json` recording the version, the history and the digest
 //! of the file the change was made over. The precedence at startup follows from that:
 //! - the state dir's config wins while the file is still the one it was made over: the API
 //!   change survives a restart of the pod;
