@@ -8,7 +8,6 @@
 pub mod demo;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -64,29 +63,15 @@ pub async fn run_master(
     promshard_master::run(opts, grpc, http, shutdown_signal()).await
 }
 
-pub async fn run_worker(
-    master: String,
-    id: Option<String>,
-    http: SocketAddr,
-    data_dir: PathBuf,
-    wal_max_bytes: u64,
-    security: promshard_worker::tls::ClientSecurity,
-) -> anyhow::Result<()> {
-    let worker_id = id.unwrap_or_else(default_worker_id);
+pub async fn run_worker(opts: promshard_worker::Options, http: SocketAddr) -> anyhow::Result<()> {
     let http = bind(http, "HTTP").await?;
     println!("listening http={}", http.local_addr()?);
-    tracing::info!(%worker_id, %master, "starting worker");
-    let opts = promshard_worker::Options {
-        master,
-        worker_id,
-        data_dir,
-        wal_max_bytes,
-        security,
-    };
+    tracing::info!(worker_id = %opts.worker_id, master = %opts.master, "starting worker");
     promshard_worker::run(opts, http, shutdown_signal()).await
 }
 
-fn default_worker_id() -> String {
+/// The host name, which is stable for a StatefulSet pod.
+pub fn default_worker_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())

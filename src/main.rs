@@ -66,6 +66,14 @@ enum Command {
         /// unsent data is dropped and counted.
         #[arg(long = "wal.max-bytes", default_value = "1GiB", value_parser = parse_bytes)]
         wal_max_bytes: u64,
+        /// Series this worker accepts; the master places no more on it and spills over to
+        /// other workers (0 = unlimited).
+        #[arg(long = "max-series", default_value_t = 0)]
+        max_series: u64,
+        /// On SIGTERM, how long to wait for the master to hand every target to another worker
+        /// (make-before-break) before exiting anyway.
+        #[arg(long = "drain-timeout", default_value = "30s", value_parser = parse_duration)]
+        drain_timeout: Duration,
         #[command(flatten)]
         security: WorkerSecurityArgs,
     },
@@ -220,6 +228,8 @@ fn main() -> ExitCode {
                 listen_http,
                 data_dir,
                 wal_max_bytes,
+                max_series,
+                drain_timeout,
                 security,
             } => {
                 let security = promshard_worker::tls::ClientSecurity {
@@ -229,8 +239,16 @@ fn main() -> ExitCode {
                     server_name: security.master_server_name,
                     token_file: security.master_token_file,
                 };
-                promshard::run_worker(master, id, listen_http, data_dir, wal_max_bytes, security)
-                    .await
+                let opts = promshard_worker::Options {
+                    master,
+                    worker_id: id.unwrap_or_else(promshard::default_worker_id),
+                    data_dir,
+                    security,
+                    wal_max_bytes,
+                    max_series,
+                    drain_timeout,
+                };
+                promshard::run_worker(opts, listen_http).await
             }
             Command::Demo {
                 remote_write,

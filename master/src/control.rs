@@ -85,6 +85,7 @@ impl Control for ControlService {
                 conn,
                 tx,
                 scraping: hello.scraping,
+                capacity_series: hello.capacity_series,
             })
             .await
             .map_err(|_| Status::unavailable("master is shutting down"))?;
@@ -111,6 +112,17 @@ impl Control for ControlService {
                         let mut l = loads.lock().unwrap_or_else(|e| e.into_inner());
                         for t in report.targets {
                             l.insert(t.target_id.clone(), t);
+                        }
+                    }
+                    Ok(Some(WorkerMessage {
+                        msg: Some(Msg::Drain(_)),
+                    })) => {
+                        let ev = Event::Draining {
+                            worker: worker.clone(),
+                            conn,
+                        };
+                        if events.send(ev).await.is_err() {
+                            break;
                         }
                     }
                     Ok(Some(_)) => {}

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use promshard_model::config::Config;
 use promshard_proto::control::{
-    Delta, MasterMessage, Snapshot, Target as WireTarget, master_message::Msg,
+    Delta, HandOff, MasterMessage, Snapshot, Target as WireTarget, master_message::Msg,
 };
 use promshard_proto::prometheus::Label as WireLabel;
 use tokio::sync::{mpsc, watch};
@@ -57,6 +57,12 @@ pub enum Event {
         conn: u64,
         tx: WorkerTx,
         scraping: Vec<String>,
+        capacity_series: u64,
+    },
+    /// The worker is shutting down gracefully: move everything it holds elsewhere.
+    Draining {
+        worker: String,
+        conn: u64,
     },
     Disconnected {
         worker: String,
@@ -96,6 +102,8 @@ pub struct View {
     pub owners: HashMap<String, String>,
     pub workers: Vec<WorkerView>,
     pub config: Arc<Config>,
+    /// Recent handoffs, oldest first, and the ones in flight (outcome "pending").
+    pub handoffs: Arc<Vec<HandoffRecord>>,
 }
 
 struct WorkerState {
@@ -112,6 +120,45 @@ struct WorkerState {
     assigned: BTreeSet<String>,
     /// Targets the worker said (in its hello) it was scraping.
     resumed: usize,
+    /// Series the worker accepts (`--max-series`), 0 = unlimited.
+    capacity_series: u64,
+    /// Leaving on purpose: receives no new targets; its targets are handed off.
+    draining: bool,
+    /// Targets sent with a start instant (handoffs to this worker), by target id: until then
+    /// the worker holds the target without scraping it.
+    starts: HashMap<String, i64>,
+}
+
+/// How far ahead of now a handoff instant is set: the new owner must have acknowledged its
+/// assignment and the old owner must have received its stop before that instant, or a slot may
+/// be missed or scraped twice (counted as `late`).
+const HANDOFF_LEAD: Duration = Duration::from_secs(2);
+/// Completed handoffs kept for the API (explain).
+const HANDOFF_HISTORY: usize = 10_000;
+
+/// A make-before-break move of one target between two connected workers. The new owner gets
+/// the target with `start_at_ms = at_ms`; once it has acknowledged that, the old owner is told
+/// to stop at the same instant. Until then the old owner keeps the target.
+#[derive(Clone, Debug)]
+struct Handoff {
+    from: String,
+    to: String,
+    at_ms: i64,
+    /// The generation that carried the target to `to` (0 = not sent yet).
+    to_generation: u64,
+}
+
+/// A handoff as readers see it (explain, history).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoffRecord {
+    pub target_id: String,
+    pub from: String,
+    pub to: String,
+    /// The slot boundary: `from` scrapes before it, `to` from it on (Unix ms).
+    pub at_ms: i64,
+    /// "completed", "late" or "cancelled".
+    pub outcome: &'static str,
 }
 
 pub struct Coordinator {
@@ -128,6 +175,9 @@ pub struct Coordinator {
     jobs: BTreeMap<String, JobTargets>,
     workers: BTreeMap<String, WorkerState>,
     next_generation: u64,
+    /// In-flight handoffs by target id.
+    handoffs: HashMap<String, Handoff>,
+    handoff_log: std::collections::VecDeque<HandoffRecord>,
     view: watch::Sender<Arc<View>>,
     metrics: Arc<Metrics>,
 }
@@ -163,6 +213,8 @@ impl Coordinator {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_micros() as u64)
                 .unwrap_or(1),
+            handoffs: HashMap::new(),
+            handoff_log: std::collections::VecDeque::new(),
             view,
             metrics,
         };
@@ -219,6 +271,7 @@ impl Coordinator {
                 conn,
                 tx,
                 scraping,
+                capacity_series,
             } => {
                 tracing::info!(%worker, conn, scraping = scraping.len(), "worker connected");
                 let st = WorkerState {
@@ -231,10 +284,19 @@ impl Coordinator {
                     acked_generation: 0,
                     assigned: BTreeSet::new(),
                     resumed: scraping.len(),
+                    capacity_series,
+                    draining: false,
+                    starts: HashMap::new(),
                 };
                 // A reconnect replaces the previous session, whose stream ends when its
                 // sender is dropped here.
                 self.workers.insert(worker, st);
+            }
+            Event::Draining { worker, conn } => {
+                if let Some(w) = self.workers.get_mut(&worker).filter(|w| w.conn == conn) {
+                    tracing::info!(%worker, targets = w.assigned.len(), "worker draining");
+                    w.draining = true;
+                }
             }
             Event::Disconnected { worker, conn } => {
                 if let Some(w) = self.workers.get_mut(&worker).filter(|w| w.conn == conn) {
@@ -333,9 +395,22 @@ impl Coordinator {
             return;
         }
         self.last_rebalance = Instant::now();
-        let members: Vec<String> = self.workers.keys().cloned().collect();
-        let targets: Vec<&Arc<ActiveTarget>> =
-            self.jobs.values().flat_map(|j| j.active.iter()).collect();
+        // Draining workers get nothing new; if every worker is draining, nothing moves (there
+        // is nowhere to move to, and stale markers for live series would be wrong).
+        let mut members: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.draining)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if members.is_empty() {
+            members = self.workers.keys().cloned().collect();
+        }
+        let targets: Vec<Arc<ActiveTarget>> = self
+            .jobs
+            .values()
+            .flat_map(|j| j.active.iter().cloned())
+            .collect();
         let items: Vec<Item> = {
             let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
             if loads.len() > targets.len() * 2 + 1024 {
@@ -344,81 +419,286 @@ impl Coordinator {
                     targets.iter().map(|t| t.id.as_str()).collect();
                 loads.retain(|id, _| live.contains(id.as_str()));
             }
+            // A target not reported yet weighs what its job's reported targets weigh on
+            // average (targets of a job tend to be alike), so its first report does not move it.
+            let mut per_job: HashMap<&str, (u64, u64)> = HashMap::new();
+            for t in &targets {
+                if let Some(l) = loads.get(&t.id) {
+                    let e = per_job.entry(t.job.as_str()).or_default();
+                    e.0 += placement::effective_weight(Some(l.series));
+                    e.1 += 1;
+                }
+            }
             targets
                 .iter()
                 .map(|t| Item {
                     key: t.placement_key,
-                    weight: placement::effective_weight(loads.get(&t.id).map(|l| l.series)),
+                    weight: match loads.get(&t.id) {
+                        Some(l) => placement::effective_weight(Some(l.series)),
+                        None => per_job
+                            .get(t.job.as_str())
+                            .map_or(placement::DEFAULT_WEIGHT, |(sum, n)| {
+                                placement::effective_weight(Some(sum / n))
+                            }),
+                    },
                 })
                 .collect()
         };
-        let placed = self.strategy.place(&members, &items);
-        let mut desired: HashMap<&str, BTreeMap<&str, &Arc<ActiveTarget>>> = members
+        let capacities: Vec<u64> = members
             .iter()
-            .map(|m| (m.as_str(), BTreeMap::new()))
+            .map(|m| self.workers[m].capacity_series)
+            .collect();
+        let placed = self.strategy.place(&members, &capacities, &items);
+        let mut desired: Desired = self
+            .workers
+            .keys()
+            .map(|m| (m.clone(), BTreeMap::new()))
             .collect();
         let mut owners = HashMap::new();
         for (t, owner) in targets.iter().zip(placed) {
             if let Some(owner) = owner.map(|i| members[i].as_str()) {
                 owners.insert(t.id.clone(), owner.to_string());
                 if let Some(set) = desired.get_mut(owner) {
-                    set.insert(t.id.as_str(), *t);
+                    set.insert(t.id.clone(), t.clone());
                 }
             }
         }
-        let mut broken = Vec::new();
-        for (id, w) in self.workers.iter_mut() {
-            let Some(tx) = w.tx.clone() else { continue };
-            let want = &desired[id.as_str()];
-            let ok = if w.needs_snapshot {
-                w.needs_snapshot = false;
-                self.next_generation += 1;
-                w.sent_generation = self.next_generation;
-                w.assigned = want.keys().map(|s| s.to_string()).collect();
-                send_snapshot(
-                    &tx,
-                    self.next_generation,
-                    &self.worker_config_yaml,
-                    want.values(),
-                )
-            } else {
-                let added: Vec<&Arc<ActiveTarget>> = want
-                    .iter()
-                    .filter(|(k, _)| !w.assigned.contains(**k))
-                    .map(|(_, t)| *t)
-                    .collect();
-                let (handed_off, removed): (Vec<String>, Vec<String>) = w
-                    .assigned
-                    .iter()
-                    .filter(|k| !want.contains_key(k.as_str()))
-                    .cloned()
-                    .partition(|k| owners.contains_key(k));
-                if added.is_empty() && removed.is_empty() && handed_off.is_empty() {
+
+        // Handoffs whose premise no longer holds are cancelled: the target moved again, went
+        // away, or either side is gone. The old owner, if it still has the target, keeps it.
+        let connected = |id: &str| self.workers.get(id).is_some_and(|w| w.tx.is_some());
+        let mut cancelled = Vec::new();
+        self.handoffs.retain(|id, h| {
+            let keep = desired
+                .get(h.to.as_str())
+                .is_some_and(|d| d.contains_key(id.as_str()))
+                && connected(&h.to)
+                && connected(&h.from)
+                && self.workers[&h.from].assigned.contains(id);
+            if !keep {
+                tracing::info!(target = %id, from = %h.from, to = %h.to,
+                    to_wanted = desired.get(h.to.as_str()).is_some_and(|d| d.contains_key(id.as_str())),
+                    to_connected = connected(&h.to), from_connected = connected(&h.from),
+                    "handoff cancelled");
+                cancelled.push((id.clone(), h.clone()));
+            }
+            keep
+        });
+        for (id, h) in cancelled {
+            self.metrics
+                .handoffs
+                .get_or_create(&vec![("outcome".into(), "cancelled".into())])
+                .inc();
+            log_handoff(&mut self.handoff_log, id, &h, "cancelled");
+        }
+        // New moves between two connected workers become handoffs.
+        let now_ms = unix_ms(SystemTime::now());
+        // Who scrapes a target now, and from when: a worker that has started it beats one that
+        // holds it with a start instant still ahead (an earlier handoff to it), which in turn
+        // hands it on no earlier than that instant.
+        let mut holders: HashMap<&str, (&str, i64)> = HashMap::new();
+        for (wid, w) in self.workers.iter().filter(|(_, w)| w.tx.is_some()) {
+            for t in &w.assigned {
+                let since = w
+                    .starts
+                    .get(t)
+                    .copied()
+                    .filter(|at| *at > now_ms)
+                    .unwrap_or(0);
+                let better = holders.get(t.as_str()).is_none_or(|(_, s)| since < *s);
+                if better {
+                    holders.insert(t.as_str(), (wid.as_str(), since));
+                }
+            }
+        }
+        for (to, want) in &desired {
+            if !connected(to) {
+                continue;
+            }
+            let to_state = &self.workers[to];
+            for id in want.keys() {
+                if to_state.assigned.contains(id) || self.handoffs.contains_key(id) {
                     continue;
                 }
-                let base = w.sent_generation;
-                self.next_generation += 1;
-                w.sent_generation = self.next_generation;
-                for r in removed.iter().chain(&handed_off) {
-                    w.assigned.remove(r);
+                if let Some((from, since)) = holders.get(id.as_str()).filter(|(f, _)| *f != to) {
+                    self.handoffs.insert(
+                        id.to_string(),
+                        Handoff {
+                            from: from.to_string(),
+                            to: to.to_string(),
+                            at_ms: (now_ms + HANDOFF_LEAD.as_millis() as i64).max(*since),
+                            to_generation: 0,
+                        },
+                    );
                 }
-                w.assigned.extend(added.iter().map(|t| t.id.clone()));
-                let delta = Delta {
-                    generation: self.next_generation,
-                    base_generation: base,
-                    added: added.iter().map(|t| wire_target(t)).collect(),
-                    removed,
-                    handed_off,
-                };
-                tx.try_send(Ok(MasterMessage {
-                    msg: Some(Msg::Delta(delta)),
-                }))
-                .is_ok()
+            }
+        }
+
+        let mut broken = Vec::new();
+        let mut completed: Vec<String> = Vec::new();
+        let worker_ids: Vec<String> = self.workers.keys().cloned().collect();
+        for id in &worker_ids {
+            let Some(tx) = self.workers[id].tx.clone() else {
+                continue;
             };
-            if !ok {
+            let want = &desired[id];
+            // Targets this worker keeps while handing them off, and those it may now stop.
+            let mut keep: BTreeMap<&str, i64> = BTreeMap::new();
+            let mut ready: Vec<(String, i64)> = Vec::new();
+            for (t, h) in &self.handoffs {
+                if h.from != *id {
+                    continue;
+                }
+                let to = &self.workers[&h.to];
+                if h.to_generation != 0 && to.acked_generation >= h.to_generation {
+                    ready.push((t.clone(), h.at_ms));
+                } else {
+                    keep.insert(t.as_str(), h.at_ms);
+                }
+            }
+            let start_at = |t: &str| {
+                self.handoffs
+                    .get(t)
+                    .filter(|h| h.to == *id)
+                    .map_or(0, |h| h.at_ms)
+            };
+            let w = &self.workers[id];
+            let generation = self.next_generation + 1;
+            let (msg_ok, assigned, sent_to_new): (bool, BTreeSet<String>, Vec<String>) =
+                if w.needs_snapshot {
+                    // A new session: everything it should scrape, including targets it is
+                    // still handing off (they stay until the new owner has acknowledged).
+                    let mut all: Vec<WireTarget> = Vec::new();
+                    let mut assigned = BTreeSet::new();
+                    let mut sent = Vec::new();
+                    for (tid, t) in want {
+                        let mut wt = wire_target(t);
+                        wt.start_at_ms = start_at(tid);
+                        if wt.start_at_ms != 0 {
+                            sent.push(tid.to_string());
+                        }
+                        all.push(wt);
+                        assigned.insert(tid.to_string());
+                    }
+                    let held: Vec<&str> = keep
+                        .keys()
+                        .copied()
+                        .chain(ready.iter().map(|(t, _)| t.as_str()))
+                        .collect();
+                    for tid in held {
+                        if let Some(t) = self.find_target(tid) {
+                            all.push(wire_target(&t));
+                            assigned.insert(tid.to_string());
+                        }
+                    }
+                    ready.clear(); // handed off with the next delta, after this snapshot's ack
+                    let ok = send_snapshot(&tx, generation, &self.worker_config_yaml, all);
+                    (ok, assigned, sent)
+                } else {
+                    let added: Vec<WireTarget> = want
+                        .iter()
+                        .filter(|(k, _)| !w.assigned.contains(*k))
+                        .map(|(k, t)| {
+                            let mut wt = wire_target(t);
+                            wt.start_at_ms = start_at(k);
+                            wt
+                        })
+                        .collect();
+                    let sent: Vec<String> = added
+                        .iter()
+                        .filter(|t| t.start_at_ms != 0)
+                        .map(|t| t.id.clone())
+                        .collect();
+                    let ready_ids: std::collections::HashSet<&str> =
+                        ready.iter().map(|(t, _)| t.as_str()).collect();
+                    let (handed_off, removed): (Vec<String>, Vec<String>) = w
+                        .assigned
+                        .iter()
+                        .filter(|k| {
+                            // Never taken from a connected worker for one that is not
+                            // connected (in its grace period): the old owner keeps scraping
+                            // until a handoff to a live worker is possible.
+                            let owner_away = owners.get(k.as_str()).is_some_and(|o| {
+                                self.workers.get(o).is_none_or(|w| w.tx.is_none())
+                            });
+                            !want.contains_key(k.as_str())
+                                && !keep.contains_key(k.as_str())
+                                && !ready_ids.contains(k.as_str())
+                                && !owner_away
+                        })
+                        .cloned()
+                        .partition(|k| owners.contains_key(k));
+                    if added.is_empty()
+                        && removed.is_empty()
+                        && handed_off.is_empty()
+                        && ready.is_empty()
+                    {
+                        continue;
+                    }
+                    let mut assigned = w.assigned.clone();
+                    for r in removed.iter().chain(&handed_off) {
+                        assigned.remove(r);
+                    }
+                    for (r, _) in &ready {
+                        assigned.remove(r);
+                    }
+                    assigned.extend(added.iter().map(|t| t.id.clone()));
+                    let delta = Delta {
+                        generation,
+                        base_generation: w.sent_generation,
+                        added,
+                        removed,
+                        handed_off,
+                        handoffs: ready
+                            .iter()
+                            .map(|(t, at)| HandOff {
+                                target_id: t.clone(),
+                                stop_at_ms: *at,
+                            })
+                            .collect(),
+                    };
+                    let ok = tx
+                        .try_send(Ok(MasterMessage {
+                            msg: Some(Msg::Delta(delta)),
+                        }))
+                        .is_ok();
+                    (ok, assigned, sent)
+                };
+            self.next_generation = generation;
+            let w = self.workers.get_mut(id).expect("iterating its id");
+            w.needs_snapshot = false;
+            w.sent_generation = generation;
+            w.assigned = assigned;
+            let assigned = &w.assigned;
+            w.starts
+                .retain(|t, at| *at > now_ms - 60_000 && assigned.contains(t));
+            for t in sent_to_new {
+                if let Some(h) = self.handoffs.get_mut(&t) {
+                    h.to_generation = generation;
+                    w.starts.insert(t, h.at_ms);
+                }
+            }
+            if msg_ok {
+                completed.extend(ready.into_iter().map(|(t, _)| t));
+            } else {
                 // The worker is not reading (full queue) or gone: drop the session. It
                 // reconnects and gets a fresh snapshot, which is always correct.
                 broken.push(id.clone());
+            }
+        }
+        for t in completed {
+            if let Some(h) = self.handoffs.remove(&t) {
+                let late = unix_ms(SystemTime::now()) >= h.at_ms;
+                let outcome = if late { "late" } else { "completed" };
+                tracing::debug!(target = %t, from = %h.from, to = %h.to, at = h.at_ms, outcome, "handoff");
+                if late {
+                    tracing::warn!(target = %t, from = %h.from, to = %h.to, "handoff acknowledged after its instant: a slot may be missed or doubled");
+                }
+                self.metrics
+                    .handoffs
+                    .get_or_create(&vec![("outcome".into(), outcome.into())])
+                    .inc();
+                log_handoff(&mut self.handoff_log, t, &h, outcome);
             }
         }
         for id in broken {
@@ -431,11 +711,15 @@ impl Coordinator {
         self.publish(owners, &desired);
     }
 
-    fn publish(
-        &self,
-        owners: HashMap<String, String>,
-        desired: &HashMap<&str, BTreeMap<&str, &Arc<ActiveTarget>>>,
-    ) {
+    fn find_target(&self, id: &str) -> Option<Arc<ActiveTarget>> {
+        self.jobs
+            .values()
+            .flat_map(|j| j.active.iter())
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    fn publish(&self, owners: HashMap<String, String>, desired: &Desired) {
         let ms = |t: SystemTime| {
             t.duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
@@ -449,7 +733,7 @@ impl Coordinator {
             .map(|(id, w)| WorkerView {
                 id: id.clone(),
                 connected: w.tx.is_some(),
-                targets: desired.get(id.as_str()).map_or(0, |d| d.len()),
+                targets: desired.get(id).map_or(0, |d| d.len()),
                 sent_generation: w.sent_generation,
                 acked_generation: w.acked_generation,
                 connected_since_ms: ms(w.connected_since),
@@ -458,6 +742,15 @@ impl Coordinator {
                     .map(|e| ms(now_s + e.saturating_duration_since(now_i))),
             })
             .collect();
+        self.metrics
+            .handoffs_in_flight
+            .set(self.handoffs.len() as i64);
+        if let Some(last) = self.handoffs.values().map(|h| h.at_ms).max() {
+            let secs = last as f64 / 1000.0;
+            if secs > self.metrics.handoff_last_instant.get() {
+                self.metrics.handoff_last_instant.set(secs);
+            }
+        }
         let active: usize = self.jobs.values().map(|j| j.active.len()).sum();
         let dropped: usize = self.jobs.values().map(|j| j.dropped.len()).sum();
         self.metrics.set_state(
@@ -471,6 +764,19 @@ impl Coordinator {
             owners,
             workers,
             config: self.config.clone(),
+            handoffs: Arc::new(
+                self.handoff_log
+                    .iter()
+                    .cloned()
+                    .chain(self.handoffs.iter().map(|(t, h)| HandoffRecord {
+                        target_id: t.clone(),
+                        from: h.from.clone(),
+                        to: h.to.clone(),
+                        at_ms: h.at_ms,
+                        outcome: "pending",
+                    }))
+                    .collect(),
+            ),
         }));
     }
 }
@@ -495,17 +801,39 @@ fn wire_target(t: &ActiveTarget) -> WireTarget {
             })
             .collect(),
         placement_key: format!("{:016x}", t.placement_key),
+        start_at_ms: 0,
     }
 }
 
+fn log_handoff(
+    log: &mut std::collections::VecDeque<HandoffRecord>,
+    target_id: String,
+    h: &Handoff,
+    outcome: &'static str,
+) {
+    if log.len() >= HANDOFF_HISTORY {
+        log.pop_front();
+    }
+    log.push_back(HandoffRecord {
+        target_id,
+        from: h.from.clone(),
+        to: h.to.clone(),
+        at_ms: h.at_ms,
+        outcome,
+    });
+}
+
+/// Worker id → the targets placement gives it, by target id.
+type Desired = HashMap<String, BTreeMap<String, Arc<ActiveTarget>>>;
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Sends a snapshot in chunks; returns false if the worker's queue could not take it.
-fn send_snapshot<'a>(
-    tx: &WorkerTx,
-    generation: u64,
-    config_yaml: &str,
-    targets: impl Iterator<Item = &'a &'a Arc<ActiveTarget>>,
-) -> bool {
-    let all: Vec<WireTarget> = targets.map(|t| wire_target(t)).collect();
+fn send_snapshot(tx: &WorkerTx, generation: u64, config_yaml: &str, all: Vec<WireTarget>) -> bool {
     let mut chunks: Vec<Vec<WireTarget>> = Vec::new();
     let mut it = all.into_iter().peekable();
     while it.peek().is_some() {

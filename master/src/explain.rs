@@ -266,10 +266,21 @@ fn rendezvous_order<'a>(key: u64, workers: impl Iterator<Item = &'a str>) -> Vec
     scored.into_iter().map(|(_, w)| w.to_string()).collect()
 }
 
-/// The target's recent handoffs (make-before-break moves between workers). The coordinator does
-/// not record them in its [`View`] yet; when it does, this is the one place to read them from.
-fn handoffs(_view: &View, _id: &str) -> Vec<Value> {
-    Vec::new()
+/// The target's recent handoffs (make-before-break moves between workers), oldest first, as
+/// the coordinator records them in its [`View`].
+fn handoffs(view: &View, id: &str) -> Vec<Value> {
+    view.handoffs
+        .iter()
+        .filter(|h| h.target_id == id)
+        .map(|h| {
+            json!({
+                "from": h.from,
+                "to": h.to,
+                "at": crate::http::rfc3339_ms(h.at_ms),
+                "outcome": h.outcome,
+            })
+        })
+        .collect()
 }
 
 fn label_map(l: &Labels) -> BTreeMap<&str, &str> {
@@ -330,7 +341,7 @@ scrape_configs:
             .collect();
         let placed = placement::by_name("bounded-rendezvous", 10.0)
             .unwrap()
-            .place(&members, &items);
+            .place(&members, &[], &items);
         let owners = jt
             .active
             .iter()
@@ -353,6 +364,7 @@ scrape_configs:
                 })
                 .collect(),
             config,
+            ..View::default()
         }
     }
 

@@ -13,6 +13,14 @@ pub struct Metrics {
     workers: Family<LabelSet, Gauge>,
     targets: Family<LabelSet, Gauge>,
     pub reassignments: Counter,
+    /// Make-before-break handoffs by outcome: completed, late (an ack came after the handoff
+    /// instant, so a slot may be missed or doubled), cancelled (the new owner went away).
+    pub handoffs: Family<LabelSet, Counter>,
+    /// Handoffs started and not yet completed or cancelled.
+    pub handoffs_in_flight: Gauge,
+    /// The latest handoff instant scheduled (Unix seconds): until then, two workers share
+    /// some target's slots.
+    pub handoff_last_instant: Gauge<f64, std::sync::atomic::AtomicU64>,
     kube_requests: Family<LabelSet, Counter>,
     kube_watch_restarts: Family<LabelSet, Counter>,
     kube_watch_errors: Family<LabelSet, Counter>,
@@ -29,6 +37,24 @@ impl Metrics {
         let workers = Family::<Vec<(String, String)>, Gauge>::default();
         let targets = Family::<Vec<(String, String)>, Gauge>::default();
         let reassignments = Counter::default();
+        let handoffs = Family::<LabelSet, Counter>::default();
+        registry.register(
+            "handoffs",
+            "Make-before-break target handoffs between workers, by outcome",
+            handoffs.clone(),
+        );
+        let handoffs_in_flight = Gauge::default();
+        let handoff_last_instant = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "handoff_last_instant_seconds",
+            "The latest make-before-break handoff instant scheduled, in Unix seconds",
+            handoff_last_instant.clone(),
+        );
+        registry.register(
+            "handoffs_in_flight",
+            "Handoffs started and not yet completed or cancelled",
+            handoffs_in_flight.clone(),
+        );
         registry.register(
             "workers",
             "Workers known to the master, by state",
@@ -100,6 +126,9 @@ impl Metrics {
             workers,
             targets,
             reassignments,
+            handoffs,
+            handoffs_in_flight,
+            handoff_last_instant,
             kube_requests,
             kube_watch_restarts,
             kube_watch_errors,

@@ -25,6 +25,9 @@ pub struct AssignedTarget {
     /// Final labels including `__address__`, `__scheme__`, `__metrics_path__`, ...
     pub labels: Labels,
     pub placement_key: u64,
+    /// Unix ms before which the target is not scraped (it is being handed over to this worker
+    /// and the previous owner scrapes the slots before); 0 = scrape from the next slot.
+    pub start_at_ms: i64,
 }
 
 /// An applied assignment, immutable once published.
@@ -46,6 +49,10 @@ pub struct Applied {
     /// it: stop them WITHOUT stale markers. When unsure we prefer a series lingering for the
     /// staleness window over a gap in a series that another worker keeps scraping.
     pub handed_off: Vec<String>,
+    /// Make-before-break moves away from this worker: (target id, stop at Unix ms). The target
+    /// is already out of the assignment (a restart does not resume it); its loop scrapes the
+    /// slots before the instant and stops without stale markers.
+    pub handoffs: Vec<(String, i64)>,
 }
 
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -73,6 +80,7 @@ fn convert(t: WireTarget) -> Arc<AssignedTarget> {
         placement_key: u64::from_str_radix(&t.placement_key, 16).unwrap_or(0),
         id: t.id,
         job: t.job,
+        start_at_ms: t.start_at_ms,
     })
 }
 
@@ -140,6 +148,7 @@ impl AssignmentState {
                     generation,
                     removed: Vec::new(),
                     handed_off,
+                    handoffs: Vec::new(),
                 }))
             }
             Msg::Delta(d) => {
@@ -153,6 +162,9 @@ impl AssignmentState {
                 for id in d.removed.iter().chain(&d.handed_off) {
                     next.targets.remove(id);
                 }
+                for h in &d.handoffs {
+                    next.targets.remove(&h.target_id);
+                }
                 for t in d.added {
                     next.targets.insert(t.id.clone(), convert(t));
                 }
@@ -162,6 +174,11 @@ impl AssignmentState {
                     generation: d.generation,
                     removed: d.removed,
                     handed_off: d.handed_off,
+                    handoffs: d
+                        .handoffs
+                        .into_iter()
+                        .map(|h| (h.target_id, h.stop_at_ms))
+                        .collect(),
                 }))
             }
         }
@@ -188,6 +205,7 @@ impl AssignmentState {
                         })
                         .collect(),
                     placement_key: format!("{:016x}", t.placement_key),
+                    start_at_ms: t.start_at_ms,
                 })
                 .collect(),
             last_chunk: true,
@@ -245,6 +263,7 @@ mod tests {
                 value: format!("{id}:1"),
             }],
             placement_key: "00000000000000ff".into(),
+            start_at_ms: 0,
         }
     }
     fn snap(generation: u64, ids: &[&str], last: bool, yaml: &str) -> MasterMessage {
@@ -265,6 +284,7 @@ mod tests {
                 added: add.iter().map(|i| target(i)).collect(),
                 removed: rm.iter().map(|s| s.to_string()).collect(),
                 handed_off: vec!["moved".into()],
+                handoffs: Vec::new(),
             })),
         }
     }
@@ -307,7 +327,8 @@ mod tests {
             Applied {
                 generation: 8,
                 removed: vec!["a".into()],
-                handed_off: vec!["moved".into()]
+                handed_off: vec!["moved".into()],
+                handoffs: Vec::new(),
             }
         );
         assert_eq!(ids(&st), ["b", "c", "d"]);
@@ -319,6 +340,27 @@ mod tests {
             ids(&st),
             ["b", "c", "d"],
             "a rejected delta changes nothing"
+        );
+    }
+
+    #[test]
+    fn handoffs_leave_the_assignment_and_are_reported_with_their_instant() {
+        let mut st = AssignmentState::default();
+        st.apply(snap(1, &["a", "b"], true, YAML)).unwrap();
+        let mut d = delta(2, 1, &[], &[]);
+        if let Some(Msg::Delta(d)) = &mut d.msg {
+            d.handed_off.clear();
+            d.handoffs.push(promshard_proto::control::HandOff {
+                target_id: "a".into(),
+                stop_at_ms: 1_234,
+            });
+        }
+        let applied = st.apply(d).unwrap().unwrap();
+        assert_eq!(applied.handoffs, vec![("a".to_string(), 1_234)]);
+        assert_eq!(
+            ids(&st),
+            ["b"],
+            "a restart after the handoff must not resume it"
         );
     }
 

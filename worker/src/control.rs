@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use promshard_proto::control::control_client::ControlClient;
-use promshard_proto::control::{Ack, Hello, LoadReport, WorkerMessage, worker_message::Msg};
+use promshard_proto::control::{Ack, Drain, Hello, LoadReport, WorkerMessage, worker_message::Msg};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
@@ -31,6 +31,10 @@ pub struct ControlClientTask {
     pub metrics: Arc<Metrics>,
     /// Every applied change goes to the worker's main loop, in order.
     pub changes: mpsc::UnboundedSender<(Arc<Assignment>, Applied)>,
+    /// Series this worker accepts (`--max-series`, 0 = unlimited), sent in the hello.
+    pub capacity_series: u64,
+    /// Becomes true on SIGTERM: the worker asks the master to hand its targets off.
+    pub drain: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ControlClientTask {
@@ -76,8 +80,8 @@ impl ControlClientTask {
                 .tls_config(tls)
                 .map_err(|e| (false, format!("control-plane TLS: {e}")))?;
         }
-        let token = (self.security.token())
-            .map_err(|e| (false, format!("control-plane token: {e:#}")))?;
+        let token =
+            (self.security.token()).map_err(|e| (false, format!("control-plane token: {e:#}")))?;
         let channel = endpoint
             .connect()
             .await
@@ -90,7 +94,7 @@ impl ControlClientTask {
         let hello = Hello {
             worker_id: self.worker_id.clone(),
             last_generation: self.state.current.generation,
-            capacity_series: 0,
+            capacity_series: self.capacity_series,
             scraping: self.state.current.targets.keys().cloned().collect(),
         };
         let _ = out_tx
@@ -129,8 +133,24 @@ impl ControlClientTask {
         let _guard = AbortOnDrop(reporter);
 
         let mut applied_any = false;
+        let mut drain = self.drain.clone();
+        let mut drain_sent = false;
         loop {
-            let msg = match inbound.message().await {
+            if !drain_sent && *drain.borrow_and_update() {
+                drain_sent = true;
+                tracing::info!("draining: asking the master to hand every target off");
+                let msg = WorkerMessage {
+                    msg: Some(Msg::Drain(Drain {})),
+                };
+                if out_tx.send(msg).await.is_err() {
+                    return Err((applied_any, "outbound stream closed".into()));
+                }
+            }
+            let next = tokio::select! {
+                m = inbound.message() => m,
+                Ok(()) = drain.changed(), if !drain_sent => continue,
+            };
+            let msg = match next {
                 Ok(Some(m)) => m,
                 Ok(None) => return Ok(applied_any),
                 Err(e) => return Err((applied_any, format!("stream: {e}"))),

@@ -33,6 +33,11 @@ pub struct Options {
     pub security: tls::ClientSecurity,
     /// Size bound of each remote-write endpoint's WAL (`--wal.max-bytes`).
     pub wal_max_bytes: u64,
+    /// Series this worker accepts (`--max-series`, 0 = unlimited): the master places no more
+    /// on it, spilling over to other workers.
+    pub max_series: u64,
+    /// On SIGTERM, how long to wait for the master to hand every target off before exiting.
+    pub drain_timeout: std::time::Duration,
 }
 
 pub async fn run(
@@ -54,6 +59,7 @@ pub async fn run(
     // Resume the persisted assignment before the master answers: a restarted worker keeps
     // scraping even while the master is down.
     let persisted = AssignmentState::load(&opts.data_dir);
+    let persisted_targets = persisted.targets.len();
     if persisted.generation > 0 {
         tracing::info!(
             generation = persisted.generation,
@@ -71,6 +77,7 @@ pub async fn run(
     }
 
     let (changes_tx, mut changes) = mpsc::unbounded_channel();
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let client = control::ControlClientTask {
         master: opts.master.clone(),
         worker_id: opts.worker_id.clone(),
@@ -80,6 +87,8 @@ pub async fn run(
         status,
         metrics: metrics.clone(),
         changes: changes_tx,
+        capacity_series: opts.max_series,
+        drain: drain_rx,
     };
     let client = tokio::spawn(client.run());
 
@@ -89,11 +98,13 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let mut http_stop = stop_rx.clone();
-    let server = axum::serve(http, http::router(metrics)).with_graceful_shutdown(async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    });
+    let server =
+        axum::serve(http, http::router(metrics.clone())).with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        });
     let server = tokio::spawn(async move { server.await });
 
+    let mut held = persisted_targets;
     loop {
         tokio::select! {
             change = changes.recv() => {
@@ -101,12 +112,51 @@ pub async fn run(
                 tracing::info!(generation = a.generation, targets = a.targets.len(), "assignment applied");
                 rw.apply(&a.config);
                 scrapes.sync(&a, &applied);
+                held = a.targets.len();
             }
             _ = stop_rx.wait_for(|s| *s) => break,
         }
     }
+
+    // Graceful drain: the master hands every target to another worker (make-before-break),
+    // so no slot is missed; we wait until we hold none and the last handoff instant passed.
+    if held > 0 && metrics.master_connected.get() == 1 {
+        let _ = drain_tx.send(true);
+        let deadline = tokio::time::Instant::now() + opts.drain_timeout;
+        tracing::info!(targets = held, timeout = ?opts.drain_timeout, "draining");
+        loop {
+            if held == 0 && scrapes.handoffs_done() {
+                tracing::info!("drained: every target handed off");
+                break;
+            }
+            tokio::select! {
+                change = changes.recv() => {
+                    let Some((a, applied)) = change else { break };
+                    rw.apply(&a.config);
+                    scrapes.sync(&a, &applied);
+                    held = a.targets.len();
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(targets = held, "drain timeout: exiting with targets still assigned");
+                    break;
+                }
+            }
+        }
+    }
+    drop(drain_tx);
     client.abort();
     scrapes.shutdown();
+    // Send what was scraped before the handoff instants, so the drained worker's last slots
+    // arrive now rather than whenever (if ever) it starts again with this data dir.
+    if !rw
+        .flush(tokio::time::Instant::now() + opts.drain_timeout)
+        .await
+    {
+        tracing::warn!(
+            "remote write not flushed within the drain timeout; the rest stays in the WAL"
+        );
+    }
     server
         .await
         .context("HTTP server task")?

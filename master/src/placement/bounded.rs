@@ -38,7 +38,7 @@ impl Strategy for BoundedRendezvous {
         "bounded-rendezvous"
     }
 
-    fn place(&self, members: &[String], items: &[Item]) -> Vec<Option<usize>> {
+    fn place(&self, members: &[String], capacities: &[u64], items: &[Item]) -> Vec<Option<usize>> {
         let n = members.len();
         if n == 0 {
             return vec![None; items.len()];
@@ -48,7 +48,15 @@ impl Strategy for BoundedRendezvous {
             .map(|m| xxhash_rust::xxh3::xxh3_64(m.as_bytes()))
             .collect();
         let total: u128 = items.iter().map(|i| i.weight as u128).sum();
-        let cap = ((1.0 + self.epsilon) * total as f64 / n as f64).ceil() as u128;
+        let bound = ((1.0 + self.epsilon) * total as f64 / n as f64).ceil() as u128;
+        // A worker's own limit (`--max-series`) tightens its bound; what does not fit spills
+        // over to the next worker in the target's ranking.
+        let caps: Vec<u128> = (0..n)
+            .map(|i| match capacities.get(i) {
+                Some(&c) if c > 0 => bound.min(c as u128),
+                _ => bound,
+            })
+            .collect();
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_unstable_by(|&a, &b| {
             items[b]
@@ -69,19 +77,23 @@ impl Strategy for BoundedRendezvous {
                 .map(|(i, s)| (i, score(key, *s)))
                 .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
                 .unwrap_or((0, 0));
-            let chosen = if load[best] + w <= cap {
+            let chosen = if load[best] + w <= caps[best] {
                 best
             } else {
                 ranked.clear();
                 ranked.extend(seeds.iter().enumerate().map(|(i, s)| (score(key, *s), i)));
                 ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-                match ranked.iter().find(|(_, i)| load[*i] + w <= cap) {
+                match ranked.iter().find(|(_, i)| load[*i] + w <= caps[*i]) {
                     Some((_, i)) => *i,
-                    // Nothing has room (one target bigger than a worker's share): the least
-                    // loaded worker, ties broken by preference.
+                    // Nothing has room (one target bigger than a worker's share, or every
+                    // worker at its --max-series): the worker with the most room left, ties
+                    // broken by preference. Scraping over a limit beats not scraping.
                     None => ranked
                         .iter()
-                        .min_by_key(|(_, i)| load[*i])
+                        .max_by(|(_, a), (_, b)| {
+                            let room = |i: usize| caps[i] as i128 - load[i] as i128;
+                            room(*a).cmp(&room(*b)).then(b.cmp(a))
+                        })
                         .map_or(best, |(_, i)| *i),
                 }
             };

@@ -33,7 +33,7 @@ impl Strategy for ConsistentHash {
         "consistent-hash"
     }
 
-    fn place(&self, members: &[String], items: &[Item]) -> Vec<Option<usize>> {
+    fn place(&self, members: &[String], _capacities: &[u64], items: &[Item]) -> Vec<Option<usize>> {
         let mut ring = HashRing::new();
         for (worker, id) in members.iter().enumerate() {
             for replica in 0..VNODES {

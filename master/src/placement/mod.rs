@@ -27,10 +27,11 @@ pub struct Item {
 }
 
 /// A placement strategy: maps every item to a member index (or `None` when there are no
-/// members). `members` is sorted and unique; the result has one entry per item, in order.
+/// members). `members` is sorted and unique; `capacities[i]` is member i's series limit
+/// (`--max-series`, 0 = none); the result has one entry per item, in order.
 pub trait Strategy: Send + Sync {
     fn name(&self) -> &'static str;
-    fn place(&self, members: &[String], items: &[Item]) -> Vec<Option<usize>>;
+    fn place(&self, members: &[String], capacities: &[u64], items: &[Item]) -> Vec<Option<usize>>;
 }
 
 /// Strategy names accepted by `--placement.strategy`.

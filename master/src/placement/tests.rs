@@ -42,7 +42,7 @@ fn strategies() -> Vec<Box<dyn Strategy>> {
 }
 
 fn owners(s: &dyn Strategy, m: &[String], items: &[Item]) -> Vec<String> {
-    s.place(m, items)
+    s.place(m, &[], items)
         .into_iter()
         .map(|o| m[o.unwrap()].clone())
         .collect()
@@ -50,7 +50,7 @@ fn owners(s: &dyn Strategy, m: &[String], items: &[Item]) -> Vec<String> {
 
 fn max_over_mean(s: &dyn Strategy, m: &[String], items: &[Item]) -> f64 {
     let mut load = vec![0u64; m.len()];
-    for (i, o) in s.place(m, items).into_iter().enumerate() {
+    for (i, o) in s.place(m, &[], items).into_iter().enumerate() {
         load[o.unwrap()] += items[i].weight;
     }
     let mean = load.iter().sum::<u64>() as f64 / m.len() as f64;
@@ -67,8 +67,8 @@ fn deterministic() {
     for s in strategies() {
         let items = skewed(5_000);
         assert_eq!(
-            s.place(&members(7), &items),
-            s.place(&members(7), &items),
+            s.place(&members(7), &[], &items),
+            s.place(&members(7), &[], &items),
             "{}",
             s.name()
         );
@@ -78,7 +78,12 @@ fn deterministic() {
 #[test]
 fn no_members_no_owner() {
     for s in strategies() {
-        assert_eq!(s.place(&[], &uniform(3)), vec![None; 3], "{}", s.name());
+        assert_eq!(
+            s.place(&[], &[], &uniform(3)),
+            vec![None; 3],
+            "{}",
+            s.name()
+        );
     }
 }
 
@@ -143,4 +148,28 @@ fn weights_are_bucketed() {
     assert_eq!(effective_weight(Some(1000)), effective_weight(Some(1040)));
     assert!(effective_weight(Some(1000)) < effective_weight(Some(1300)));
     assert_eq!(effective_weight(Some(0)), 1);
+}
+
+#[test]
+fn max_series_spills_over_to_other_workers() {
+    let s = BoundedRendezvous::new(0.1);
+    let m = members(4);
+    let items = uniform(1_000); // 100 series each, 100,000 in all, mean 25,000 per worker
+    let caps = [10_000, 0, 0, 0];
+    let mut load = [0u64; 4];
+    for (i, o) in s.place(&m, &caps, &items).into_iter().enumerate() {
+        load[o.unwrap()] += items[i].weight;
+    }
+    assert!(
+        load[0] <= 10_000,
+        "worker-0 holds {} series over its limit",
+        load[0]
+    );
+    assert!(load[0] > 0, "worker-0 still gets its share up to the limit");
+    assert_eq!(load.iter().sum::<u64>(), 100_000, "every target is placed");
+    let over: Vec<u64> = load[1..].to_vec();
+    assert!(
+        over.iter().all(|l| *l <= 27_500 + 10_000),
+        "the spill-over is spread: {over:?}"
+    );
 }

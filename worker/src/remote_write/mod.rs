@@ -206,6 +206,25 @@ impl RemoteWriteManager {
         self.publish.send_replace(Arc::new(endpoints));
     }
 
+    /// Waits until every endpoint has sent everything appended so far (its WAL read to the
+    /// end and nothing in flight), or until `deadline`; returns whether it got there. Used by
+    /// the graceful drain: what is not sent by then stays in the WAL for the next start.
+    pub async fn flush(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let done = self
+                .running
+                .iter()
+                .all(|r| r.endpoint.wal.unread_bytes() == 0 && r.endpoint.m.pending.get() == 0);
+            if done {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     fn start(
         &self,
         rw: &RemoteWriteConfig,

@@ -141,13 +141,19 @@ impl ScrapeManager {
         if pool.loops.contains_key(&t.id) {
             return Ok(());
         }
-        if let Some((job, h, _)) = self.leaving.remove(&t.id) {
-            if job == t.job && !h.ctl.is_closed() {
-                // Handed back before it left (the new owner failed): it just carries on.
-                let _ = h.ctl.send(Ctl::Run);
-                pool.loops.insert(t.id.clone(), h);
-                return Ok(());
-            }
+        if let Some((job, h, _)) = self.leaving.remove(&t.id)
+            && job == t.job
+            && !h.ctl.is_closed()
+        {
+            // Handed back before it left: it carries on, or, when the target comes back
+            // through another handoff, pauses from its stop instant to the new start.
+            let _ = h.ctl.send(if t.start_at_ms > 0 {
+                Ctl::ResumeAt(t.start_at_ms)
+            } else {
+                Ctl::Run
+            });
+            pool.loops.insert(t.id.clone(), h);
+            return Ok(());
         }
         let url = scrape_url(&t.labels, &pool.cfg.params);
         let scraper = scraper::Scraper::new(pool.client.clone(), url, &pool.cfg);
@@ -165,6 +171,14 @@ impl ScrapeManager {
         self.tasks.spawn(lp.run(rx));
         pool.loops.insert(t.id.clone(), LoopHandle { ctl });
         Ok(())
+    }
+
+    /// Whether every loop handing its target off has reached its stop instant.
+    pub fn handoffs_done(&self) -> bool {
+        let now = scrape_loop::unix_ms(std::time::SystemTime::now());
+        self.leaving
+            .values()
+            .all(|(_, h, at)| *at <= now || h.ctl.is_closed())
     }
 
     /// Stops every loop without stale markers (shutdown).

@@ -10,7 +10,7 @@ use promshard_model::labels::METRIC_NAME;
 use promshard_model::target::scrape_offset_ms;
 use promshard_proto::STALE_NAN_BITS;
 use promshard_proto::control::TargetLoad;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::append::SampleProcessor;
@@ -29,6 +29,31 @@ pub(crate) enum Stop {
     HandedOff,
     /// Config reload or shutdown: the loop is replaced or the process restarts.
     Replaced,
+}
+
+/// What the scrape manager tells a running loop; the latest value wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ctl {
+    Run,
+    /// Make-before-break handoff: scrape the slots strictly before this Unix ms, then stop
+    /// without stale markers (the new owner starts at that slot). `Run` cancels it.
+    StopAt(i64),
+    /// Handed back before the stop instant, to take over again later: skip the slots from the
+    /// stop instant up to this one (another worker scrapes them), then carry on.
+    ResumeAt(i64),
+    Stop(Stop),
+}
+
+/// The first scrape slot of a target at or after `at_ms`. Slots are a function of the target's
+/// identity and interval only, so every worker computes the same ones: this is what makes a
+/// handoff exact (the old owner stops at the slot the new one starts at).
+pub(crate) fn first_slot_at_or_after(at_ms: u64, placement_key: u64, interval_ms: u64) -> u64 {
+    let offset = scrape_offset_ms(placement_key, interval_ms);
+    let mut first = at_ms - at_ms % interval_ms + offset;
+    if first < at_ms {
+        first += interval_ms;
+    }
+    first
 }
 
 pub(crate) fn unix_ms(t: SystemTime) -> i64 {
@@ -97,29 +122,59 @@ impl ScrapeLoop {
         }
     }
 
-    pub(crate) async fn run(mut self, mut stop: oneshot::Receiver<Stop>) {
+    pub(crate) async fn run(mut self, mut ctl: watch::Receiver<Ctl>) {
         let interval_ms = self.interval.as_millis().max(1) as u64;
-        let offset = scrape_offset_ms(self.target.placement_key, interval_ms);
         let now = unix_ms(SystemTime::now()) as u64;
-        // The first slot at or after now with slot % interval == offset.
-        let mut first = now - now % interval_ms + offset;
-        if first < now {
-            first += interval_ms;
-        }
+        let not_before = now.max(self.target.start_at_ms.max(0) as u64);
+        let first = first_slot_at_or_after(not_before, self.target.placement_key, interval_ms);
         let start = Instant::now() + Duration::from_millis(first - now);
         let mut ticker = tokio::time::interval_at(start, self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut buf = Vec::new();
+        let mut stop_at: Option<i64> = None;
+        let mut resume_at: Option<i64> = None;
         loop {
             tokio::select! {
-                s = &mut stop => {
-                    if s == Ok(Stop::Removed) {
-                        self.end_of_run_staleness(ticker).await;
+                changed = ctl.changed() => {
+                    let cmd = if changed.is_ok() { *ctl.borrow_and_update() } else {
+                        // The manager is gone (shutdown): stop like a replaced loop.
+                        Ctl::Stop(Stop::Replaced)
+                    };
+                    match cmd {
+                        Ctl::Run => (stop_at, resume_at) = (None, None),
+                        Ctl::StopAt(at) => (stop_at, resume_at) = (Some(at), None),
+                        Ctl::ResumeAt(at) => resume_at = Some(at),
+                        Ctl::Stop(why) => {
+                            if why == Stop::Removed {
+                                self.end_of_run_staleness(ticker).await;
+                            }
+                            self.status.remove(&self.target.id);
+                            return;
+                        }
                     }
-                    self.status.remove(&self.target.id);
-                    return;
+                    continue;
                 }
                 _ = ticker.tick() => {}
+            }
+            if let Some(at) = stop_at {
+                // The slot this tick stands for: ticks fire at slot times, late by scheduling
+                // delay only, so the nearest slot is the one this tick is for.
+                let now = unix_ms(SystemTime::now()) as u64;
+                let slot = first_slot_at_or_after(
+                    now.saturating_sub(interval_ms / 2),
+                    self.target.placement_key,
+                    interval_ms,
+                );
+                if slot as i64 >= at {
+                    match resume_at {
+                        Some(r) if (slot as i64) < r => continue,
+                        Some(_) => (stop_at, resume_at) = (None, None),
+                        None => {
+                            self.status.remove(&self.target.id);
+                            return;
+                        }
+                    }
+                }
             }
             self.scrape_once(&mut buf).await;
         }

@@ -1,0 +1,133 @@
+//! Driving a local promshard cluster (master + workers as processes) and reading its APIs, for
+//! the multi-process tests of placement, handoff and failure handling.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::launcher::Process;
+
+/// `GET url` on a Prometheus-style API; the `data` member on success.
+pub async fn api(url: &str) -> Result<Value, String> {
+    let v: Value = reqwest::get(url)
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    if v["status"] != "success" {
+        return Err(format!("API error: {v}"));
+    }
+    Ok(v["data"].clone())
+}
+
+/// Target address → owning worker ("" when unowned), from the master's targets API.
+pub async fn owners(master_http: &str) -> Result<BTreeMap<String, String>, String> {
+    let data = api(&format!("{master_http}/api/v1/targets?state=active")).await?;
+    let mut out = BTreeMap::new();
+    for t in data["activeTargets"].as_array().ok_or("no activeTargets")? {
+        let addr = t["discoveredLabels"]["__address__"]
+            .as_str()
+            .ok_or("no address")?
+            .to_string();
+        let owner = t["worker"].as_str().unwrap_or("").to_string();
+        out.insert(addr, owner);
+    }
+    Ok(out)
+}
+
+/// The value of one sample on a `/metrics` page, by its exact series text as exposed (for
+/// example `promshard_master_handoffs_total{outcome="completed"}`); 0 when absent, as
+/// counters that were never incremented are.
+pub async fn metric(base_url: &str, series: &str) -> Result<f64, String> {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix(series).and_then(|r| r.strip_prefix(' ')) {
+            let v = v.split(' ').next().unwrap_or(v);
+            return v.parse().map_err(|e| format!("{line:?}: {e}"));
+        }
+    }
+    Ok(0.0)
+}
+
+pub async fn start_master(config: &Path, extra: &[&str]) -> Process {
+    let mut args = vec![
+        "master",
+        "--config",
+        config.to_str().expect("UTF-8 path"),
+        "--listen-grpc",
+        "127.0.0.1:0",
+        "--listen-http",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Process::spawn("master", &args).await
+}
+
+/// A worker with its data dir under `dir/<id>` (the same dir on a restart).
+pub async fn start_worker(id: &str, grpc: &str, dir: &Path, extra: &[&str]) -> Process {
+    let data = dir.join(id).display().to_string();
+    let mut args = vec![
+        "worker",
+        "--master",
+        grpc,
+        "--id",
+        id,
+        "--listen-http",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+    ];
+    args.extend_from_slice(extra);
+    Process::spawn(id, &args).await
+}
+
+/// How a series' samples fall on its scrape slots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotReport {
+    pub samples: usize,
+    /// Slots with no sample between the first and the last sample.
+    pub missed: usize,
+    /// Extra samples in a slot that already had one.
+    pub doubled: usize,
+}
+
+/// Checks a series scraped every `interval_ms` (timestamps are scrape start times, one per
+/// slot): consecutive timestamps must be one interval apart. The gap is rounded to whole
+/// intervals, so scheduling jitter up to half an interval is not mistaken for a miss.
+pub fn slot_report(samples: &[(i64, f64)], interval_ms: i64) -> SlotReport {
+    let mut ts: Vec<i64> = samples.iter().map(|(t, _)| *t).collect();
+    ts.sort_unstable();
+    let mut r = SlotReport {
+        samples: ts.len(),
+        ..SlotReport::default()
+    };
+    for w in ts.windows(2) {
+        let slots = ((w[1] - w[0]) as f64 / interval_ms as f64).round() as i64;
+        match slots {
+            0 => r.doubled += 1,
+            1 => {}
+            n => r.missed += (n - 1) as usize,
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_report_counts_misses_and_doubles() {
+        let s = |ts: &[i64]| ts.iter().map(|t| (*t, 1.0)).collect::<Vec<_>>();
+        assert_eq!(slot_report(&s(&[0, 1000, 2010, 2990]), 1000).missed, 0);
+        let r = slot_report(&s(&[0, 1000, 3000, 3020, 4000]), 1000);
+        assert_eq!((r.missed, r.doubled, r.samples), (1, 1, 5));
+    }
+}
