@@ -173,6 +173,11 @@ impl PrometheusServer {
         self.port
     }
 
+    /// The process id, for reading its CPU time and memory from `/proc` (the benchmark).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub fn mode(&self) -> Mode {
         self.mode
     }

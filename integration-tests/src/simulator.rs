@@ -218,6 +218,12 @@ impl SimTarget {
         lock(&self.state.behaviour).body = Body::Fixed(body.into().into());
     }
 
+    /// Serves these bytes from now on; clones share them, so a farm of targets serving one
+    /// multi-megabyte fixture holds it once (the benchmark's farm).
+    pub fn set_body_bytes(&self, body: Bytes) {
+        lock(&self.state.behaviour).body = Body::Fixed(body);
+    }
+
     /// Serves `f(n)` for the n-th scrape (1-based), e.g. a counter that grows per scrape.
     pub fn set_body_fn(&self, f: impl Fn(u64) -> String + Send + Sync + 'static) {
         lock(&self.state.behaviour).body = Body::Generated(Arc::new(f));

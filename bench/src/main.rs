@@ -1,0 +1,96 @@
+//! `promshard-bench`: wires the command line to [`promshard_bench::run`] and prints the table.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use promshard_bench::fixture::FixtureKind;
+use promshard_bench::run::{Options, System};
+use promshard_bench::{report, run};
+
+/// promshard vs Prometheus agent: CPU per sample, RSS per series, samples delivered.
+#[derive(Parser)]
+#[command(name = "promshard-bench")]
+struct Cli {
+    /// Number of simulated targets (one listener each on 127.0.0.1).
+    #[arg(long, default_value_t = 100)]
+    targets: usize,
+    /// Scrape interval (and timeout) for both systems.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Time after the first delivered sample that is not measured.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Measurement window per system.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    duration: Duration,
+    /// What each target serves.
+    #[arg(long, value_enum, default_value_t = FixtureKind::Cadvisor)]
+    fixture: FixtureKind,
+    /// Run only these systems (default: promshard, then prometheus).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<System>,
+    /// The promshard binary (default: `promshard` next to this executable, i.e.
+    /// target/release/promshard; build it first with `cargo build --release --bin promshard`).
+    #[arg(long, env = "PROMSHARD_BIN")]
+    promshard_bin: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    promshard_model::PromDuration::parse(s).map(Into::into)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let promshard_bin = cli.promshard_bin.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("promshard")))
+            .unwrap_or_else(|| PathBuf::from("promshard"))
+    });
+    let systems = if cli.only.is_empty() {
+        vec![System::Promshard, System::Prometheus]
+    } else {
+        cli.only
+    };
+    if systems.contains(&System::Promshard) && !promshard_bin.is_file() {
+        eprintln!(
+            "error: no promshard binary at {}: run `cargo build --release --bin promshard` first \
+             (or pass --promshard-bin)",
+            promshard_bin.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let opts = Options {
+        targets: cli.targets,
+        interval: cli.interval,
+        warmup: cli.warmup,
+        duration: cli.duration,
+        fixture: cli.fixture,
+        systems,
+        promshard_bin,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run::run(&opts)) {
+        Ok(results) => {
+            println!(
+                "{} targets × {:?} fixture, interval {:?}, warm-up {:?}, window {:?}\n",
+                opts.targets, opts.fixture, opts.interval, opts.warmup, opts.duration
+            );
+            println!("{}", report::table(&results));
+            print!("{}", report::conditions(&results));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! One benchmark invocation: the target farm and the null sink start once, then promshard
+//! (master + one worker, real child processes) and Prometheus in agent mode run one after the
+//! other against them with the same `prometheus.yml`, and each is measured over the same window
+//! after the same warm-up.
+//!
+//! The farm is the harness's [`TargetSimulator`]: one listener per target on `127.0.0.1`, each on
+//! its own ephemeral port. Distinct ports give distinct `instance` labels (N real targets to both
+//! scrapers, N keep-alive connections, N scrape loops), and need no extra loopback aliases or
+//! privileges; all targets share one copy of the fixture bytes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use promshard_integration_tests::eventually::eventually;
+use promshard_integration_tests::launcher::Process;
+use promshard_integration_tests::prometheus::PrometheusServer;
+use promshard_integration_tests::simulator::TargetSimulator;
+
+use crate::fixture::{Fixture, FixtureKind};
+use crate::procstat::{self, ProcSample};
+use crate::sink::{NullSink, SinkCounts};
+
+/// Series every scrape adds per target besides the body: `up`, `scrape_duration_seconds`,
+/// `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling`, `scrape_series_added`.
+pub const REPORT_SERIES: usize = 5;
+
+/// How long a system may take from start to the first sample at the sink.
+const FIRST_SAMPLE_DEADLINE: Duration = Duration::from_secs(120);
+
+/// What runs, and for how long.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub targets: usize,
+    pub interval: Duration,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub fixture: FixtureKind,
+    pub systems: Vec<System>,
+    pub promshard_bin: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum System {
+    Promshard,
+    Prometheus,
+}
+
+/// Figures of one system over the measurement window.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    pub system: System,
+    pub window: Duration,
+    pub active_series: usize,
+    pub expected_samples_per_second: f64,
+    pub sink: SinkCounts,
+    pub scrapes: u64,
+    /// Every process of the system (promshard: master + worker).
+    pub total: Usage,
+    /// The worker alone (promshard only).
+    pub worker: Option<Usage>,
+    pub pids: Vec<u32>,
+}
+
+/// CPU and memory of one process or a sum of processes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    /// CPU time spent in the window.
+    pub cpu: Duration,
+    /// Mean `VmRSS` over the window, bytes.
+    pub steady_rss: u64,
+    /// `VmHWM` at the end (peak since start, warm-up included), bytes.
+    pub peak_rss: u64,
+}
+
+impl Measurement {
+    pub fn samples_per_second(&self) -> f64 {
+        self.sink.samples as f64 / self.window.as_secs_f64()
+    }
+
+    /// CPU-seconds per million delivered samples.
+    pub fn cpu_per_million(&self, usage: &Usage) -> f64 {
+        if self.sink.samples == 0 {
+            return f64::NAN;
+        }
+        usage.cpu.as_secs_f64() / (self.sink.samples as f64 / 1e6)
+    }
+
+    pub fn cores(&self, usage: &Usage) -> f64 {
+        usage.cpu.as_secs_f64() / self.window.as_secs_f64()
+    }
+
+    pub fn steady_bytes_per_series(&self, usage: &Usage) -> f64 {
+        usage.steady_rss as f64 / self.active_series as f64
+    }
+
+    pub fn peak_bytes_per_series(&self, usage: &Usage) -> f64 {
+        usage.peak_rss as f64 / self.active_series as f64
+    }
+}
+
+/// The scrape configuration both systems run: one static job listing every farm target.
+pub fn prometheus_yml(targets: &[String], interval: Duration, sink_url: &str) -> String {
+    let secs = prom_duration(interval);
+    let list = targets
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "global:\n  scrape_interval: {secs}\n  scrape_timeout: {secs}\n\
+         scrape_configs:\n  - job_name: farm\n    static_configs:\n      - targets: [{list}]\n\
+         remote_write:\n  - url: {sink_url}\n"
+    )
+}
+
+/// `5s`, or `500ms` where whole seconds do not fit (Prometheus rejects `0.5s`).
+fn prom_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Runs the whole benchmark; progress goes to stderr.
+pub async fn run(opts: &Options) -> anyhow::Result<Vec<Measurement>> {
+    let fixture = Fixture::load(opts.fixture)?;
+    let sim = TargetSimulator::start(opts.targets).await;
+    for target in sim.targets() {
+        target.set_body_bytes(fixture.body.clone());
+    }
+    let sink = NullSink::start().await.context("starting the null sink")?;
+    let config = prometheus_yml(&sim.addresses(), opts.interval, &sink.url());
+    let active_series = opts.targets * (fixture.series + REPORT_SERIES);
+    eprintln!(
+        "farm: {} targets × {} series ({:?}, {} KiB per scrape) = {active_series} active series, \
+         every {:?}; sink at {}",
+        opts.targets,
+        fixture.series,
+        fixture.kind,
+        fixture.body.len() / 1024,
+        opts.interval,
+        sink.url()
+    );
+    let mut results = Vec::new();
+    for &system in &opts.systems {
+        let measured = match system {
+            System::Promshard => run_promshard(opts, &config, &sim, &sink, active_series).await?,
+            System::Prometheus => run_prometheus(opts, &config, &sim, &sink, active_series).await?,
+        };
+        results.push(measured);
+    }
+    Ok(results)
+}
+
+async fn run_promshard(
+    opts: &Options,
+    config: &str,
+    sim: &TargetSimulator,
+    sink: &NullSink,
+    active_series: usize,
+) -> anyhow::Result<Measurement> {
+    let dir = tempfile::Builder::new()
+        .prefix("promshard-bench-")
+        .tempdir()?;
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, config)?;
+    let config_arg = config_path.display().to_string();
+    let data_dir = dir.path().join("worker").display().to_string();
+    let bin = &opts.promshard_bin;
+    let mut master = Process::spawn_program(
+        bin,
+        "bench-master",
+        &[
+            "master",
+            "--config",
+            &config_arg,
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+            // One worker, known to be coming: place as soon as it connects.
+            "--placement.settle",
+            "1s",
+        ],
+        &[],
+    )
+    .await;
+    let grpc = master.url("grpc");
+    let mut worker = Process::spawn_program(
+        bin,
+        "bench-worker",
+        &[
+            "worker",
+            "--master",
+            &grpc,
+            "--id",
+            "bench-worker",
+            "--listen-http",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir,
+        ],
+        &[],
+    )
+    .await;
+    eprintln!(
+        "promshard: master pid {} (log {}), worker pid {} (log {})",
+        master.pid(),
+        master.log_path().display(),
+        worker.pid(),
+        worker.log_path().display()
+    );
+    let pids = vec![master.pid(), worker.pid()];
+    let measured = measure(
+        System::Promshard,
+        opts,
+        &pids,
+        Some(1),
+        sim,
+        sink,
+        active_series,
+    )
+    .await;
+    // SIGKILL: a lone worker on SIGTERM waits out its drain timeout for a hand-off that cannot
+    // happen, and nothing after the window is measured.
+    worker.kill().await;
+    master.kill().await;
+    measured
+}
+
+async fn run_prometheus(
+    opts: &Options,
+    config: &str,
+    sim: &TargetSimulator,
+    sink: &NullSink,
+    active_series: usize,
+) -> anyhow::Result<Measurement> {
+    let prometheus = PrometheusServer::start_agent(config).await;
+    let Some(pid) = prometheus.pid() else {
+        bail!(
+            "prometheus exited at start; log: {}",
+            prometheus.log_path().display()
+        );
+    };
+    eprintln!(
+        "prometheus agent: pid {pid} (log {}, {})",
+        prometheus.log_path().display(),
+        version_of_prometheus().await
+    );
+    measure(
+        System::Prometheus,
+        opts,
+        &[pid],
+        None,
+        sim,
+        sink,
+        active_series,
+    )
+    .await
+}
+
+async fn version_of_prometheus() -> String {
+    let bin = std::env::var_os("PROMETHEUS_BIN").unwrap_or_else(|| "prometheus".into());
+    tokio::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .await
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "version unknown".to_owned())
+}
+
+/// Waits for the system's first sample at the sink, lets it warm up, then measures over the
+/// window, reading every process once a second.
+async fn measure(
+    system: System,
+    opts: &Options,
+    pids: &[u32],
+    worker_index: Option<usize>,
+    sim: &TargetSimulator,
+    sink: &NullSink,
+    active_series: usize,
+) -> anyhow::Result<Measurement> {
+    let ticks = procstat::ticks_per_second();
+    let before_start = sink.counts();
+    eventually(
+        FIRST_SAMPLE_DEADLINE,
+        "the first sample at the sink",
+        || {
+            let now = sink.counts();
+            async move {
+                if now.samples > before_start.samples {
+                    Ok(())
+                } else {
+                    Err(format!("{now:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "{system:?}: samples arriving; warming up for {:?}",
+        opts.warmup
+    );
+    tokio::time::sleep(opts.warmup).await;
+
+    let read_all = || -> anyhow::Result<Vec<ProcSample>> {
+        pids.iter().map(|&pid| procstat::read(pid, ticks)).collect()
+    };
+    let first = read_all()?;
+    let sink_first = sink.counts();
+    let scrapes_first = sim.total_scrapes();
+    let started = Instant::now();
+    let mut rss_sums = vec![0u128; pids.len()];
+    let mut readings = 0u128;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    eprintln!("{system:?}: measuring for {:?}", opts.duration);
+    let last = loop {
+        tick.tick().await;
+        let last = read_all()?;
+        for (sum, s) in rss_sums.iter_mut().zip(&last) {
+            *sum += u128::from(s.rss);
+        }
+        readings += 1;
+        if started.elapsed() >= opts.duration {
+            break last;
+        }
+    };
+    let window = started.elapsed();
+    let sink_delta = sink.counts() - sink_first;
+    let scrapes = sim.total_scrapes() - scrapes_first;
+    let usage = |i: usize| Usage {
+        cpu: last[i].cpu.saturating_sub(first[i].cpu),
+        steady_rss: (rss_sums[i] / readings.max(1)) as u64,
+        peak_rss: last[i].hwm,
+    };
+    let mut total = Usage::default();
+    for i in 0..pids.len() {
+        let u = usage(i);
+        total.cpu += u.cpu;
+        total.steady_rss += u.steady_rss;
+        total.peak_rss += u.peak_rss;
+    }
+    Ok(Measurement {
+        system,
+        window,
+        active_series,
+        expected_samples_per_second: active_series as f64 / opts.interval.as_secs_f64(),
+        sink: sink_delta,
+        scrapes,
+        total,
+        worker: worker_index.map(usage),
+        pids: pids.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lists_every_target_with_the_interval_and_the_sink() {
+        let yml = prometheus_yml(
+            &["127.0.0.1:1".into(), "127.0.0.1:2".into()],
+            Duration::from_secs(5),
+            "http://127.0.0.1:3/api/v1/write",
+        );
+        assert_eq!(
+            yml,
+            "global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\n\
+             scrape_configs:\n  - job_name: farm\n    static_configs:\n      \
+             - targets: ['127.0.0.1:1', '127.0.0.1:2']\n\
+             remote_write:\n  - url: http://127.0.0.1:3/api/v1/write\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn farm_serves_the_fixture_without_timestamps_on_distinct_targets() {
+        let fixture = Fixture::load(FixtureKind::Node).unwrap();
+        let sim = TargetSimulator::start(3).await;
+        for target in sim.targets() {
+            target.set_body_bytes(fixture.body.clone());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for address in sim.addresses() {
+            assert!(seen.insert(address.clone()), "{address} twice");
+            let body = reqwest::get(format!("http://{address}/metrics"))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(body, fixture.body);
+        }
+        assert_eq!(sim.total_scrapes(), 3);
+    }
+}
