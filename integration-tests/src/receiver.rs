@@ -612,6 +612,16 @@ impl Inner {
         }
         record.status = answer.status;
         let mut reply = response(answer.status, "text/plain", answer.body.clone());
+        if v2 && answer.is_success() {
+            // Required of every 2.0 receiver: how much of the request it wrote.
+            for (name, n) in [
+                ("x-prometheus-remote-write-samples-written", record.samples),
+                ("x-prometheus-remote-write-histograms-written", 0),
+                ("x-prometheus-remote-write-exemplars-written", 0),
+            ] {
+                reply.headers_mut().insert(name, n.into());
+            }
+        }
         for (name, value) in &answer.headers {
             if let (Ok(name), Ok(value)) = (
                 hyper::header::HeaderName::from_bytes(name.as_bytes()),

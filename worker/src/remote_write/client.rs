@@ -82,13 +82,16 @@ impl WriteClient {
         })
     }
 
-    /// Sends one compressed body. `attempt` > 0 adds the `Retry-Attempt` header.
+    /// Sends one compressed body. `attempt` > 0 adds the `Retry-Attempt` header. On success,
+    /// returns the receiver's `X-Prometheus-Remote-Write-Samples-Written` count, which every
+    /// 2.0 receiver sends (its absence after a 2.0 request means a 1.0 receiver that decoded
+    /// the body as an empty 1.0 request).
     pub async fn send(
         &self,
         body: Vec<u8>,
         protocol: Protocol,
         attempt: u32,
-    ) -> Result<(), SendError> {
+    ) -> Result<Option<u64>, SendError> {
         let mut req = self
             .http
             .request(reqwest::Method::POST, &self.url)
@@ -116,7 +119,12 @@ impl WriteClient {
         })?;
         let status = resp.status();
         if status.is_success() {
-            return Ok(());
+            let written = resp
+                .headers()
+                .get("x-prometheus-remote-write-samples-written")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            return Ok(written);
         }
         let retry_after = resp
             .headers()

@@ -403,7 +403,15 @@ impl Shard {
             };
             let len = body.len() as u64;
             match sh.client.send(body, protocol, attempt).await {
-                Ok(()) => {
+                Ok(None) if protocol == Protocol::V2 => {
+                    // A 1.0-only receiver (Prometheus before 3.0) decodes a 2.0 body as an
+                    // empty 1.0 request and answers 2xx having stored nothing; only the
+                    // missing written-count header tells. Fall back and send it again.
+                    tracing::warn!(url = %sh.cfg.url, "receiver accepted remote write 2.0 without X-Prometheus-Remote-Write-Samples-Written (a 1.0-only receiver); falling back to 1.0 and re-sending");
+                    sh.v2.store(false, Ordering::Relaxed);
+                    sh.m.fallbacks.inc();
+                }
+                Ok(_) => {
                     sh.m.sent.inc_by(n);
                     sh.m.bytes_sent.inc_by(len);
                     let secs = newest / 1000;
