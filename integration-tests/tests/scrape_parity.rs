@@ -40,37 +40,42 @@ struct NodeExporter {
 }
 
 impl NodeExporter {
+    /// Collectors whose series set does not change between scrapes (no mounts, no network
+    /// devices that come and go); values may drift and are not compared.
     async fn start() -> NodeExporter {
+        NodeExporter::start_with(&[
+            "--collector.loadavg",
+            "--collector.os",
+            "--collector.uname",
+            "--collector.time",
+            "--collector.meminfo",
+            "--collector.stat",
+        ])
+        .await
+    }
+
+    async fn start_with(args: &[&str]) -> NodeExporter {
         let port = free_loopback_port();
         let addr = format!("127.0.0.1:{port}");
-        // Collectors whose series set does not change between scrapes (no mounts, no network
-        // devices that come and go); values may drift and are not compared.
         let child = tokio::process::Command::new(NODE_EXPORTER)
             .args([
                 &format!("--web.listen-address={addr}"),
                 "--collector.disable-defaults",
-                "--collector.loadavg",
-                "--collector.os",
-                "--collector.uname",
-                "--collector.time",
-                "--collector.meminfo",
-                "--collector.stat",
                 "--log.level=warn",
             ])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("starting prometheus-node-exporter");
-        let url = format!("http://{addr}/metrics");
-        eventually(Duration::from_secs(20), "node exporter answers", || async {
-            let r = reqwest::get(&url).await.map_err(|e| e.to_string())?;
-            if r.status() == 200 {
-                Ok(())
-            } else {
-                Err(r.status().to_string())
-            }
+        // Listening is enough: whether scrapes succeed (TLS, auth) is what the test checks.
+        eventually(Duration::from_secs(20), "node exporter listens", || async {
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
         })
         .await;
         NodeExporter {
@@ -113,6 +118,33 @@ const CONFLICT_BODY: &str = r#"# TYPE conflict_metric gauge
 conflict_metric{job="exposed_job",instance="exposed_instance",exported_instance="pre"} 1
 conflict_metric{team="exposed_team",other="x"} 2
 "#;
+
+/// A CA and a server certificate for `target.example` only, as PEM files in `dir`:
+/// (ca, cert, key).
+fn tls_files(dir: &std::path::Path) -> (String, String, String) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["target.example".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let write = |name: &str, content: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p.display().to_string()
+    };
+    (
+        write("ca.pem", ca.pem()),
+        write("server.pem", cert.pem()),
+        write("server.key", key.serialize_pem()),
+    )
+}
+
+/// bcrypt (cost 4) of `s3cret`, for the exporter's `basic_auth_users`.
+const S3CRET_BCRYPT: &str = "$2b$04$f3.oDk0oSWpRvdzSkrmE/ebn0kAzA1Dl92b65XKyOIgAu9YQzAEre";
 
 /// The canonical float spelling for `le` / `quantile` (see the module comment).
 fn normalize(mut l: Labels) -> Labels {
@@ -181,6 +213,26 @@ async fn same_series_values_and_stale_markers_as_prometheus() {
         t.set_content_type(TEXT);
     }
     let node = NodeExporter::start().await;
+    // A real HTTPS target that demands basic auth (the exporter toolkit's web config); its
+    // certificate names target.example, so both scrapers must verify with server_name.
+    let pki = tempfile::tempdir().unwrap();
+    let (ca_file, cert_file, key_file) = tls_files(pki.path());
+    let web_config = pki.path().join("web.yml");
+    std::fs::write(
+        &web_config,
+        format!(
+            "tls_server_config: {{cert_file: {cert_file}, key_file: {key_file}}}\n\
+             basic_auth_users: {{alice: '{S3CRET_BCRYPT}'}}\n"
+        ),
+    )
+    .unwrap();
+    let password_file = pki.path().join("password");
+    std::fs::write(&password_file, "s3cret\n").unwrap();
+    let secure = NodeExporter::start_with(&[
+        "--collector.loadavg",
+        &format!("--web.config.file={}", web_config.display()),
+    ])
+    .await;
     let idle_prom = PrometheusServer::start_receiver().await;
 
     let prom_rx = RecordingReceiver::start().await;
@@ -207,6 +259,11 @@ scrape_configs:
   - job_name: honor
     honor_labels: true
     static_configs: [{{targets: ['{conflict}'], labels: {{team: honor}}}}]
+  - job_name: secure
+    scheme: https
+    tls_config: {{ca_file: '{ca_file}', server_name: target.example}}
+    basic_auth: {{username: alice, password_file: '{password_file}'}}
+    static_configs: [{{targets: ['{secure}']}}]
   - job_name: failing
     static_configs: [{{targets: [{failing_targets}]}}]
   - job_name: limited
@@ -218,6 +275,8 @@ scrape_configs:
         edge_targets = sims(&[edge, conflict, down, vanish]),
         conflict = conflict.address(),
         failing_targets = sims(&failing),
+        secure = secure.addr,
+        password_file = password_file.display(),
         edge = edge.address(),
     );
     let remote_write = |url: String| {
@@ -274,6 +333,7 @@ scrape_configs:
     // Phase 1: every target scraped successfully a few times by both.
     let instances = [
         node.addr.clone(),
+        secure.addr.clone(),
         idle_prom.url().trim_start_matches("http://").to_string(),
         edge.address(),
         conflict.address(),
@@ -455,6 +515,7 @@ scrape_configs:
     ]));
     assert!(!has(&[("__name__", "edge_special"), ("kind", "exp")]));
     assert!(has(&[("__name__", "node_load1"), ("job", "node")]));
+    assert!(has(&[("__name__", "node_load1"), ("job", "secure")]));
     assert!(has(&[
         ("__name__", "prometheus_build_info"),
         ("job", "prometheus")
