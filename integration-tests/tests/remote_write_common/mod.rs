@@ -55,10 +55,21 @@ impl Cluster {
         remote_write: &str,
         worker_args: &[&str],
     ) -> Cluster {
+        Cluster::start_full(sim, receiver, "", remote_write, worker_args).await
+    }
+
+    /// [`Cluster::start_with`] with extra `global:` lines (indented), e.g. external labels.
+    pub(crate) async fn start_full(
+        sim: TargetSimulator,
+        receiver: RecordingReceiver,
+        global: &str,
+        remote_write: &str,
+        worker_args: &[&str],
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let targets: Vec<String> = sim.addresses().iter().map(|a| format!("'{a}'")).collect();
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n{global}\
              scrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: [{}]\n\
              {remote_write}",
             targets.join(", "),
