@@ -254,6 +254,20 @@ async fn valid_put_changes_what_workers_scrape_and_is_persisted() {
         .collect();
     assert_eq!(got, vec![(3, "reload"), (2, "api"), (1, "file")]);
     assert!(history[0]["time"].as_str().unwrap().ends_with('Z'));
+
+    // SIGHUP reloads the file too, as it does for Prometheus.
+    std::fs::write(&cfg_path, config(&[t1.address()], "")).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &master.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_settled(&http, "w1", &[t1.address()]).await;
+    let history = data(&format!("{http}/api/v1/config/history"))
+        .await
+        .unwrap();
+    assert_eq!(history[0]["version"], 4);
+    assert_eq!(history[0]["source"], "reload");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
