@@ -131,3 +131,44 @@ fn series_added_counts_new_series_text_including_timestamped_ones() {
     let out = run(&mut p, "a 1\nb 2 1000\nc 3\n").unwrap();
     assert_eq!(out.series_added, 0);
 }
+
+#[test]
+fn explicit_timestamps_honored_ignored_or_tracked() {
+    let body = "a 1 5000\nb 2\n";
+    let ts_of = |out: &Processed, name: &str| {
+        out.samples
+            .iter()
+            .find(|s| s.labels.get("__name__") == Some(name))
+            .map(|s| s.timestamp_ms)
+    };
+    let out = run(&mut processor(""), body).unwrap();
+    assert_eq!(
+        (ts_of(&out, "a"), ts_of(&out, "b")),
+        (Some(5000), Some(1000))
+    );
+    assert_eq!(
+        out.tracked.len(),
+        1,
+        "explicit timestamps get no stale markers"
+    );
+
+    let out = run(&mut processor("    honor_timestamps: false\n"), body).unwrap();
+    assert_eq!(
+        ts_of(&out, "a"),
+        Some(1000),
+        "scrape time replaces the exposed one"
+    );
+    assert_eq!(out.tracked.len(), 2);
+
+    let out = run(
+        &mut processor("    track_timestamps_staleness: true\n"),
+        body,
+    )
+    .unwrap();
+    assert_eq!(ts_of(&out, "a"), Some(5000));
+    assert_eq!(
+        out.tracked.len(),
+        2,
+        "tracked for staleness despite the timestamp"
+    );
+}

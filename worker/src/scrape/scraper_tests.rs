@@ -389,6 +389,18 @@ async fn accept_encoding_follows_enable_compression() {
     let srv = plain_server().await;
     let url = srv.url("http");
     scrape(&scraper("", &url)).await.unwrap();
+    // The rest of what Prometheus sends with every scrape.
+    let head = srv.last_head();
+    let accept = format!(
+        "accept: {}\r\n",
+        crate::scrape::parser::ACCEPT_HEADER.to_lowercase()
+    );
+    assert!(head.contains(&accept), "{head}");
+    assert!(
+        head.contains("x-prometheus-scrape-timeout-seconds: 10\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("user-agent: promshard/"), "{head}");
     assert!(
         srv.last_head().contains("accept-encoding: gzip"),
         "{}",
