@@ -197,8 +197,9 @@ fn now_ms() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_series_values_and_stale_markers_as_prometheus() {
     // Targets: 0 edge cases, 1 conflicts, 2 goes down, 3 loses series; 4-6 always fail
-    // (parse error, HTTP 503, duplicate label name).
-    let sim = TargetSimulator::start(7).await;
+    // (parse error, HTTP 503, duplicate label name); 7 is removed from discovery.
+    let sim = TargetSimulator::start(8).await;
+    let removed = sim.target(7);
     let (edge, conflict, down, vanish) =
         (sim.target(0), sim.target(1), sim.target(2), sim.target(3));
     let failing = [sim.target(4), sim.target(5), sim.target(6)];
@@ -212,6 +213,15 @@ async fn same_series_values_and_stale_markers_as_prometheus() {
     for t in sim.targets() {
         t.set_content_type(TEXT);
     }
+    // Discovered through a file both read; emptied in phase 2 (end-of-run stale markers).
+    let dir = tempfile::tempdir().unwrap();
+    let sd_file = dir.path().join("removable.json");
+    let write_sd = |targets: &[String]| {
+        let tmp = dir.path().join("removable.json.tmp");
+        std::fs::write(&tmp, format!(r#"[{{"targets": {targets:?}}}]"#)).unwrap();
+        std::fs::rename(&tmp, &sd_file).unwrap();
+    };
+    write_sd(&[removed.address()]);
     let node = NodeExporter::start().await;
     // A real HTTPS target that demands basic auth (the exporter toolkit's web config); its
     // certificate names target.example, so both scrapers must verify with server_name.
@@ -264,6 +274,8 @@ scrape_configs:
     tls_config: {{ca_file: '{ca_file}', server_name: target.example}}
     basic_auth: {{username: alice, password_file: '{password_file}'}}
     static_configs: [{{targets: ['{secure}']}}]
+  - job_name: removable
+    file_sd_configs: [{{files: ['{sd_file}']}}]
   - job_name: failing
     static_configs: [{{targets: [{failing_targets}]}}]
   - job_name: limited
@@ -276,6 +288,7 @@ scrape_configs:
         conflict = conflict.address(),
         failing_targets = sims(&failing),
         secure = secure.addr,
+        sd_file = sd_file.display(),
         password_file = password_file.display(),
         edge = edge.address(),
     );
@@ -293,7 +306,6 @@ scrape_configs:
     ));
     let vanish_after = format!("vanish_kept 1\nvanish_ts_kept 4 {ts}\n");
 
-    let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("prometheus.yml");
     std::fs::write(
         &config_path,
@@ -332,6 +344,7 @@ scrape_configs:
 
     // Phase 1: every target scraped successfully a few times by both.
     let instances = [
+        removed.address(),
         node.addr.clone(),
         secure.addr.clone(),
         idle_prom.url().trim_start_matches("http://").to_string(),
@@ -390,6 +403,7 @@ scrape_configs:
     // Phase 2: one target goes down, another loses two series (one with a timestamp).
     down.set_down().await;
     vanish.set_body(vanish_after);
+    write_sd(&[]);
     let gone = |job: &str, name: &str, extra: &[(&str, &str)], inst: &str| {
         let mut l: Labels = [("__name__", name), ("job", job), ("instance", inst)]
             .iter()
@@ -419,6 +433,18 @@ scrape_configs:
                 if !s.get(&vanished).is_some_and(|e| e.1) {
                     return Err(format!("{who}: no stale marker for {vanished:?}"));
                 }
+                // End of run: every series of the removed target, report series included.
+                let removed_series: Vec<_> = s
+                    .iter()
+                    .filter(|(l, _)| l.get("instance") == Some(&removed.address()))
+                    .collect();
+                let fresh = removed_series.iter().filter(|(_, e)| !e.1).count();
+                if removed_series.is_empty() || fresh > 0 {
+                    return Err(format!(
+                        "{who}: {fresh} of {} series of the removed target not stale",
+                        removed_series.len()
+                    ));
+                }
             }
             Ok(())
         },
@@ -426,7 +452,7 @@ scrape_configs:
     .await;
 
     // The comparison: converges to identical series sets, stale sets and static values.
-    let static_instances: BTreeSet<String> = [edge, conflict, down, vanish]
+    let static_instances: BTreeSet<String> = [edge, conflict, down, vanish, removed]
         .iter()
         .chain(&failing)
         .map(|t| t.address())
