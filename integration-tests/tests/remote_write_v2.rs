@@ -34,7 +34,7 @@ async fn wait_for_sim_series(c: &Cluster) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v2_delivers_exact_samples_through_the_symbols_table() {
+async fn v2_delivers_exact_samples_and_metadata_through_the_symbols_table() {
     let c = Cluster::start(2, QUEUE, V2, &[]).await;
     wait_for_sim_series(&c).await;
     c.wait_for_first_samples().await;
@@ -72,6 +72,19 @@ async fn v2_delivers_exact_samples_through_the_symbols_table() {
                 .samples(&temp)
                 .iter()
                 .all(|(_, v)| *v == 20.0 + i as f64 / 2.0)
+        );
+        // Metadata from the exposition's # TYPE and # HELP (2.0's MetricType numbers:
+        // 1 counter, 2 gauge).
+        assert_eq!(
+            c.receiver.metadata(&series),
+            Some((1, "Requests handled by the simulated target.".to_owned()))
+        );
+        assert_eq!(
+            c.receiver.metadata(&temp),
+            Some((
+                2,
+                "Temperature reported by the simulated sensor.".to_owned()
+            ))
         );
     }
     assert_eq!(

@@ -2,7 +2,7 @@
 //! format) and POSTs it with the headers the spec requires, classifying failures as the spec
 //! says. Auth and TLS come from the worker's shared [`HttpClient`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use promshard_model::config::RemoteWriteConfig;
@@ -16,7 +16,7 @@ use reqwest::header::{
     CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
 };
 
-use super::Sample;
+use super::{MetricMetadata, Sample};
 use crate::http_client::{ClientOptions, HttpClient};
 
 pub(crate) const USER_AGENT_VALUE: &str = concat!("promshard/", env!("CARGO_PKG_VERSION"));
@@ -202,10 +202,27 @@ pub fn encode_v1(samples: &[Sample], proto_buf: &mut Vec<u8>) -> Vec<u8> {
 }
 
 /// Metric metadata for 2.0, keyed by metric family name.
-pub type MetadataMap = BTreeMap<String, (write_v2::metadata::MetricType, String)>;
+pub type MetadataMap = HashMap<String, MetricMetadata>;
+
+/// Prometheus's type name (`counter`, `gauge`, ...) as the 2.0 enum.
+fn metric_type(kind: &str) -> write_v2::metadata::MetricType {
+    use write_v2::metadata::MetricType as T;
+    match kind {
+        "counter" => T::Counter,
+        "gauge" => T::Gauge,
+        "histogram" => T::Histogram,
+        "gaugehistogram" => T::Gaugehistogram,
+        "summary" => T::Summary,
+        "info" => T::Info,
+        "stateset" => T::Stateset,
+        _ => T::Unspecified,
+    }
+}
 
 /// Encodes samples as a 2.0 `Request`: one symbols table for every string in the request
-/// (`symbols[0] = ""`), series as pairs of references, metadata (type, help) where known.
+/// (`symbols[0] = ""`), series as pairs of references, metadata (type, help, unit) where the
+/// exposition declared it, and the created timestamp of counters, histograms and summaries
+/// whose OpenMetrics `_created` series is in the same batch.
 pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec<u8>) -> Vec<u8> {
     let mut symbols: Vec<String> = vec![String::new()];
     let mut refs: HashMap<String, u32> = HashMap::from([(String::new(), 0)]);
@@ -218,6 +235,7 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
         refs.insert(s.to_string(), r);
         r
     };
+    let created = created_timestamps(samples);
     let mut timeseries = Vec::new();
     for (s, points) in group(samples) {
         let mut labels_refs = Vec::with_capacity(s.labels.len() * 2);
@@ -226,11 +244,15 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
             labels_refs.push(sym(&l.value));
         }
         let name = s.labels.get("__name__").unwrap_or("");
-        let meta = family_of(name, metadata).map(|(kind, help)| write_v2::Metadata {
-            r#type: kind as i32,
-            help_ref: sym(help),
-            unit_ref: 0,
+        let family = family_of(name, metadata);
+        let meta = family.map(|m| write_v2::Metadata {
+            r#type: metric_type(&m.kind) as i32,
+            help_ref: sym(&m.help),
+            unit_ref: sym(&m.unit),
         });
+        let created_timestamp = created_key(s, name)
+            .and_then(|k| created.get(&k).copied())
+            .unwrap_or(0);
         timeseries.push(write_v2::TimeSeries {
             labels_refs,
             samples: points
@@ -240,7 +262,7 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
             histograms: Vec::new(),
             exemplars: Vec::new(),
             metadata: meta,
-            created_timestamp: 0,
+            created_timestamp,
         });
     }
     let req = write_v2::Request {
@@ -250,23 +272,53 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
     compress(&req, proto_buf)
 }
 
+/// Suffixes of the series of one counter, histogram or summary family.
+const FAMILY_SUFFIXES: [&str; 5] = ["_total", "_bucket", "_sum", "_count", "_info"];
+
+/// The series' family and its labels other than the name, `le` and `quantile`: what its
+/// `_created` series carries. `None` for a series that has no created timestamp.
+fn created_key(s: &Sample, name: &str) -> Option<(String, Vec<(String, String)>)> {
+    let family = FAMILY_SUFFIXES
+        .iter()
+        .find_map(|suf| name.strip_suffix(suf))?;
+    Some((family.to_string(), other_labels(s)))
+}
+
+fn other_labels(s: &Sample) -> Vec<(String, String)> {
+    s.labels
+        .iter()
+        .filter(|l| !matches!(l.name.as_str(), "__name__" | "le" | "quantile"))
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect()
+}
+
+/// `<family>_created` samples in the batch (seconds since the epoch) as milliseconds.
+fn created_timestamps(samples: &[Sample]) -> HashMap<(String, Vec<(String, String)>), i64> {
+    samples
+        .iter()
+        .filter_map(|s| {
+            let family = s.labels.get("__name__")?.strip_suffix("_created")?;
+            if !s.value.is_finite() || s.value <= 0.0 {
+                return None;
+            }
+            Some((
+                (family.to_string(), other_labels(s)),
+                (s.value * 1000.0).round() as i64,
+            ))
+        })
+        .collect()
+}
+
 /// Metadata of the family a series belongs to: the series name itself, or the name without
-/// a histogram/summary/counter suffix.
-fn family_of<'a>(
-    name: &str,
-    metadata: &'a MetadataMap,
-) -> Option<(write_v2::metadata::MetricType, &'a str)> {
-    if let Some((k, h)) = metadata.get(name) {
-        return Some((*k, h.as_str()));
+/// a histogram, summary, counter or info suffix.
+fn family_of<'a>(name: &str, metadata: &'a MetadataMap) -> Option<&'a MetricMetadata> {
+    if let Some(m) = metadata.get(name) {
+        return Some(m);
     }
-    for suffix in ["_bucket", "_sum", "_count", "_total", "_created", "_info"] {
-        if let Some(base) = name.strip_suffix(suffix)
-            && let Some((k, h)) = metadata.get(base)
-        {
-            return Some((*k, h.as_str()));
-        }
-    }
-    None
+    FAMILY_SUFFIXES
+        .iter()
+        .chain(&["_created"])
+        .find_map(|suf| metadata.get(name.strip_suffix(suf)?))
 }
 
 fn compress(msg: &impl Message, proto_buf: &mut Vec<u8>) -> Vec<u8> {
@@ -324,7 +376,12 @@ mod tests {
         let mut meta = MetadataMap::new();
         meta.insert(
             "http_requests".into(),
-            (write_v2::metadata::MetricType::Counter, "Requests.".into()),
+            MetricMetadata {
+                family: "http_requests".into(),
+                kind: "counter".into(),
+                help: "Requests.".into(),
+                unit: String::new(),
+            },
         );
         let body = encode_v2(&[s(&a, 1, 1.0), s(&b, 1, 2.0)], &meta, &mut Vec::new());
         let req: write_v2::Request = decode(&body);
@@ -353,6 +410,30 @@ mod tests {
         assert_eq!(m.r#type, write_v2::metadata::MetricType::Counter as i32);
         assert_eq!(req.symbols[m.help_ref as usize], "Requests.");
         assert_eq!(req.timeseries[1].metadata, None);
+        assert_eq!(req.timeseries[0].created_timestamp, 0);
+    }
+
+    #[test]
+    fn v2_takes_created_timestamps_from_created_series() {
+        let total = [("__name__", "rq_total"), ("code", "200")];
+        let created = [("__name__", "rq_created"), ("code", "200")];
+        let bucket = [("__name__", "lat_bucket"), ("le", "0.5")];
+        let lat_created = [("__name__", "lat_created")];
+        let other = [("__name__", "rq_total"), ("code", "500")];
+        let body = encode_v2(
+            &[
+                s(&total, 5000, 3.0),
+                s(&created, 5000, 1700000000.5),
+                s(&bucket, 5000, 1.0),
+                s(&lat_created, 5000, 1600000000.0),
+                s(&other, 5000, 1.0),
+            ],
+            &MetadataMap::new(),
+            &mut Vec::new(),
+        );
+        let req: write_v2::Request = decode(&body);
+        let ct: Vec<i64> = req.timeseries.iter().map(|t| t.created_timestamp).collect();
+        assert_eq!(ct, [1700000000500, 0, 1600000000000, 0, 0]);
     }
 
     #[test]

@@ -39,6 +39,21 @@ pub struct Sample {
 
 pub type Batch = Arc<Vec<Sample>>;
 
+/// A metric family's `# TYPE`, `# HELP` and `# UNIT`, for remote write 2.0.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricMetadata {
+    pub family: String,
+    /// Prometheus's type name: `counter`, `gauge`, `histogram`, `gaugehistogram`, `summary`,
+    /// `info`, `stateset` or `unknown`.
+    pub kind: String,
+    pub help: String,
+    pub unit: String,
+}
+
+/// Metadata is written to the WAL again after this long even if unchanged, so a reader that
+/// starts late (restart, dropped segments) learns it soon.
+const METADATA_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Labels of an endpoint's self-metrics, as Prometheus names them.
 pub(crate) fn endpoint_labels(cfg: &RemoteWriteConfig) -> LabelSet {
     vec![
@@ -58,6 +73,8 @@ struct Endpoint {
     name: String,
     wal: Arc<wal::Wal>,
     m: queue::EndpointMetrics,
+    /// Metadata last written to the WAL, and when.
+    metadata: Arc<std::sync::Mutex<HashMap<String, (MetricMetadata, std::time::Instant)>>>,
 }
 
 impl Appender {
@@ -87,6 +104,42 @@ impl Appender {
                     e.m.wal_dropped.inc_by(n);
                     e.m.dropped.inc_by(n);
                 }
+            }
+        }
+    }
+}
+
+impl Appender {
+    /// Records the metadata a scrape declared. Only new or changed families (or ones not
+    /// written for [`METADATA_REFRESH`]) go to the WALs, so a steady scrape costs a lookup.
+    pub fn append_metadata(&self, metadata: &[MetricMetadata]) {
+        if metadata.is_empty() {
+            return;
+        }
+        let endpoints = self.endpoints.borrow().clone();
+        for e in endpoints.iter() {
+            let changed: Vec<MetricMetadata> = {
+                let mut seen = e.metadata.lock().unwrap_or_else(|p| p.into_inner());
+                let now = std::time::Instant::now();
+                metadata
+                    .iter()
+                    .filter(|m| {
+                        let fresh = seen.get(&m.family).is_some_and(|(old, at)| {
+                            old == *m && now.duration_since(*at) < METADATA_REFRESH
+                        });
+                        if !fresh {
+                            seen.insert(m.family.clone(), ((*m).clone(), now));
+                        }
+                        !fresh
+                    })
+                    .cloned()
+                    .collect()
+            };
+            if changed.is_empty() {
+                continue;
+            }
+            if let Err(err) = e.wal.append(&wal::encode_metadata(&changed), 0) {
+                tracing::warn!(remote = %e.name, error = %err, "cannot write metadata to the remote-write WAL");
             }
         }
     }
@@ -264,7 +317,12 @@ impl RemoteWriteManager {
             cfg: rw.clone(),
             external: external.to_vec(),
             tasks: vec![reader, sync],
-            endpoint: Endpoint { name, wal, m },
+            endpoint: Endpoint {
+                name,
+                wal,
+                m,
+                metadata: Default::default(),
+            },
         })
     }
 }

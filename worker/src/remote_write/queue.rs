@@ -63,7 +63,8 @@ struct Shared {
     client: WriteClient,
     /// Starts true for `protobuf_message: io.prometheus.write.v2.Request`; a 415 turns it off.
     v2: AtomicBool,
-    metadata: MetadataMap,
+    /// What the WAL's metadata records said so far, for 2.0 requests.
+    metadata: std::sync::RwLock<MetadataMap>,
     progress: Mutex<Progress>,
     m: EndpointMetrics,
     /// Failed sends in this resharding period: no scaling up into an outage.
@@ -158,7 +159,7 @@ impl QueueManager {
                 wal,
                 client,
                 v2: AtomicBool::new(v2),
-                metadata,
+                metadata: std::sync::RwLock::new(metadata),
                 progress: Mutex::new(Progress {
                     base: 0,
                     pending: VecDeque::new(),
@@ -211,6 +212,12 @@ impl QueueManager {
                     continue;
                 }
             };
+            if !record.metadata.is_empty() {
+                let mut map = sh.metadata.write().unwrap_or_else(|e| e.into_inner());
+                for m in record.metadata {
+                    map.insert(m.family.clone(), m);
+                }
+            }
             let read = record.samples.len() as u64;
             let kept: Vec<Sample> = record
                 .samples
@@ -399,7 +406,10 @@ impl Shard {
             };
             let body = match protocol {
                 Protocol::V1 => encode_v1(&samples, proto_buf),
-                Protocol::V2 => encode_v2(&samples, &sh.metadata, proto_buf),
+                Protocol::V2 => {
+                    let metadata = sh.metadata.read().unwrap_or_else(|e| e.into_inner());
+                    encode_v2(&samples, &metadata, proto_buf)
+                }
             };
             let len = body.len() as u64;
             match sh.client.send(body, protocol, attempt).await {

@@ -36,7 +36,7 @@ use std::time::Duration;
 use promshard_model::{Labels, LabelsBuilder};
 use tokio::sync::Notify;
 
-use super::Sample;
+use super::{MetricMetadata, Sample};
 
 /// How often appended data is fsynced at the latest.
 pub(super) const SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -46,6 +46,7 @@ const HEADER: usize = 8;
 const MAX_RECORD: u32 = 256 << 20;
 /// Payload kinds; the first byte of every payload.
 const KIND_SAMPLES: u8 = 1;
+const KIND_METADATA: u8 = 2;
 const SEGMENT_SUFFIX: &str = ".seg";
 const PROGRESS: &str = "progress";
 /// Room kept for the progress file inside the bound.
@@ -107,6 +108,8 @@ pub(super) struct Record {
     /// may move here.
     pub(super) end: Position,
     pub(super) samples: Vec<Sample>,
+    /// Families whose metadata was declared (or changed) at this point of the log.
+    pub(super) metadata: Vec<MetricMetadata>,
 }
 
 /// The reader's open segment file.
@@ -359,12 +362,13 @@ impl Wal {
                 continue;
             }
             match read {
-                Ok((len, samples)) => {
+                Ok((len, (samples, metadata))) => {
                     st.reader.pos.offset += len;
                     st.reader.samples_read += samples.len() as u64;
                     return Ok(Some(Record {
                         end: st.reader.pos,
                         samples,
+                        metadata,
                     }));
                 }
                 Err(e) => {
@@ -384,7 +388,7 @@ impl Wal {
         cursor: &mut Cursor,
         pos: Position,
         avail: u64,
-    ) -> io::Result<(u64, Vec<Sample>)> {
+    ) -> io::Result<(u64, (Vec<Sample>, Vec<MetricMetadata>))> {
         if cursor.file.as_ref().is_none_or(|(i, _)| *i != pos.segment) {
             cursor.file = Some((
                 pos.segment,
@@ -396,8 +400,11 @@ impl Wal {
         };
         file.seek(SeekFrom::Start(pos.offset))?;
         let payload = read_frame(file, avail - pos.offset)?;
-        let samples = decode_batch(&payload)?;
-        Ok(((HEADER + payload.len()) as u64, samples))
+        let decoded = match payload.first() {
+            Some(&KIND_METADATA) => (Vec::new(), decode_metadata(&payload)?),
+            _ => (decode_batch(&payload)?, Vec::new()),
+        };
+        Ok(((HEADER + payload.len()) as u64, decoded))
     }
 
     /// Moves the reader back to the committed position: what was read but not delivered is
@@ -563,6 +570,61 @@ pub(super) fn encode_batch(samples: &[Sample]) -> Vec<u8> {
     out
 }
 
+/// One framed metadata record: payload `[kind=2][u32 count]` then per family
+/// `[u16 len][family][u16 len][type][u32 len][help][u16 len][unit]`.
+pub(super) fn encode_metadata(metadata: &[MetricMetadata]) -> Vec<u8> {
+    fn short(out: &mut Vec<u8>, s: &str) {
+        let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    let mut out = vec![0u8; HEADER];
+    out.push(KIND_METADATA);
+    out.extend_from_slice(&(metadata.len() as u32).to_le_bytes());
+    for m in metadata {
+        short(&mut out, &m.family);
+        short(&mut out, &m.kind);
+        out.extend_from_slice(&(m.help.len() as u32).to_le_bytes());
+        out.extend_from_slice(m.help.as_bytes());
+        short(&mut out, &m.unit);
+    }
+    let len = (out.len() - HEADER) as u32;
+    let crc = crc32fast::hash(&out[HEADER..]);
+    out[0..4].copy_from_slice(&len.to_le_bytes());
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn decode_metadata(payload: &[u8]) -> io::Result<Vec<MetricMetadata>> {
+    let mut b = Buf(payload
+        .get(5..)
+        .ok_or_else(|| corrupt("record ends early"))?);
+    let count = u32::from_le_bytes(
+        payload
+            .get(1..5)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| corrupt("record ends early"))?,
+    );
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let n = u16::from_le_bytes(b.array()?) as usize;
+        let family = b.string(n)?;
+        let n = u16::from_le_bytes(b.array()?) as usize;
+        let kind = b.string(n)?;
+        let n = u32::from_le_bytes(b.array()?) as usize;
+        let help = b.string(n)?;
+        let n = u16::from_le_bytes(b.array()?) as usize;
+        let unit = b.string(n)?;
+        out.push(MetricMetadata {
+            family,
+            kind,
+            help,
+            unit,
+        });
+    }
+    Ok(out)
+}
+
 fn corrupt(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
@@ -570,6 +632,7 @@ fn corrupt(what: &str) -> io::Error {
 fn batch_len(payload: &[u8]) -> io::Result<u64> {
     match payload {
         [KIND_SAMPLES, a, b, c, d, ..] => Ok(u64::from(u32::from_le_bytes([*a, *b, *c, *d]))),
+        [KIND_METADATA, ..] => Ok(0),
         _ => Err(corrupt("unknown record kind")),
     }
 }
@@ -758,6 +821,30 @@ mod tests {
             .sum::<u64>();
         assert!(dropped > 0);
         assert_eq!(read + dropped, 500);
+    }
+
+    #[test]
+    fn metadata_records_round_trip_between_sample_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), 1 << 20).unwrap();
+        let meta = vec![MetricMetadata {
+            family: "rq".into(),
+            kind: "counter".into(),
+            help: "Requests, with \"quotes\".".into(),
+            unit: "requests".into(),
+        }];
+        wal.append(&encode_batch(&batch(1, 2)), 2).unwrap();
+        wal.append(&encode_metadata(&meta), 0).unwrap();
+        wal.append(&encode_batch(&batch(2, 2)), 2).unwrap();
+        drop(wal);
+        let wal = Wal::open(dir.path(), 1 << 20).unwrap();
+        let records = read_all(&wal, &mut Cursor::default());
+        let shape: Vec<(usize, usize)> = records
+            .iter()
+            .map(|r| (r.samples.len(), r.metadata.len()))
+            .collect();
+        assert_eq!(shape, [(2, 0), (0, 1), (2, 0)]);
+        assert_eq!(records[1].metadata, meta);
     }
 
     #[test]

@@ -13,13 +13,15 @@ use promshard_model::relabel::{self, RelabelConfig};
 use promshard_model::{Labels, LabelsBuilder};
 
 use super::parser::{Entry, Format, MetricType, Parser};
-use crate::remote_write::Sample;
+use crate::remote_write::{MetricMetadata, Sample};
 
 const EXPORTED_PREFIX: &str = "exported_";
 
 /// Result of a successful scrape.
 pub(crate) struct Processed {
     pub(crate) samples: Vec<Sample>,
+    /// Metadata the body declared, for remote write 2.0.
+    pub(crate) metadata: Vec<MetricMetadata>,
     /// Samples in the body (`scrape_samples_scraped`).
     pub(crate) scraped: usize,
     /// Samples kept after metric relabeling (`scrape_samples_post_metric_relabeling`).
@@ -72,6 +74,8 @@ pub(crate) struct SampleProcessor {
     label_value_length_limit: usize,
     cache: HashMap<Box<[u8]>, CacheEntry>,
     iteration: u64,
+    /// `# TYPE`/`# HELP`/`# UNIT` of the current scrape, for remote write 2.0.
+    metadata: HashMap<String, MetricMetadata>,
 }
 
 impl SampleProcessor {
@@ -89,7 +93,18 @@ impl SampleProcessor {
             label_value_length_limit: cfg.label_value_length_limit as usize,
             cache: HashMap::new(),
             iteration: 0,
+            metadata: HashMap::new(),
         }
+    }
+
+    fn family(&mut self, name: &str) -> &mut MetricMetadata {
+        self.metadata
+            .entry(name.to_owned())
+            .or_insert_with(|| MetricMetadata {
+                family: name.to_owned(),
+                kind: "unknown".to_owned(),
+                ..MetricMetadata::default()
+            })
     }
 
     /// Processes a whole body. Any error fails the whole scrape: nothing from it is kept.
@@ -106,6 +121,7 @@ impl SampleProcessor {
                 self.cache.retain(|_, e| e.seen == iteration);
                 Ok(Processed {
                     samples,
+                    metadata: self.metadata.drain().map(|(_, m)| m).collect(),
                     scraped: c.scraped,
                     post_relabel: c.post_relabel,
                     tracked,
@@ -124,6 +140,7 @@ impl SampleProcessor {
         c: &mut Failed,
     ) -> Result<(Vec<Sample>, HashSet<Labels>), String> {
         self.iteration += 1;
+        self.metadata.clear();
         let mut parser = Parser::new(body, format);
         let mut samples = Vec::new();
         let mut tracked = HashSet::new();
@@ -131,7 +148,21 @@ impl SampleProcessor {
         let mut limit_exceeded = false;
         let mut label_buf = Vec::new();
         while let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? {
-            let Entry::Sample(s) = entry else { continue };
+            let s = match entry {
+                Entry::Sample(s) => s,
+                Entry::Help { name, help } => {
+                    self.family(&name).help = help.into_owned();
+                    continue;
+                }
+                Entry::Type { name, kind } => {
+                    self.family(&name).kind = kind.as_str().to_owned();
+                    continue;
+                }
+                Entry::Unit { name, unit } => {
+                    self.family(&name).unit = unit.to_owned();
+                    continue;
+                }
+            };
             c.scraped += 1;
             let mut cache_miss = false;
             let labels = match self.cache.get_mut(s.series) {

@@ -191,6 +191,7 @@ impl ScrapeLoop {
         let mut out;
         let (up, scraped, post, added, err) = match result {
             Ok(p) => {
+                self.appender.append_metadata(&p.metadata);
                 out = p.samples;
                 for gone in self.prev.difference(&p.tracked) {
                     out.push(Sample {
