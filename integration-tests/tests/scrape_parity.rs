@@ -4,9 +4,15 @@
 //! for static targets, and stale markers must land on the same series.
 //!
 //! Targets: a real `prometheus-node-exporter` restricted to collectors whose series *set* is
-//! stable, an idle real Prometheus's own `/metrics`, and simulated targets for the edge cases
-//! (escapes, histograms, summaries, explicit timestamps, `honor_labels` conflicts both ways, a
-//! target that goes down, a series that disappears).
+//! stable, a second one over HTTPS with basic auth (CA + `server_name` + `password_file`), an
+//! idle real Prometheus's own `/metrics`, and simulated targets for the edge cases (escapes,
+//! histograms, summaries, explicit timestamps, `honor_labels` conflicts both ways,
+//! `metric_relabel_configs`, a target that goes down, a series that disappears, a target
+//! removed from `file_sd`, and scrapes that fail whole: parse error, HTTP 503, duplicate label
+//! name, `sample_limit`).
+//!
+//! Not a difference, but a constraint on the inputs: Prometheus's remote write never forwards
+//! samples older than its queue's start, so explicit timestamps are taken after it started.
 //!
 //! Known differences between Prometheus 2.42 and 3.x, where promshard follows 3.x. Each is
 //! handled explicitly here and nowhere else:
