@@ -118,7 +118,9 @@ struct WorkerState {
     acked_generation: u64,
     /// Target ids the worker was last sent.
     assigned: BTreeSet<String>,
-    /// Targets the worker said (in its hello) it was scraping.
+    /// Targets the worker said (in its hello) it was scraping: its current targets as far as
+    /// placement is concerned until its first snapshot (after a master restart, say).
+    claimed: std::collections::HashSet<String>,
     resumed: usize,
     /// Series the worker accepts (`--max-series`), 0 = unlimited.
     capacity_series: u64,
@@ -284,6 +286,7 @@ impl Coordinator {
                     acked_generation: 0,
                     assigned: BTreeSet::new(),
                     resumed: scraping.len(),
+                    claimed: scraping.into_iter().collect(),
                     capacity_series,
                     draining: false,
                     starts: HashMap::new(),
@@ -433,6 +436,7 @@ impl Coordinator {
                 .iter()
                 .map(|t| Item {
                     key: t.placement_key,
+                    current: None,
                     weight: match loads.get(&t.id) {
                         Some(l) => placement::effective_weight(Some(l.series)),
                         None => per_job
@@ -444,11 +448,50 @@ impl Coordinator {
                 })
                 .collect()
         };
-        let capacities: Vec<u64> = members
+        // Current owners keep their targets while they have room (see placement::bounded).
+        let index: HashMap<&str, usize> = members
             .iter()
-            .map(|m| self.workers[m].capacity_series)
+            .enumerate()
+            .map(|(i, m)| (m.as_str(), i))
             .collect();
-        let placed = self.strategy.place(&members, &capacities, &items);
+        // What the master sent beats what a worker claims in its hello (a claim can be stale:
+        // the worker was away and its targets went elsewhere).
+        let mut current: HashMap<&str, usize> = HashMap::new();
+        for claims in [false, true] {
+            for (id, w) in &self.workers {
+                let Some(&i) = index.get(id.as_str()) else {
+                    continue;
+                };
+                let held: Box<dyn Iterator<Item = &String>> = if claims {
+                    Box::new(w.claimed.iter())
+                } else {
+                    Box::new(w.assigned.iter())
+                };
+                for t in held {
+                    current.entry(t.as_str()).or_insert(i);
+                }
+            }
+        }
+        let items: Vec<Item> = targets
+            .iter()
+            .zip(items)
+            .map(|(t, it)| Item {
+                current: current.get(t.id.as_str()).copied(),
+                ..it
+            })
+            .collect();
+        let member_list: Vec<placement::Member> = members
+            .iter()
+            .map(|m| {
+                let w = &self.workers[m];
+                placement::Member {
+                    id: m.clone(),
+                    capacity: w.capacity_series,
+                    fresh: w.assigned.is_empty() && w.claimed.is_empty(),
+                }
+            })
+            .collect();
+        let placed = self.strategy.place(&member_list, &items);
         let mut desired: Desired = self
             .workers
             .keys()
@@ -666,6 +709,10 @@ impl Coordinator {
                 };
             self.next_generation = generation;
             let w = self.workers.get_mut(id).expect("iterating its id");
+            if w.needs_snapshot {
+                // From now on the master knows what the worker holds.
+                w.claimed.clear();
+            }
             w.needs_snapshot = false;
             w.sent_generation = generation;
             w.assigned = assigned;

@@ -226,7 +226,7 @@ fn owner_why(
         ),
         (Some(o), Some(r)) => format!(
             "{o} is choice {} for this target's placement key: the workers ranked before it were \
-             at the load bound (1 + {}) × mean",
+             full (at the load bound (1 + {}) × mean, or at their own series capacity)",
             r + 1,
             placement.epsilon
         ),
@@ -330,31 +330,30 @@ scrape_configs:
         };
         let groups = [g(&["a:1", "b:2"], "prod"), g(&["c:3"], "dev")];
         let jt = crate::targets::compute_job(sc, &groups.iter().collect::<Vec<_>>());
-        let members = vec!["w1".to_string(), "w2".to_string(), "w3".to_string()];
+        let ids = ["w1", "w2", "w3"];
+        let members: Vec<placement::Member> =
+            ids.iter().map(|m| placement::Member::new(*m)).collect();
         let items: Vec<Item> = jt
             .active
             .iter()
-            .map(|t| Item {
-                key: t.placement_key,
-                weight: 1,
-            })
+            .map(|t| Item::new(t.placement_key, 1))
             .collect();
         let placed = placement::by_name("bounded-rendezvous", 10.0)
             .unwrap()
-            .place(&members, &[], &items);
+            .place(&members, &items);
         let owners = jt
             .active
             .iter()
             .zip(placed)
-            .map(|(t, i)| (t.id.clone(), members[i.unwrap()].clone()))
+            .map(|(t, i)| (t.id.clone(), ids[i.unwrap()].to_string()))
             .collect();
         View {
             jobs: BTreeMap::from([("app".to_string(), jt)]),
             owners,
-            workers: members
+            workers: ids
                 .iter()
                 .map(|m| WorkerView {
-                    id: m.clone(),
+                    id: m.to_string(),
                     connected: true,
                     targets: 0,
                     sent_generation: 1,

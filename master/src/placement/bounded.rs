@@ -12,7 +12,7 @@
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::{Item, Strategy};
+use super::{Item, Member, Strategy};
 
 pub struct BoundedRendezvous {
     epsilon: f64,
@@ -38,23 +38,38 @@ impl Strategy for BoundedRendezvous {
         "bounded-rendezvous"
     }
 
-    fn place(&self, members: &[String], capacities: &[u64], items: &[Item]) -> Vec<Option<usize>> {
+    fn place(&self, members: &[Member], items: &[Item]) -> Vec<Option<usize>> {
         let n = members.len();
         if n == 0 {
             return vec![None; items.len()];
         }
         let seeds: Vec<u64> = members
             .iter()
-            .map(|m| xxhash_rust::xxh3::xxh3_64(m.as_bytes()))
+            .map(|m| xxhash_rust::xxh3::xxh3_64(m.id.as_bytes()))
             .collect();
         let total: u128 = items.iter().map(|i| i.weight as u128).sum();
         let bound = ((1.0 + self.epsilon) * total as f64 / n as f64).ceil() as u128;
         // A worker's own limit (`--max-series`) tightens its bound; what does not fit spills
         // over to the next worker in the target's ranking.
-        let caps: Vec<u128> = (0..n)
-            .map(|i| match capacities.get(i) {
-                Some(&c) if c > 0 => bound.min(c as u128),
-                _ => bound,
+        // Series the capped workers cannot take raise the others' bound, so the share above
+        // a worker's limit lands on the others rather than overflowing.
+        let limited: Vec<u128> = members
+            .iter()
+            .filter(|m| m.capacity > 0 && (m.capacity as u128) < bound)
+            .map(|m| m.capacity as u128)
+            .collect();
+        let free = n - limited.len();
+        let bound = if limited.is_empty() || free == 0 {
+            bound
+        } else {
+            let rest = total.saturating_sub(limited.iter().sum::<u128>());
+            bound.max(((1.0 + self.epsilon) * rest as f64 / free as f64).ceil() as u128)
+        };
+        let caps: Vec<u128> = members
+            .iter()
+            .map(|m| match m.capacity {
+                0 => bound,
+                c => bound.min(c as u128),
             })
             .collect();
         let mut order: Vec<usize> = (0..items.len()).collect();
@@ -66,17 +81,43 @@ impl Strategy for BoundedRendezvous {
         });
         let mut load = vec![0u128; n];
         let mut out = vec![None; items.len()];
-        let mut ranked: Vec<(u64, usize)> = Vec::with_capacity(n);
-        for idx in order {
-            let Item { key, weight } = items[idx];
-            let w = weight as u128;
-            // Fast path: the top choice, found in one pass without sorting.
-            let (best, _) = seeds
+        let top = |key: u64| {
+            seeds
                 .iter()
                 .enumerate()
                 .map(|(i, s)| (i, score(key, *s)))
                 .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-                .unwrap_or((0, 0));
+                .map_or(0, |(i, _)| i)
+        };
+        // Stickiness: a target stays with the worker that holds it while that worker has room,
+        // unless it ranks a just-joined worker first (that is how a new worker gets its share,
+        // and only its share). So a leave moves only the leaver's targets, a weight change
+        // moves a target only when its worker overflows, and a restarted master that learns
+        // current owners from worker hellos moves nothing. Without current owners this is
+        // plain bounded rendezvous, deterministic in (members, weights).
+        let mut rest = Vec::with_capacity(items.len());
+        for idx in order {
+            let it = items[idx];
+            let w = it.weight as u128;
+            match it.current.filter(|c| *c < n) {
+                Some(c)
+                    if load[c] + w <= caps[c] && {
+                        let best = top(it.key);
+                        best == c || !members[best].fresh
+                    } =>
+                {
+                    load[c] += w;
+                    out[idx] = Some(c);
+                }
+                _ => rest.push(idx),
+            }
+        }
+        let mut ranked: Vec<(u64, usize)> = Vec::with_capacity(n);
+        for idx in rest {
+            let Item { key, weight, .. } = items[idx];
+            let w = weight as u128;
+            // Fast path: the top choice, found in one pass without sorting.
+            let best = top(key);
             let chosen = if load[best] + w <= caps[best] {
                 best
             } else {

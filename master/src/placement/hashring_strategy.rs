@@ -4,7 +4,7 @@ use std::hash::{Hash, Hasher};
 
 use hashring::HashRing;
 
-use super::{Item, Strategy};
+use super::{Item, Member, Strategy};
 
 /// Virtual nodes per worker: enough for max/mean ≈ 1.2 at 100 workers (see CRATES.md).
 const VNODES: u32 = 128;
@@ -33,13 +33,15 @@ impl Strategy for ConsistentHash {
         "consistent-hash"
     }
 
-    fn place(&self, members: &[String], _capacities: &[u64], items: &[Item]) -> Vec<Option<usize>> {
+    /// Ignores capacities and current owners: a ring moves only the arcs of a worker that joins
+    /// or leaves, by construction.
+    fn place(&self, members: &[Member], items: &[Item]) -> Vec<Option<usize>> {
         let mut ring = HashRing::new();
-        for (worker, id) in members.iter().enumerate() {
+        for (worker, m) in members.iter().enumerate() {
             for replica in 0..VNODES {
                 ring.add(VNode {
                     worker,
-                    id: id.clone(),
+                    id: m.id.clone(),
                     replica,
                 });
             }

@@ -19,19 +19,50 @@ mod hashring_strategy;
 pub use bounded::BoundedRendezvous;
 pub use hashring_strategy::ConsistentHash;
 
-/// One target to place: its placement key and its weight (effective series).
+/// One target to place: its placement key, its weight (effective series) and the member that
+/// holds it now, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Item {
     pub key: u64,
     pub weight: u64,
+    pub current: Option<usize>,
+}
+
+impl Item {
+    pub fn new(key: u64, weight: u64) -> Self {
+        Item {
+            key,
+            weight,
+            current: None,
+        }
+    }
+}
+
+/// A worker that can own targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    /// Series limit (`--max-series`), 0 = none.
+    pub capacity: u64,
+    /// Holds nothing yet (just joined): targets that rank it first move to it.
+    pub fresh: bool,
+}
+
+impl Member {
+    pub fn new(id: impl Into<String>) -> Self {
+        Member {
+            id: id.into(),
+            capacity: 0,
+            fresh: false,
+        }
+    }
 }
 
 /// A placement strategy: maps every item to a member index (or `None` when there are no
-/// members). `members` is sorted and unique; `capacities[i]` is member i's series limit
-/// (`--max-series`, 0 = none); the result has one entry per item, in order.
+/// members). `members` is sorted by id and unique; the result has one entry per item, in order.
 pub trait Strategy: Send + Sync {
     fn name(&self) -> &'static str;
-    fn place(&self, members: &[String], capacities: &[u64], items: &[Item]) -> Vec<Option<usize>>;
+    fn place(&self, members: &[Member], items: &[Item]) -> Vec<Option<usize>>;
 }
 
 /// Strategy names accepted by `--placement.strategy`.

@@ -2,9 +2,9 @@
 
 use super::*;
 
-fn members(n: usize) -> Vec<String> {
-    let mut m: Vec<String> = (0..n).map(|i| format!("worker-{i}")).collect();
-    m.sort();
+fn members(n: usize) -> Vec<Member> {
+    let mut m: Vec<Member> = (0..n).map(|i| Member::new(format!("worker-{i}"))).collect();
+    m.sort_by(|a, b| a.id.cmp(&b.id));
     m
 }
 
@@ -13,12 +13,7 @@ fn key(i: u64) -> u64 {
 }
 
 fn uniform(n: u64) -> Vec<Item> {
-    (0..n)
-        .map(|i| Item {
-            key: key(i),
-            weight: 100,
-        })
-        .collect()
+    (0..n).map(|i| Item::new(key(i), 100)).collect()
 }
 
 /// Sizes spread log-uniformly from 50 to 50,000 series, deterministic.
@@ -26,10 +21,7 @@ fn skewed(n: u64) -> Vec<Item> {
     (0..n)
         .map(|i| {
             let u = (key(i ^ 0xabcdef) % 10_000) as f64 / 10_000.0;
-            Item {
-                key: key(i),
-                weight: (50.0 * 1000f64.powf(u)).round() as u64,
-            }
+            Item::new(key(i), (50.0 * 1000f64.powf(u)).round() as u64)
         })
         .collect()
 }
@@ -41,23 +33,23 @@ fn strategies() -> Vec<Box<dyn Strategy>> {
         .collect()
 }
 
-fn owners(s: &dyn Strategy, m: &[String], items: &[Item]) -> Vec<String> {
-    s.place(m, &[], items)
+fn owners(s: &dyn Strategy, m: &[Member], items: &[Item]) -> Vec<String> {
+    s.place(m, items)
         .into_iter()
-        .map(|o| m[o.unwrap()].clone())
+        .map(|o| m[o.unwrap()].id.clone())
         .collect()
 }
 
-fn max_over_mean(s: &dyn Strategy, m: &[String], items: &[Item]) -> f64 {
+fn max_over_mean(s: &dyn Strategy, m: &[Member], items: &[Item]) -> f64 {
     let mut load = vec![0u64; m.len()];
-    for (i, o) in s.place(m, &[], items).into_iter().enumerate() {
+    for (i, o) in s.place(m, items).into_iter().enumerate() {
         load[o.unwrap()] += items[i].weight;
     }
     let mean = load.iter().sum::<u64>() as f64 / m.len() as f64;
     *load.iter().max().unwrap() as f64 / mean
 }
 
-fn moved_fraction(s: &dyn Strategy, before: &[String], after: &[String], items: &[Item]) -> f64 {
+fn moved_fraction(s: &dyn Strategy, before: &[Member], after: &[Member], items: &[Item]) -> f64 {
     let (a, b) = (owners(s, before, items), owners(s, after, items));
     a.iter().zip(&b).filter(|(x, y)| x != y).count() as f64 / items.len() as f64
 }
@@ -67,8 +59,8 @@ fn deterministic() {
     for s in strategies() {
         let items = skewed(5_000);
         assert_eq!(
-            s.place(&members(7), &[], &items),
-            s.place(&members(7), &[], &items),
+            s.place(&members(7), &items),
+            s.place(&members(7), &items),
             "{}",
             s.name()
         );
@@ -78,12 +70,7 @@ fn deterministic() {
 #[test]
 fn no_members_no_owner() {
     for s in strategies() {
-        assert_eq!(
-            s.place(&[], &[], &uniform(3)),
-            vec![None; 3],
-            "{}",
-            s.name()
-        );
+        assert_eq!(s.place(&[], &uniform(3)), vec![None; 3], "{}", s.name());
     }
 }
 
@@ -109,9 +96,9 @@ fn leave_moves_about_the_leavers_share() {
     for s in strategies() {
         let items = uniform(20_000);
         let before = members(5);
-        let after: Vec<String> = before
+        let after: Vec<Member> = before
             .iter()
-            .filter(|m| *m != "worker-2")
+            .filter(|m| m.id != "worker-2")
             .cloned()
             .collect();
         let frac = moved_fraction(s.as_ref(), &before, &after, &items);
@@ -153,11 +140,11 @@ fn weights_are_bucketed() {
 #[test]
 fn max_series_spills_over_to_other_workers() {
     let s = BoundedRendezvous::new(0.1);
-    let m = members(4);
+    let mut m = members(4);
+    m[0].capacity = 10_000;
     let items = uniform(1_000); // 100 series each, 100,000 in all, mean 25,000 per worker
-    let caps = [10_000, 0, 0, 0];
     let mut load = [0u64; 4];
-    for (i, o) in s.place(&m, &caps, &items).into_iter().enumerate() {
+    for (i, o) in s.place(&m, &items).into_iter().enumerate() {
         load[o.unwrap()] += items[i].weight;
     }
     assert!(
@@ -172,4 +159,91 @@ fn max_series_spills_over_to_other_workers() {
         over.iter().all(|l| *l <= 27_500 + 10_000),
         "the spill-over is spread: {over:?}"
     );
+}
+
+/// Places `items` on `after`, each item's current owner being its owner on `before`, with the
+/// members of `after` not in `before` marked fresh.
+fn sticky_moved_fraction(
+    s: &dyn Strategy,
+    before: &[Member],
+    after: &[Member],
+    items: &[Item],
+) -> f64 {
+    let first = s.place(before, items);
+    let mut after = after.to_vec();
+    for m in &mut after {
+        m.fresh = !before.iter().any(|b| b.id == m.id);
+    }
+    let now: Vec<Item> = items
+        .iter()
+        .zip(&first)
+        .map(|(it, o)| Item {
+            current: o.and_then(|o| after.iter().position(|m| m.id == before[o].id)),
+            ..*it
+        })
+        .collect();
+    let second = s.place(&after, &now);
+    let moved = first
+        .iter()
+        .zip(&second)
+        .filter(|(a, b)| before[a.unwrap()].id != after[b.unwrap()].id)
+        .count();
+    moved as f64 / items.len() as f64
+}
+
+#[test]
+fn a_leave_moves_only_the_leavers_targets_when_owners_are_known() {
+    let s = BoundedRendezvous::new(0.1);
+    for items in [uniform(300), skewed(2_000)] {
+        let before = members(5);
+        let first = s.place(&before, &items);
+        let after: Vec<Member> = before
+            .iter()
+            .filter(|m| m.id != "worker-2")
+            .cloned()
+            .collect();
+        let now: Vec<Item> = items
+            .iter()
+            .zip(&first)
+            .map(|(it, o)| Item {
+                current: o.and_then(|o| after.iter().position(|m| m.id == before[o].id)),
+                ..*it
+            })
+            .collect();
+        let second = s.place(&after, &now);
+        for (i, (a, b)) in first.iter().zip(&second).enumerate() {
+            let (a, b) = (&before[a.unwrap()].id, &after[b.unwrap()].id);
+            assert!(a == "worker-2" || a == b, "item {i} moved from {a} to {b}");
+        }
+        let mut load = vec![0u64; after.len()];
+        for (i, o) in second.iter().enumerate() {
+            load[o.unwrap()] += items[i].weight;
+        }
+        let mean = load.iter().sum::<u64>() as f64 / load.len() as f64;
+        let max = *load.iter().max().unwrap() as f64;
+        assert!(max / mean <= 1.1 + 1e-3, "max/mean {:.3}", max / mean);
+    }
+}
+
+#[test]
+fn a_join_moves_at_most_about_the_joiners_share_when_owners_are_known() {
+    let s = BoundedRendezvous::new(0.1);
+    for n in [2usize, 3, 9] {
+        let f = sticky_moved_fraction(&s, &members(n), &members(n + 1), &uniform(20_000));
+        let ideal = 1.0 / (n + 1) as f64;
+        assert!(
+            f <= 1.2 * ideal && f >= 0.5 * ideal,
+            "{n}→{} moved {f:.3}, ideal {ideal:.3}",
+            n + 1
+        );
+    }
+}
+
+#[test]
+fn known_owners_and_same_members_move_nothing() {
+    // A restarted master learns owners from worker hellos: nothing may move.
+    let s = BoundedRendezvous::new(0.1);
+    let items = skewed(3_000);
+    let m = members(6);
+    assert_eq!(sticky_moved_fraction(&s, &m, &m, &items), 0.0);
 }
