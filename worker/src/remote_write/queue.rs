@@ -219,9 +219,15 @@ impl QueueManager {
                 }
             }
             let read = record.samples.len() as u64;
+            // `sample_age_limit`: a backlog older than this is not worth sending (0: no limit).
+            let oldest_ok = match q.sample_age_limit.0 {
+                d if d.is_zero() => i64::MIN,
+                d => unix_ms_now() - d.as_millis() as i64,
+            };
             let kept: Vec<Sample> = record
                 .samples
                 .into_iter()
+                .filter(|s| s.timestamp_ms >= oldest_ok)
                 .filter_map(|s| apply_labels(&sh.cfg, &sh.external, s))
                 .collect();
             let total = kept.len() as u64;
@@ -258,6 +264,12 @@ impl QueueManager {
             seq += 1;
         }
     }
+}
+
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// External labels (only where the series lacks them), then `write_relabel_configs`, as
