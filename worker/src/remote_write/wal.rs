@@ -112,6 +112,9 @@ pub(super) struct Record {
     pub(super) metadata: Vec<MetricMetadata>,
 }
 
+/// A decoded payload: samples, or metadata.
+type Decoded = (Vec<Sample>, Vec<MetricMetadata>);
+
 /// The reader's open segment file.
 #[derive(Default)]
 pub(super) struct Cursor {
@@ -388,7 +391,7 @@ impl Wal {
         cursor: &mut Cursor,
         pos: Position,
         avail: u64,
-    ) -> io::Result<(u64, (Vec<Sample>, Vec<MetricMetadata>))> {
+    ) -> io::Result<(u64, Decoded)> {
         if cursor.file.as_ref().is_none_or(|(i, _)| *i != pos.segment) {
             cursor.file = Some((
                 pos.segment,
