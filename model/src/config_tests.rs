@@ -197,3 +197,31 @@ scrape_configs:
     let e = err("scrape_configs: [{job_name: a, oauth2: {client_id: x}}]");
     assert!(e.contains("field `oauth2` is not supported"), "{e}");
 }
+
+#[test]
+fn remote_write_protocol_auth_and_their_errors() {
+    let c = Config::parse(
+        "remote_write:\n  - url: http://a/api/v1/write\n    protobuf_message: io.prometheus.write.v2.Request\n    authorization: {credentials: t}\n  - url: http://b/api/v1/write\n",
+    )
+    .unwrap();
+    assert_eq!(c.remote_write[0].protobuf_message, ProtobufMessage::V2);
+    assert_eq!(c.remote_write[1].protobuf_message, ProtobufMessage::V1);
+    assert_eq!(
+        c.remote_write[0]
+            .authorization
+            .as_ref()
+            .map(|a| (a.kind.as_str(), a.credentials.as_str())),
+        Some(("Bearer", "t"))
+    );
+    // Round trip keeps the protocol.
+    let again = Config::parse(&c.to_yaml()).unwrap();
+    assert_eq!(again.remote_write, c.remote_write);
+
+    let e = err("remote_write: [{url: 'http://a', protobuf_message: prometheus.WriteRequest2}]");
+    assert!(e.starts_with("remote_write[0]: "), "{e}");
+    let e =
+        err("remote_write: [{url: 'http://a:1/w', basic_auth: {username: u}, bearer_token: t}]");
+    assert!(e.contains("at most one of basic_auth"), "{e}");
+    let e = err("remote_write: [{url: 'http://a', send_exemplars: true}]");
+    assert!(e.contains("`send_exemplars` is not supported"), "{e}");
+}
