@@ -246,6 +246,10 @@ impl RemoteWriteManager {
                 }
             }
         }
+        // Scrapers stop writing to removed endpoints before their WALs go.
+        let endpoints = next.iter().map(|r| r.endpoint.clone()).collect();
+        self.running = next;
+        self.publish.send_replace(Arc::new(endpoints));
         for r in old {
             tracing::info!(remote = %r.endpoint.name, url = %r.cfg.url, "remote write endpoint removed; deleting its WAL");
             let dir = r.endpoint.wal.dir().to_path_buf();
@@ -254,9 +258,6 @@ impl RemoteWriteManager {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot delete WAL");
             }
         }
-        let endpoints = next.iter().map(|r| r.endpoint.clone()).collect();
-        self.running = next;
-        self.publish.send_replace(Arc::new(endpoints));
     }
 
     /// Waits until every endpoint has sent everything appended so far (its WAL read to the
@@ -324,5 +325,75 @@ impl RemoteWriteManager {
                 metadata: Default::default(),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        Config::parse(yaml).unwrap()
+    }
+
+    fn dir_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_changed_endpoint_keeps_its_wal_and_a_removed_one_deletes_it() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut rw, appender) =
+            RemoteWriteManager::new(Arc::new(Metrics::new()), root.path().join("wal"), 1 << 20);
+        // Nothing listens on port 1: everything stays in the WAL.
+        rw.apply(&config(
+            "remote_write: [{url: 'http://127.0.0.1:1/w', name: up1}]",
+        ));
+        let dir = root.path().join("wal").join("up1");
+        appender.append(vec![Sample {
+            labels: Labels::from_pairs([("__name__", "m")]),
+            timestamp_ms: 1,
+            value: 1.0,
+        }]);
+        let written = dir_bytes(&dir);
+        assert!(written > 0);
+
+        rw.apply(&config(
+            "remote_write: [{url: 'http://127.0.0.1:1/w', name: up1, queue_config: {max_shards: 2}}]",
+        ));
+        assert_eq!(
+            dir_bytes(&dir),
+            written,
+            "the WAL survives a settings change"
+        );
+
+        rw.apply(&config("remote_write: []"));
+        assert!(!dir.exists(), "a removed endpoint's WAL is deleted");
+        // Appending with no endpoint is a no-op.
+        appender.append(vec![Sample {
+            labels: Labels::from_pairs([("__name__", "m")]),
+            timestamp_ms: 2,
+            value: 1.0,
+        }]);
+    }
+
+    #[test]
+    fn wal_dirs_are_readable_and_unique() {
+        let root = Path::new("/w");
+        assert_eq!(wal_dir(root, "mimir-eu"), root.join("mimir-eu"));
+        let odd = wal_dir(root, "a/b");
+        assert!(
+            odd.to_string_lossy().starts_with("/w/a_b-"),
+            "{}",
+            odd.display()
+        );
+        assert_ne!(odd, wal_dir(root, "a_b"));
     }
 }

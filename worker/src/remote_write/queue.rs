@@ -115,8 +115,10 @@ impl Shared {
         {
             let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
             for &(seq, n) in done {
-                let i = (seq - p.base) as usize;
-                if let Some(entry) = p.pending.get_mut(i) {
+                let Some(i) = seq.checked_sub(p.base) else {
+                    continue;
+                };
+                if let Some(entry) = p.pending.get_mut(i as usize) {
                     entry.1 = entry.1.saturating_sub(n);
                 }
             }
@@ -175,6 +177,8 @@ impl QueueManager {
         let q = sh.cfg.queue_config.clone();
         let (min, max) = (q.min_shards.max(1) as usize, q.max_shards.max(1) as usize);
         let mut n = min;
+        // A manager restarted with new settings re-reads what its predecessor had queued.
+        sh.m.pending.set(0);
         let mut shards = ShardSet::start(&sh, n);
         let mut cursor = Cursor::default();
         let mut seq: u64 = 0;
