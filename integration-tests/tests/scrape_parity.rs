@@ -117,6 +117,41 @@ edge_rpc_seconds_sum 7
 edge_rpc_seconds_count 10
 "#;
 
+/// OpenMetrics: units, `_created` series, an exemplar, info and stateset families, a
+/// histogram, `# EOF`, and (once Prometheus runs) a timestamp in float seconds.
+fn om_body(ts_ms: Option<i64>) -> String {
+    let mut b = String::from(
+        "# TYPE om_requests counter\n\
+         # HELP om_requests Requests with \\\"quotes\\\".\n\
+         om_requests_total{path=\"/\"} 5 # {trace_id=\"abc\"} 1.0 1.5\n\
+         om_requests_created{path=\"/\"} 1.7e9\n\
+         # TYPE om_temp_celsius gauge\n\
+         # UNIT om_temp_celsius celsius\n\
+         om_temp_celsius 21.5\n\
+         # TYPE om_build info\n\
+         om_build_info{version=\"1.0\"} 1\n\
+         # TYPE om_state stateset\n\
+         om_state{om_state=\"a\"} 1\n\
+         om_state{om_state=\"b\"} 0\n\
+         # TYPE om_hist histogram\n\
+         om_hist_bucket{le=\"0.1\"} 1\n\
+         om_hist_bucket{le=\"1\"} 2\n\
+         om_hist_bucket{le=\"+Inf\"} 3\n\
+         om_hist_count 3\n\
+         om_hist_sum 1.5\n\
+         om_hist_created 1.7e9\n",
+    );
+    if let Some(ts) = ts_ms {
+        b.push_str(&format!(
+            "# TYPE om_ts gauge\nom_ts 7 {}.{:03}\n",
+            ts / 1000,
+            ts % 1000
+        ));
+    }
+    b.push_str("# EOF\n");
+    b
+}
+
 /// Exposes labels that collide with target labels (`job`, `instance`, a static `team`) and an
 /// `exported_instance` that is already taken, so `honor_labels: false` must produce
 /// `exported_exported_instance`.
@@ -203,9 +238,11 @@ fn now_ms() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_series_values_and_stale_markers_as_prometheus() {
     // Targets: 0 edge cases, 1 conflicts, 2 goes down, 3 loses series; 4-6 always fail
-    // (parse error, HTTP 503, duplicate label name); 7 is removed from discovery.
-    let sim = TargetSimulator::start(8).await;
+    // (parse error, HTTP 503, duplicate label name); 7 is removed from discovery; 8 speaks
+    // OpenMetrics.
+    let sim = TargetSimulator::start(9).await;
     let removed = sim.target(7);
+    let om = sim.target(8);
     let (edge, conflict, down, vanish) =
         (sim.target(0), sim.target(1), sim.target(2), sim.target(3));
     let failing = [sim.target(4), sim.target(5), sim.target(6)];
@@ -219,6 +256,8 @@ async fn same_series_values_and_stale_markers_as_prometheus() {
     for t in sim.targets() {
         t.set_content_type(TEXT);
     }
+    om.set_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8");
+    om.set_body(om_body(None));
     // Discovered through a file both read; emptied in phase 2 (end-of-run stale markers).
     let dir = tempfile::tempdir().unwrap();
     let sd_file = dir.path().join("removable.json");
@@ -290,7 +329,7 @@ scrape_configs:
 "#,
         node = node.addr,
         prom = idle_prom.url().trim_start_matches("http://"),
-        edge_targets = sims(&[edge, conflict, down, vanish]),
+        edge_targets = sims(&[edge, conflict, down, vanish, om]),
         conflict = conflict.address(),
         failing_targets = sims(&failing),
         secure = secure.addr,
@@ -311,6 +350,7 @@ scrape_configs:
         "vanish_kept 1\nvanish_gone{{k=\"v\"}} 2\nvanish_ts_gone 3 {ts}\nvanish_ts_kept 4 {ts}\n"
     ));
     let vanish_after = format!("vanish_kept 1\nvanish_ts_kept 4 {ts}\n");
+    om.set_body(om_body(Some(ts)));
 
     let config_path = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -350,6 +390,7 @@ scrape_configs:
 
     // Phase 1: every target scraped successfully a few times by both.
     let instances = [
+        om.address(),
         removed.address(),
         node.addr.clone(),
         secure.addr.clone(),
@@ -458,7 +499,7 @@ scrape_configs:
     .await;
 
     // The comparison: converges to identical series sets, stale sets and static values.
-    let static_instances: BTreeSet<String> = [edge, conflict, down, vanish, removed]
+    let static_instances: BTreeSet<String> = [edge, conflict, down, vanish, removed, om]
         .iter()
         .chain(&failing)
         .map(|t| t.address())
@@ -547,6 +588,13 @@ scrape_configs:
     ]));
     assert!(!has(&[("__name__", "edge_special"), ("kind", "exp")]));
     assert!(has(&[("__name__", "node_load1"), ("job", "node")]));
+    assert!(has(&[("__name__", "om_requests_total"), ("path", "/")]));
+    assert!(has(&[("__name__", "om_state"), ("om_state", "b")]));
+    let om_ts = gone("edge", "om_ts", &[], &om.address());
+    assert!(
+        ours_rx.samples(&om_ts).iter().all(|(t, _)| *t == ts),
+        "OpenMetrics float-second timestamp kept to the millisecond"
+    );
     assert!(has(&[("__name__", "node_load1"), ("job", "secure")]));
     assert!(has(&[
         ("__name__", "prometheus_build_info"),
