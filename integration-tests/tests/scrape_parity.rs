@@ -7,9 +7,9 @@
 //! stable, a second one over HTTPS with basic auth (CA + `server_name` + `password_file`), an
 //! idle real Prometheus's own `/metrics`, and simulated targets for the edge cases (escapes,
 //! histograms, summaries, explicit timestamps, `honor_labels` conflicts both ways,
-//! `metric_relabel_configs`, an OpenMetrics target, a target that goes down, a series that disappears, a target
-//! removed from `file_sd`, and scrapes that fail whole: parse error, HTTP 503, duplicate label
-//! name, `sample_limit`).
+//! `metric_relabel_configs`, an OpenMetrics target, a target that goes down, a series that
+//! disappears, a target removed from `file_sd`, and scrapes that fail whole: parse error,
+//! HTTP 503, duplicate label name, `sample_limit`).
 //!
 //! Not a difference, but a constraint on the inputs: Prometheus's remote write never forwards
 //! samples older than its queue's start, so explicit timestamps are taken after it started.
