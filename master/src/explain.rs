@@ -225,8 +225,10 @@ fn owner_why(
             placement.epsilon
         ),
         (Some(o), Some(r)) => format!(
-            "{o} is choice {} for this target's placement key: the workers ranked before it were \
-             full (at the load bound (1 + {}) × mean, or at their own series capacity)",
+            "{o} is choice {} for this target's placement key: it already held the target and \
+             placement keeps a target where it is while that worker has room, or the workers \
+             ranked before it were full (at the load bound (1 + {}) × mean, or at their own \
+             series capacity)",
             r + 1,
             placement.epsilon
         ),
