@@ -188,3 +188,83 @@ async fn scale_out_and_in_without_gaps_duplicates_or_stale_markers() {
         recorder.duplicates()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_factor_scrapes_each_target_on_distinct_workers_with_a_replica_label() {
+    const N: usize = 5;
+    let sim = TargetSimulator::start(N).await;
+    let recorder = RecordingReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let targets: Vec<String> = sim.addresses().iter().map(|a| format!("'{a}'")).collect();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\n\
+         scrape_configs:\n  - job_name: critical\n    replication_factor: 2\n\
+         \x20   static_configs:\n      - targets: [{}]\n\
+         remote_write:\n  - url: {}\n    queue_config: {{batch_send_deadline: 200ms}}\n",
+        targets.join(", "),
+        recorder.url(),
+    );
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let master = start_master(&config_path, &[]).await;
+    let (grpc, http) = (master.url("grpc"), master.url("http"));
+    let mut workers = Vec::new();
+    for id in ["w1", "w2", "w3"] {
+        workers.push(start_worker(id, &grpc, dir.path(), &[]).await);
+    }
+    // Two active targets per address, on two different workers.
+    eventually(
+        Duration::from_secs(30),
+        "replicas on distinct workers",
+        || async {
+            let data = promshard_integration_tests::cluster::api(&format!(
+                "{http}/api/v1/targets?state=active"
+            ))
+            .await?;
+            let mut by_addr: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+            for t in data["activeTargets"].as_array().ok_or("no activeTargets")? {
+                let addr = t["discoveredLabels"]["__address__"].as_str().unwrap_or("");
+                let replica = t["labels"]["promshard_replica"].as_str().unwrap_or("");
+                let worker = t["worker"].as_str().unwrap_or("");
+                by_addr
+                    .entry(addr.to_string())
+                    .or_default()
+                    .push((replica.to_string(), worker.to_string()));
+            }
+            if by_addr.len() != N {
+                return Err(format!("{by_addr:?}"));
+            }
+            for (addr, reps) in &by_addr {
+                let workers: BTreeSet<&str> = reps.iter().map(|(_, w)| w.as_str()).collect();
+                let replicas: BTreeSet<&str> = reps.iter().map(|(r, _)| r.as_str()).collect();
+                if replicas != BTreeSet::from(["0", "1"])
+                    || workers.len() != 2
+                    || workers.contains("")
+                {
+                    return Err(format!("{addr}: {reps:?}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    // The receiver gets `up` for each replica: a label Thanos or Mimir can deduplicate on.
+    eventually(
+        Duration::from_secs(30),
+        "up for both replicas of every target",
+        || async {
+            for addr in sim.addresses() {
+                let got: BTreeSet<String> = recorder
+                    .find("up", &[("instance", addr.as_str())])
+                    .into_iter()
+                    .filter_map(|(l, _)| l.get("promshard_replica").cloned())
+                    .collect();
+                if got != BTreeSet::from(["0".to_string(), "1".to_string()]) {
+                    return Err(format!("{addr}: replicas {got:?}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+}

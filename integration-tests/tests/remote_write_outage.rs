@@ -82,6 +82,10 @@ async fn a_one_minute_503_outage_loses_nothing_and_keeps_order() {
         .await;
 
     let checked = assert_every_scrape_present_once(&c, from, to);
+    eprintln!(
+        "outage: {checked} scrapes ({} samples) served during 60 s of 503, {refused} requests refused; all delivered once, in order",
+        checked * SAMPLES_PER_SCRAPE
+    );
     // One scrape per second per target; a loaded machine may skip a few ticks.
     assert!(
         checked >= 3 * 30,
@@ -238,6 +242,10 @@ async fn a_small_wal_bound_drops_the_oldest_and_counts_exactly_what_is_missing()
         }
         missing_scrapes += missing.len();
     }
+    eprintln!(
+        "bound: WAL peaked at {max_disk} of {BOUND} bytes; {missing_scrapes} scrapes missing, \
+         {dropped_final} samples counted dropped"
+    );
     assert_eq!(
         (missing_scrapes * SAMPLES_PER_SCRAPE) as f64,
         dropped_final,

@@ -120,6 +120,7 @@ async fn a_400_is_dropped_while_5xx_429_and_network_errors_are_retried_with_grow
         ]
     );
     let g = gaps(&run);
+    eprintln!("retry delays after {}: {g:?} ms", run[0].status);
     assert!(
         g.windows(2).all(|w| w[0] < w[1]),
         "delays do not grow: {g:?} ms"
@@ -136,6 +137,7 @@ async fn a_400_is_dropped_while_5xx_429_and_network_errors_are_retried_with_grow
     let statuses: Vec<u16> = run.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 429, 429, 204]);
     let g = gaps(&run);
+    eprintln!("retry delays after {}: {g:?} ms", run[0].status);
     assert!(
         g.windows(2).all(|w| w[0] < w[1]),
         "delays do not grow: {g:?} ms"

@@ -437,6 +437,7 @@ impl Coordinator {
                 .map(|t| Item {
                     key: t.placement_key,
                     current: None,
+                    group: t.replica_of,
                     weight: match loads.get(&t.id) {
                         Some(l) => placement::effective_weight(Some(l.series)),
                         None => per_job

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use promshard_model::Labels;
-use promshard_model::config::ScrapeConfig;
+use promshard_model::config::{REPLICA_LABEL, ScrapeConfig};
 use promshard_model::target::{self, Populated};
 
 use crate::discovery::TargetGroup;
@@ -20,6 +20,9 @@ pub struct ActiveTarget {
     pub discovered: Labels,
     pub placement_key: u64,
     pub scrape_url: String,
+    /// For a replica (`replication_factor` > 1): the placement key its copies share, so
+    /// placement puts them on distinct workers.
+    pub replica_of: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,19 +53,34 @@ pub fn compute_job(cfg: &ScrapeConfig, groups: &[&TargetGroup]) -> JobTargets {
             let discovered = lb.into_labels();
             match target::populate_labels(cfg, &discovered) {
                 Ok(Populated::Target(labels)) => {
-                    let id = target::target_id(&labels);
-                    let placement_key = target::placement_key(&labels);
+                    let base = target::placement_key(&labels);
                     let scrape_url = target::scrape_url(&labels, &cfg.params);
-                    active.entry(id.clone()).or_insert_with(|| {
-                        Arc::new(ActiveTarget {
-                            id,
-                            job: cfg.job_name.clone(),
-                            labels,
-                            discovered,
-                            placement_key,
-                            scrape_url,
-                        })
-                    });
+                    let r = cfg.replication_factor.max(1);
+                    for replica in 0..r {
+                        let (labels, placement_key, replica_of) = if r == 1 {
+                            (labels.clone(), base, None)
+                        } else {
+                            let mut b = labels.builder();
+                            b.set(REPLICA_LABEL, replica.to_string());
+                            let key = xxhash_rust::xxh3::xxh3_64_with_seed(
+                                &base.to_le_bytes(),
+                                u64::from(replica),
+                            );
+                            (b.into_labels(), key, Some(base))
+                        };
+                        let id = target::target_id(&labels);
+                        active.entry(id.clone()).or_insert_with(|| {
+                            Arc::new(ActiveTarget {
+                                id,
+                                job: cfg.job_name.clone(),
+                                labels,
+                                discovered: discovered.clone(),
+                                placement_key,
+                                scrape_url: scrape_url.clone(),
+                                replica_of,
+                            })
+                        });
+                    }
                 }
                 Ok(Populated::Dropped) => dropped.push(DroppedTarget {
                     job: cfg.job_name.clone(),

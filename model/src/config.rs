@@ -370,6 +370,22 @@ pub struct ScrapeConfig {
     pub relabel_configs: Vec<RelabelConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// promshard extension: each target of the job is scraped by this many distinct workers,
+    /// each copy labelled [`REPLICA_LABEL`]`="0".."R-1"` so Thanos or Mimir can deduplicate.
+    #[serde(default = "default_replication", skip_serializing_if = "is_one")]
+    pub replication_factor: u32,
+}
+
+/// The label that tells replicas of a target apart (`replication_factor` > 1): the label to
+/// give Thanos's `--query.replica-label` or Mimir's `ha_replica_label`.
+pub const REPLICA_LABEL: &str = "promshard_replica";
+
+fn default_replication() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 fn default_metrics_path() -> String {
@@ -622,6 +638,9 @@ impl Config {
             };
             sc.scrape_interval = Some(interval);
             sc.scrape_timeout = Some(timeout);
+            if sc.replication_factor == 0 {
+                return Err(err("replication_factor must be at least 1".into()));
+            }
             for (j, st) in sc.static_configs.iter().enumerate() {
                 for t in &st.targets {
                     check_target_address(t)

@@ -95,34 +95,52 @@ impl Strategy for BoundedRendezvous {
         // moves a target only when its worker overflows, and a restarted master that learns
         // current owners from worker hellos moves nothing. Without current owners this is
         // plain bounded rendezvous, deterministic in (members, weights).
+        // Replicas of one target (same group) go to distinct workers while there are enough.
+        let mut used: std::collections::HashMap<u64, Vec<usize>> = Default::default();
+        let allowed =
+            |used: &std::collections::HashMap<u64, Vec<usize>>, g: Option<u64>, i: usize| {
+                g.and_then(|g| used.get(&g))
+                    .is_none_or(|u| !u.contains(&i) || u.len() >= n)
+            };
         let mut rest = Vec::with_capacity(items.len());
         for idx in order {
             let it = items[idx];
             let w = it.weight as u128;
             match it.current.filter(|c| *c < n) {
                 Some(c)
-                    if load[c] + w <= caps[c] && {
+                    if load[c] + w <= caps[c] && allowed(&used, it.group, c) && {
                         let best = top(it.key);
                         best == c || !members[best].fresh
                     } =>
                 {
                     load[c] += w;
                     out[idx] = Some(c);
+                    if let Some(g) = it.group {
+                        used.entry(g).or_default().push(c);
+                    }
                 }
                 _ => rest.push(idx),
             }
         }
         let mut ranked: Vec<(u64, usize)> = Vec::with_capacity(n);
         for idx in rest {
-            let Item { key, weight, .. } = items[idx];
+            let Item {
+                key, weight, group, ..
+            } = items[idx];
             let w = weight as u128;
             // Fast path: the top choice, found in one pass without sorting.
             let best = top(key);
-            let chosen = if load[best] + w <= caps[best] {
+            let chosen = if load[best] + w <= caps[best] && allowed(&used, group, best) {
                 best
             } else {
                 ranked.clear();
-                ranked.extend(seeds.iter().enumerate().map(|(i, s)| (score(key, *s), i)));
+                ranked.extend(
+                    seeds
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| allowed(&used, group, *i))
+                        .map(|(i, s)| (score(key, *s), i)),
+                );
                 ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
                 match ranked.iter().find(|(_, i)| load[*i] + w <= caps[*i]) {
                     Some((_, i)) => *i,
@@ -140,6 +158,9 @@ impl Strategy for BoundedRendezvous {
             };
             load[chosen] += w;
             out[idx] = Some(chosen);
+            if let Some(g) = group {
+                used.entry(g).or_default().push(chosen);
+            }
         }
         out
     }

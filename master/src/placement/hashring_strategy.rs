@@ -46,9 +46,32 @@ impl Strategy for ConsistentHash {
                 });
             }
         }
+        // Replicas of one target: the next distinct workers clockwise, as Cassandra or Dynamo
+        // place replicas on a ring (hashring's `get_with_replicas`).
+        let mut used: std::collections::HashMap<u64, Vec<usize>> = Default::default();
         items
             .iter()
-            .map(|i| ring.get(&i.key).map(|v| v.worker))
+            .map(|i| {
+                let Some(g) = i.group else {
+                    return ring.get(&i.key).map(|v| v.worker);
+                };
+                let taken = used.entry(g).or_default();
+                let mut choice = ring.get(&i.key).map(|v| v.worker);
+                if choice.is_some_and(|c| taken.contains(&c)) && taken.len() < members.len() {
+                    choice = ring
+                        .get_with_replicas(&i.key, members.len() * VNODES as usize)
+                        .map(|vs| {
+                            vs.into_iter()
+                                .map(|v| v.worker)
+                                .find(|w| !taken.contains(w))
+                        })
+                        .flatten();
+                }
+                if let Some(c) = choice {
+                    taken.push(c);
+                }
+                choice
+            })
             .collect()
     }
 }

@@ -26,6 +26,9 @@ pub struct Item {
     pub key: u64,
     pub weight: u64,
     pub current: Option<usize>,
+    /// Replicas of one target share this (their target's key): no two on the same worker
+    /// while there are enough workers.
+    pub group: Option<u64>,
 }
 
 impl Item {
@@ -34,6 +37,7 @@ impl Item {
             key,
             weight,
             current: None,
+            group: None,
         }
     }
 }

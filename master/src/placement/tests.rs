@@ -247,3 +247,34 @@ fn known_owners_and_same_members_move_nothing() {
     let m = members(6);
     assert_eq!(sticky_moved_fraction(&s, &m, &m, &items), 0.0);
 }
+
+#[test]
+fn replicas_of_a_target_land_on_distinct_workers() {
+    for s in strategies() {
+        let m = members(5);
+        let items: Vec<Item> = (0..300u64)
+            .flat_map(|t| {
+                (0..3u64).map(move |r| Item {
+                    group: Some(key(t)),
+                    ..Item::new(key(t * 1_000 + r), 100)
+                })
+            })
+            .collect();
+        let placed = s.place(&m, &items);
+        for (t, chunk) in placed.chunks(3).enumerate() {
+            let mut w: Vec<usize> = chunk.iter().map(|o| o.unwrap()).collect();
+            w.sort();
+            w.dedup();
+            assert_eq!(
+                w.len(),
+                3,
+                "{}: target {t}'s replicas on {chunk:?}",
+                s.name()
+            );
+        }
+        // More replicas than workers: every worker gets one, the rest doubles up.
+        let two = members(2);
+        let placed = s.place(&two, &items[..3]);
+        assert!(placed.iter().all(Option::is_some), "{}", s.name());
+    }
+}
