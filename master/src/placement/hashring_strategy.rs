@@ -60,12 +60,11 @@ impl Strategy for ConsistentHash {
                 if choice.is_some_and(|c| taken.contains(&c)) && taken.len() < members.len() {
                     choice = ring
                         .get_with_replicas(&i.key, members.len() * VNODES as usize)
-                        .map(|vs| {
+                        .and_then(|vs| {
                             vs.into_iter()
                                 .map(|v| v.worker)
                                 .find(|w| !taken.contains(w))
-                        })
-                        .flatten();
+                        });
                 }
                 if let Some(c) = choice {
                     taken.push(c);
