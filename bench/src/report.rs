@@ -86,6 +86,21 @@ pub fn conditions(results: &[Measurement]) -> String {
             m.sink.rejected,
             m.pids,
         );
+        if !m.remote_storage.is_empty() {
+            let counters: Vec<String> = m
+                .remote_storage
+                .iter()
+                .map(|(name, v)| {
+                    let short = name.trim_start_matches("prometheus_remote_storage_");
+                    format!("{short} {v:.0}")
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  - its own counters over the window: {}",
+                counters.join(", ")
+            );
+        }
     }
     out
 }

@@ -60,6 +60,9 @@ pub struct Measurement {
     /// The worker alone (promshard only).
     pub worker: Option<Usage>,
     pub pids: Vec<u32>,
+    /// The system's own `prometheus_remote_storage_samples*` counters over the window (both
+    /// expose Prometheus's names): what it says it sent, dropped, failed, retried.
+    pub remote_storage: Vec<(String, f64)>,
 }
 
 /// CPU and memory of one process or a sum of processes.
@@ -218,6 +221,7 @@ async fn run_promshard(
         opts,
         &pids,
         Some(1),
+        &format!("{}/metrics", worker.url("http")),
         sim,
         sink,
         active_series,
@@ -254,6 +258,7 @@ async fn run_prometheus(
         opts,
         &[pid],
         None,
+        &format!("{}/metrics", prometheus.url()),
         sim,
         sink,
         active_series,
@@ -280,6 +285,7 @@ async fn measure(
     opts: &Options,
     pids: &[u32],
     worker_index: Option<usize>,
+    metrics_url: &str,
     sim: &TargetSimulator,
     sink: &NullSink,
     active_series: usize,
@@ -311,6 +317,7 @@ async fn measure(
         pids.iter().map(|&pid| procstat::read(pid, ticks)).collect()
     };
     let first = read_all()?;
+    let counters_first = remote_storage_counters(metrics_url).await;
     let sink_first = sink.counts();
     let scrapes_first = sim.total_scrapes();
     let started = Instant::now();
@@ -331,6 +338,17 @@ async fn measure(
     };
     let window = started.elapsed();
     let sink_delta = sink.counts() - sink_first;
+    let remote_storage = remote_storage_counters(metrics_url)
+        .await
+        .into_iter()
+        .map(|(name, last)| {
+            let first = counters_first
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0.0, |(_, v)| *v);
+            (name, last - first)
+        })
+        .collect();
     let scrapes = sim.total_scrapes() - scrapes_first;
     let usage = |i: usize| Usage {
         cpu: last[i].cpu.saturating_sub(first[i].cpu),
@@ -354,7 +372,45 @@ async fn measure(
         total,
         worker: worker_index.map(usage),
         pids: pids.to_vec(),
+        remote_storage,
     })
+}
+
+/// Sums of the `prometheus_remote_storage_samples*` counters on a `/metrics` page, by name
+/// (`_total` dropped); empty if the page cannot be read.
+async fn remote_storage_counters(metrics_url: &str) -> Vec<(String, f64)> {
+    let Ok(response) = reqwest::get(metrics_url).await else {
+        return Vec::new();
+    };
+    let Ok(text) = response.text().await else {
+        return Vec::new();
+    };
+    parse_counters(&text, "prometheus_remote_storage_samples")
+}
+
+/// Sums every `PREFIX..._total` sample of an exposition by metric name (without `_total`).
+pub fn parse_counters(text: &str, prefix: &str) -> Vec<(String, f64)> {
+    let mut sums: Vec<(String, f64)> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with(prefix)) {
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let Some(name) = line[..name_end].strip_suffix("_total") else {
+            continue;
+        };
+        let Some(value) = line
+            .rsplit_once('}')
+            .map_or(line[name_end..].trim(), |(_, v)| v.trim())
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        match sums.iter_mut().find(|(n, _)| n == name) {
+            Some((_, sum)) => *sum += value,
+            None => sums.push((name.to_owned(), value)),
+        }
+    }
+    sums
 }
 
 #[cfg(test)]
@@ -374,6 +430,23 @@ mod tests {
              scrape_configs:\n  - job_name: farm\n    static_configs:\n      \
              - targets: ['127.0.0.1:1', '127.0.0.1:2']\n\
              remote_write:\n  - url: http://127.0.0.1:3/api/v1/write\n"
+        );
+    }
+
+    #[test]
+    fn sums_remote_storage_counters_by_name() {
+        let text = "# TYPE prometheus_remote_storage_samples counter\n\
+                    prometheus_remote_storage_samples_total{remote_name=\"a\",url=\"u\"} 10\n\
+                    prometheus_remote_storage_samples_total{remote_name=\"b\",url=\"v\"} 5\n\
+                    prometheus_remote_storage_samples_dropped_total 2\n\
+                    prometheus_remote_storage_samples_pending{remote_name=\"a\"} 7\n\
+                    prometheus_remote_storage_samples_created 1.7e9\n";
+        assert_eq!(
+            parse_counters(text, "prometheus_remote_storage_samples"),
+            [
+                ("prometheus_remote_storage_samples".to_owned(), 15.0),
+                ("prometheus_remote_storage_samples_dropped".to_owned(), 2.0),
+            ]
         );
     }
 
