@@ -216,17 +216,14 @@ async fn run_promshard(
         worker.log_path().display()
     );
     let pids = vec![master.pid(), worker.pid()];
-    let measured = measure(
-        System::Promshard,
-        opts,
-        &pids,
-        Some(1),
-        &format!("{}/metrics", worker.url("http")),
-        sim,
-        sink,
-        active_series,
-    )
-    .await;
+    let metrics_url = format!("{}/metrics", worker.url("http"));
+    let subject = Subject {
+        system: System::Promshard,
+        pids: &pids,
+        worker_index: Some(1),
+        metrics_url: &metrics_url,
+    };
+    let measured = measure(subject, opts, sim, sink, active_series).await;
     // SIGKILL: a lone worker on SIGTERM waits out its drain timeout for a hand-off that cannot
     // happen, and nothing after the window is measured.
     worker.kill().await;
@@ -253,17 +250,14 @@ async fn run_prometheus(
         prometheus.log_path().display(),
         version_of_prometheus().await
     );
-    measure(
-        System::Prometheus,
-        opts,
-        &[pid],
-        None,
-        &format!("{}/metrics", prometheus.url()),
-        sim,
-        sink,
-        active_series,
-    )
-    .await
+    let metrics_url = format!("{}/metrics", prometheus.url());
+    let subject = Subject {
+        system: System::Prometheus,
+        pids: &[pid],
+        worker_index: None,
+        metrics_url: &metrics_url,
+    };
+    measure(subject, opts, sim, sink, active_series).await
 }
 
 async fn version_of_prometheus() -> String {
@@ -278,18 +272,30 @@ async fn version_of_prometheus() -> String {
         .unwrap_or_else(|| "version unknown".to_owned())
 }
 
+/// What is measured: a system's processes and its self-metrics page.
+struct Subject<'a> {
+    system: System,
+    pids: &'a [u32],
+    /// Which of `pids` is the worker, reported alone too.
+    worker_index: Option<usize>,
+    metrics_url: &'a str,
+}
+
 /// Waits for the system's first sample at the sink, lets it warm up, then measures over the
 /// window, reading every process once a second.
 async fn measure(
-    system: System,
+    subject: Subject<'_>,
     opts: &Options,
-    pids: &[u32],
-    worker_index: Option<usize>,
-    metrics_url: &str,
     sim: &TargetSimulator,
     sink: &NullSink,
     active_series: usize,
 ) -> anyhow::Result<Measurement> {
+    let Subject {
+        system,
+        pids,
+        worker_index,
+        metrics_url,
+    } = subject;
     let ticks = procstat::ticks_per_second();
     let before_start = sink.counts();
     eventually(

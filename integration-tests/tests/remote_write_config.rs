@@ -8,7 +8,7 @@ mod remote_write_common;
 use std::time::Duration;
 
 use promshard_integration_tests::eventually::eventually;
-use promshard_integration_tests::receiver::{RecordingReceiver, labels};
+use promshard_integration_tests::receiver::{ReceiverResponse, RecordingReceiver, labels};
 use promshard_integration_tests::simulator::TargetSimulator;
 use remote_write_common::{Cluster, match_scrapes, now_ms};
 
@@ -113,4 +113,70 @@ async fn a_dead_endpoint_never_holds_back_a_healthy_one() {
     );
     assert!(dead.series().is_empty());
     c.receiver.assert_no_violations();
+}
+
+/// A slow upstream makes the reader wait on full shards: the shard count grows within
+/// `max_shards`, requests go out concurrently, and still no series is ever in two requests at
+/// once or out of order (the receiver flags both), and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_gets_more_shards_without_breaking_per_series_order() {
+    let sim = TargetSimulator::start(4).await;
+    let receiver = RecordingReceiver::start().await;
+    receiver
+        .set_default_response(ReceiverResponse::status(204).with_delay(Duration::from_millis(400)));
+    let rw = format!(
+        "remote_write:\n  - url: {}\n    name: rec\n    queue_config: {{batch_send_deadline: 100ms, \
+         max_samples_per_send: 10, capacity: 10, min_shards: 1, max_shards: 4}}\n",
+        receiver.url()
+    );
+    let c = Cluster::start_with(sim, receiver, &rw, &[]).await;
+    c.wait_for_first_samples().await;
+    let from = now_ms();
+    eventually(Duration::from_secs(60), "more than one shard", || async {
+        let shards = c.metric("prometheus_remote_storage_shards").await;
+        if shards >= 2.0 {
+            Ok(())
+        } else {
+            Err(format!("{shards} shards"))
+        }
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "two requests in flight at once",
+        || async {
+            let n = c.receiver.max_in_flight();
+            if n >= 2 {
+                Ok(())
+            } else {
+                Err(format!("at most {n} in flight"))
+            }
+        },
+    )
+    .await;
+    c.receiver.set_response(204);
+    let to = now_ms();
+    c.wait_until_delivered_past(to, Duration::from_secs(60))
+        .await;
+    for t in c.sim.targets() {
+        let served: Vec<i64> = t
+            .scrapes()
+            .iter()
+            .map(|s| s.at_millis())
+            .filter(|at| (from..=to).contains(at))
+            .collect();
+        let matched = match_scrapes(&served, &c.up_of(&t.address()));
+        assert!(
+            matched.iter().all(Option::is_some),
+            "{}: lost scrapes",
+            t.address()
+        );
+    }
+    eprintln!(
+        "shards: {} (max {} requests in flight)",
+        c.metric("prometheus_remote_storage_shards").await,
+        c.receiver.max_in_flight()
+    );
+    c.receiver.assert_no_violations();
+    assert_eq!(c.receiver.duplicates(), []);
 }
