@@ -1,7 +1,8 @@
 //! The remote-write retry rules, checked on the wire with real processes: a 400 is dropped
 //! (counted, its body logged as sent) and never re-sent; 5xx, 429 and network errors are
 //! retried with exponentially growing delays and a `Retry-Attempt` header; `Retry-After` is
-//! honoured; with `retry_on_http_429: false` a 429 is dropped like a 400.
+//! honoured; with `retry_on_http_429: false` a 429 is dropped like a 400; an answer slower than
+//! `remote_timeout` is retried.
 //!
 //! One shard (`max_shards: 1`), so requests are strictly sequential and the receiver's arrival
 //! log is the sender's retry schedule.
@@ -219,4 +220,36 @@ async fn with_retry_on_http_429_false_a_429_is_dropped() {
         },
     )
     .await;
+}
+
+/// `remote_timeout` bounds each attempt: an answer slower than it counts as a network error and
+/// the batch is retried. The slow receiver had stored the first copy, so the retry arrives as
+/// duplicates with identical values: remote write is at-least-once, as in Prometheus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_slower_than_remote_timeout_is_retried() {
+    let c = Cluster::start(1, QUEUE, "    remote_timeout: 1s\n", &[]).await;
+    c.wait_for_first_samples().await;
+    let first = next_request(&c);
+    c.receiver
+        .push_response(ReceiverResponse::status(204).with_delay(Duration::from_secs(3)));
+    // The sender hangs up on the slow request, so the receiver never finishes (or logs) it;
+    // the next request is its retry.
+    let retry = eventually(Duration::from_secs(30), "the retry", || async {
+        c.receiver
+            .request_log()
+            .into_iter()
+            .find(|r| r.number == first + 1)
+            .ok_or_else(|| format!("{} requests", c.receiver.requests()))
+    })
+    .await;
+    assert_eq!(retry.header("retry-attempt"), Some("1"));
+    assert_eq!(retry.status, 204);
+    let duplicates = c.receiver.duplicates();
+    assert_eq!(duplicates.len(), retry.samples, "{duplicates:?}");
+    assert!(
+        duplicates
+            .iter()
+            .all(|d| d.first.to_bits() == d.again.to_bits())
+    );
+    c.receiver.assert_no_violations();
 }
