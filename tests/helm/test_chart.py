@@ -46,7 +46,6 @@ UPCOMING_FLAGS = {
     "--leader-election",
     "--leader-election-namespace",
     "--leader-election-lease-name",
-    "--wal.max-bytes",
 }
 # Values files whose config uses fields promshard rejects today (first line marker).
 EXPECT_FAIL_MARKER = "# check-config: expect-fail"
