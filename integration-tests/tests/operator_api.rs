@@ -429,6 +429,11 @@ async fn api_tokens_guard_changes_and_reads() {
         (StatusCode::BAD_REQUEST, &Value::from("bad_data"))
     );
 
+    let huge = "#".repeat(17 << 20);
+    let (status, _, body) = put_config(&http, &huge, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["errorType"], "bad_data");
+
     let (status, _, body) = put_config(&http, &changed, Some(ADMIN), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
@@ -457,8 +462,16 @@ async fn explain_names_the_rule_that_dropped_a_target() {
     )
     .await;
     let http = master.url("http");
-    let _w1 = start_worker("w1", &master.url("grpc"), dir.path(), &[]).await;
+    let _w1 = start_worker(
+        "w1",
+        &master.url("grpc"),
+        dir.path(),
+        &["--max-series", "100000"],
+    )
+    .await;
     wait_settled(&http, "w1", &[t0.address()]).await;
+    let workers = data(&format!("{http}/api/v1/workers")).await.unwrap();
+    assert_eq!(workers[0]["capacitySeries"], 100000);
 
     let url = format!(
         "{http}/api/v1/targets/explain?job=sim&instance={}",

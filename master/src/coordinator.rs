@@ -92,6 +92,8 @@ pub struct WorkerView {
     /// Unix ms when a disconnected worker's targets will be reassigned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<u64>,
+    /// Series the worker accepts (`--max-series` in its hello; 0 = unlimited).
+    pub capacity_series: u64,
 }
 
 /// Immutable snapshot of the master's state for readers.
@@ -788,6 +790,7 @@ impl Coordinator {
                 expires_at_ms: w
                     .expires
                     .map(|e| ms(now_s + e.saturating_duration_since(now_i))),
+                capacity_series: w.capacity_series,
             })
             .collect();
         self.metrics

@@ -362,6 +362,7 @@ scrape_configs:
                     acked_generation: 1,
                     connected_since_ms: 0,
                     expires_at_ms: None,
+                    capacity_series: 0,
                 })
                 .collect(),
             config,

@@ -178,8 +178,7 @@ async fn explain(
 
 /// Workers with their load: series and targets by health from the load reports of the targets
 /// they own, their share of the mean, the acked generation and how long they have been
-/// connected. `capacitySeries` is what the worker offered in its hello (null: unlimited or not
-/// reported).
+/// connected. `capacitySeries` is what the worker accepts (`--max-series`; null: unlimited).
 async fn workers(State(s): State<AppState>) -> Response {
     let view = s.view.borrow().clone();
     let loads = s.loads.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -220,8 +219,9 @@ async fn workers(State(s): State<AppState>) -> Response {
                         0.0
                     }),
                 );
-                // The coordinator's view carries it once workers report it; null until then.
-                o.entry("capacitySeries").or_insert(Value::Null);
+                if w.capacity_series == 0 {
+                    o.insert("capacitySeries".into(), Value::Null);
+                }
                 o.insert(
                     "connectionAgeSeconds".into(),
                     json!(if w.connected {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -60,8 +61,13 @@ pub(super) async fn history(State(s): State<AppState>) -> Response {
 pub(super) async fn put_config(
     State(s): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        // Too large (over 16 MiB) or a broken upload: still Prometheus's envelope.
+        Err(e) => return error(e.status(), "bad_data", e.body_text()),
+    };
     let Ok(text) = String::from_utf8(body.to_vec()) else {
         return error(
             StatusCode::BAD_REQUEST,

@@ -53,7 +53,7 @@ function renderWorkers() {
       <td class="worker-id">${esc(w.id)}</td>
       <td><span class="health ${st}">${st}</span></td>
       <td><span class="bar${over}" title="${w.series} series"><span style="width:${pct}%"></span></span>
-        ${w.series} <span class="muted">(${w.loadRatio.toFixed(2)}× mean)</span></td>
+        ${w.series} <span class="muted">(${w.loadRatio.toFixed(2)}× mean${w.capacitySeries ? `, capacity ${w.capacitySeries}` : ""})</span></td>
       <td>${w.targets} <span class="muted">(${w.targetsUp} up, ${w.targetsDown} down)</span></td>
       <td>${w.ackedGeneration === w.sentGeneration ? "current" : "behind"}
         <span class="muted">${w.ackedGeneration} / ${w.sentGeneration}</span></td>
