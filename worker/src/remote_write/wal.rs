@@ -9,9 +9,10 @@
 //!
 //! Durability (the fsync policy): every append is one `write(2)` of whole records, so a killed
 //! worker process (`kill -9`, OOM, panic) loses nothing that was appended: the data is in the
-//! kernel's page cache. `fdatasync` runs at least every [`SYNC_EVERY`] and whenever a segment
-//! is finished, so a machine crash or power loss loses at most the last second of scrapes. A
-//! record torn by such a crash fails its CRC and the segment is truncated there at start-up.
+//! kernel's page cache. `fdatasync` runs every [`SYNC_EVERY`] on a blocking thread, for the
+//! current segment and any finished since, so a machine crash or power loss loses at most the
+//! last second of scrapes, and no scrape ever waits for the disk. A record torn by such a crash
+//! fails its CRC and the segment is truncated there at start-up.
 //! The progress file is written (tmp file + rename) whenever the committed position moves and
 //! is not fsynced: losing it only rewinds the reader, which re-sends (at-least-once), never
 //! loses.
@@ -83,6 +84,8 @@ struct State {
     committed: Position,
     /// Appended since the last fsync.
     dirty: bool,
+    /// Segments finished since the last fsync.
+    finished: Vec<File>,
 }
 
 /// What one `append` or drop did, for the caller's metrics.
@@ -203,6 +206,7 @@ impl Wal {
                 reader,
                 committed,
                 dirty: false,
+                finished: Vec::new(),
             }),
             appended: Notify::new(),
         }))
@@ -261,12 +265,11 @@ impl Wal {
         Ok(outcome)
     }
 
-    /// Finishes the current segment (fsynced) and starts the next.
+    /// Finishes the current segment (fsynced by the next [`Wal::sync`]) and starts the next.
     fn roll(&self, st: &mut State) -> io::Result<()> {
-        st.file.sync_data()?;
-        st.dirty = false;
         let next = st.segments.back().map_or(1, |s| s.index + 1);
-        st.file = create_segment(&self.dir, next)?;
+        let old = std::mem::replace(&mut st.file, create_segment(&self.dir, next)?);
+        st.finished.push(old);
         st.segments.push_back(SegmentMeta {
             index: next,
             bytes: 0,
@@ -308,18 +311,24 @@ impl Wal {
         unread
     }
 
-    /// fsyncs appended data (called every [`SYNC_EVERY`]).
+    /// fsyncs appended data (called every [`SYNC_EVERY`], off the async threads).
     pub(super) fn sync(&self) -> io::Result<()> {
-        let file = {
+        let (finished, current) = {
             let mut st = self.lock();
-            if !st.dirty {
-                return Ok(());
-            }
-            st.dirty = false;
-            st.file.try_clone()?
+            let finished = std::mem::take(&mut st.finished);
+            let current = if st.dirty {
+                st.dirty = false;
+                Some(st.file.try_clone()?)
+            } else {
+                None
+            };
+            (finished, current)
         };
         // Outside the lock: appends (scrapes) must not wait for the disk.
-        file.sync_data()
+        for f in finished.iter().chain(&current) {
+            f.sync_data()?;
+        }
+        Ok(())
     }
 
     /// The next unread record, or `None` when the reader has caught up.
@@ -786,6 +795,9 @@ mod tests {
         }
         assert!(dropped > 0);
         assert_eq!(dropped % 10, 0, "whole records are dropped");
+        // Finished segments (some deleted since) and the current one sync without error.
+        wal.sync().unwrap();
+        assert!(wal.lock().finished.is_empty());
         let replay = read_all(&wal, &mut Cursor::default());
         let kept: u64 = replay.iter().map(|r| r.samples.len() as u64).sum();
         assert_eq!(kept + dropped, appended as u64 * 10);
