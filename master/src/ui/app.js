@@ -3,6 +3,8 @@
 
 const $ = (sel) => document.querySelector(sel);
 const state = { workers: [], active: [], dropped: [], timer: null };
+// Rows rendered at most: a browser table of 100k rows is unusable; filters narrow it down.
+const MAX_ROWS = 1000;
 
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) =>
@@ -80,8 +82,10 @@ function renderTargets() {
   const shown = rows.filter((r) => (!job || r.job === job) && (!health || r.health === health) &&
     (!text || JSON.stringify(r.labels).toLowerCase().includes(text) ||
       r.instance.toLowerCase().includes(text)));
-  $("#target-count").textContent = `(${shown.length} of ${rows.length})`;
-  $("#targets tbody").innerHTML = shown.map((r) => `<tr class="target-row" data-job="${esc(r.job)}"
+  $("#target-count").textContent = shown.length > MAX_ROWS
+    ? `(first ${MAX_ROWS} of ${shown.length} matching, ${rows.length} in all: filter to narrow)`
+    : `(${shown.length} of ${rows.length})`;
+  $("#targets tbody").innerHTML = shown.slice(0, MAX_ROWS).map((r) => `<tr class="target-row" data-job="${esc(r.job)}"
       data-instance="${esc(r.instance)}" data-health="${esc(r.health)}" data-owner="${esc(r.owner)}">
     <td>${esc(r.job)}</td><td class="instance">${esc(r.instance)}</td>
     <td><span class="health ${esc(r.health)}">${esc(r.health)}</span></td>
