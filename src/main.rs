@@ -48,10 +48,13 @@ enum Command {
         placement_settle: Option<Duration>,
         #[command(flatten)]
         operator: MasterSecurityArgs,
+        #[command(flatten)]
+        election: Box<LeaderElectionArgs>,
     },
     /// Scrape the targets the master assigns and remote-write the samples.
     Worker {
-        /// The master's gRPC URL.
+        /// The master's gRPC URL; several, comma-separated, for masters with leader election
+        /// outside Kubernetes (the worker tries each until one accepts it as leader).
         #[arg(long, default_value = "http://127.0.0.1:9400")]
         master: String,
         /// Worker identity (default: the host name, which is stable for a StatefulSet pod).
@@ -123,6 +126,52 @@ struct MasterSecurityArgs {
     /// File with a shared token workers must send on the control stream.
     #[arg(long = "grpc.token-file")]
     grpc_token_file: Option<PathBuf>,
+}
+
+/// Several master replicas, one leading (see the README's high-availability section).
+#[derive(clap::Args)]
+struct LeaderElectionArgs {
+    /// Elect one leader among master replicas on a coordination.k8s.io/v1 Lease; the others
+    /// stand by (not ready, no discovery) until the leader's lease expires.
+    #[arg(long = "leader-election")]
+    leader_election: bool,
+    /// Namespace of the Lease (default: POD_NAMESPACE, then the kubeconfig's namespace).
+    #[arg(long = "leader-election-namespace")]
+    namespace: Option<String>,
+    #[arg(long = "leader-election-lease-name", default_value = promshard_master::leader::DEFAULT_LEASE_NAME)]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: POD_NAME, then the host name).
+    #[arg(long = "leader-election-id")]
+    id: Option<String>,
+    /// How long the lease holds without renewal: the failover time after a leader dies.
+    #[arg(long = "leader-election-lease-duration", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// The leader renews this long before its lease expires (every duration − grace), and
+    /// steps down if it cannot renew by then.
+    #[arg(long = "leader-election-renew-grace", default_value = "5s", value_parser = parse_duration)]
+    renew_grace: Duration,
+    /// Wait between failed Lease API calls.
+    #[arg(long = "leader-election-retry-period", default_value = "1s", value_parser = parse_duration)]
+    retry_period: Duration,
+}
+
+impl LeaderElectionArgs {
+    fn settings(self) -> Option<promshard_master::leader::Settings> {
+        self.leader_election
+            .then(|| promshard_master::leader::Settings {
+                namespace: self.namespace,
+                lease_name: self.lease_name,
+                identity: self.id.unwrap_or_else(|| {
+                    std::env::var("POD_NAME")
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(promshard::default_worker_id)
+                }),
+                lease_duration: self.lease_duration,
+                renew_grace: self.renew_grace,
+                retry_period: self.retry_period,
+            })
+    }
 }
 
 /// How a worker authenticates to the master.
@@ -200,6 +249,7 @@ fn main() -> ExitCode {
                 placement_epsilon,
                 placement_settle,
                 operator,
+                election,
             } => {
                 let opts = promshard_master::Options {
                     config_file: config,
@@ -219,6 +269,7 @@ fn main() -> ExitCode {
                         client_ca_file: operator.grpc_client_ca_file,
                         token_file: operator.grpc_token_file,
                     },
+                    leader_election: election.settings(),
                 };
                 promshard::run_master(opts, listen_grpc, listen_http).await
             }

@@ -11,6 +11,7 @@ pub mod coordinator;
 pub mod discovery;
 pub mod explain;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod placement;
 pub mod targets;
@@ -47,6 +48,8 @@ pub struct Options {
     pub web_auth: http::auth::WebAuthFiles,
     /// TLS, mTLS and token on the control plane (see `tls`).
     pub grpc_security: tls::GrpcSecurity,
+    /// Several replicas with one leader (`--leader-election`); `None`: this master leads.
+    pub leader_election: Option<leader::Settings>,
 }
 
 /// Reads and validates a config file; the error names the file, the job and the field.
@@ -62,12 +65,33 @@ pub async fn run(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let Some(election) = opts.leader_election.clone() else {
+        metrics.leader.set(1);
+        return lead(opts, metrics, grpc, http, shutdown).await;
+    };
+    // Both phases (standby, then leader) end on the one shutdown signal.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    leader::run(election, opts, metrics, grpc, http, stop_rx).await
+}
+
+/// A leading master: discovery, placement, the control plane and the full HTTP API.
+async fn lead(
+    opts: Options,
+    metrics: Arc<metrics::Metrics>,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let boot = config_store::Boot::load(&opts.config_file, opts.config_state_dir.as_deref())?;
     let config = boot.current.config.clone();
     let web_auth = Arc::new(http::auth::WebAuth::load(&opts.web_auth)?);
     let grpc_tls = opts.grpc_security.server_tls()?;
     let grpc_auth = opts.grpc_security.auth()?;
-    let metrics = Arc::new(metrics::Metrics::new());
     let (events_tx, events_rx) = mpsc::channel(4096);
     let strategy = placement::by_name(&opts.placement_strategy, opts.placement_epsilon)
         .ok_or_else(|| {

@@ -29,6 +29,9 @@ pub struct Metrics {
     config_last_reload_successful: Gauge,
     config_last_reload_success_seconds: Gauge,
     config_version: Gauge,
+    /// 1 while this master leads (places targets, answers workers); 0 while it stands by.
+    /// Without leader election a master always leads.
+    pub leader: Gauge,
 }
 
 impl Metrics {
@@ -118,8 +121,15 @@ impl Metrics {
             "Version of the running configuration (see /api/v1/config/history)",
             config_version.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "Whether this master holds the leader lease (1) or stands by (0); 1 without leader election",
+            leader.clone(),
+        );
         Metrics {
             registry,
+            leader,
             config_last_reload_successful,
             config_last_reload_success_seconds,
             config_version,

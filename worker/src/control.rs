@@ -1,6 +1,10 @@
 //! The control-plane client: dials the master, says hello, applies snapshots and deltas, acks
 //! them, and sends load reports. Reconnects forever with capped, jittered exponential backoff;
 //! while the master is away the worker keeps scraping its last assignment.
+//!
+//! With several master URLs (masters with leader election outside Kubernetes, where no Service
+//! points at the leader only), a failed connect or a standby's `UNAVAILABLE` moves on to the
+//! next URL at once; the backoff applies between full rounds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 pub struct ControlClientTask {
+    /// One master URL, or several, comma-separated.
     pub master: String,
     pub worker_id: String,
     pub data_dir: PathBuf,
@@ -39,15 +44,20 @@ pub struct ControlClientTask {
 
 impl ControlClientTask {
     pub async fn run(mut self) {
+        let masters = master_urls(&self.master);
+        let mut next = 0;
+        // Consecutive URLs that failed without an assignment; a full round backs off.
+        let mut failed_in_round = 0;
         let mut backoff = MIN_BACKOFF;
         loop {
-            let got_snapshot = match self.session().await {
+            let master = masters[next].clone();
+            let got_snapshot = match self.session(&master).await {
                 Ok(got) => {
-                    tracing::warn!(master = %self.master, "master closed the stream");
+                    tracing::warn!(%master, "master closed the stream");
                     got
                 }
                 Err((got, e)) => {
-                    tracing::warn!(master = %self.master, error = %e, "control stream failed");
+                    tracing::warn!(%master, error = %e, "control stream failed");
                     got
                 }
             };
@@ -55,6 +65,14 @@ impl ControlClientTask {
             self.state.reset_pending();
             if got_snapshot {
                 backoff = MIN_BACKOFF;
+                failed_in_round = 0;
+            } else {
+                next = (next + 1) % masters.len();
+                failed_in_round += 1;
+                if failed_in_round < masters.len() {
+                    continue;
+                }
+                failed_in_round = 0;
             }
             // Jitter spreads thousands of workers' reconnects after a master restart.
             let ms = backoff.as_millis() as u64;
@@ -65,15 +83,15 @@ impl ControlClientTask {
     }
 
     /// One stream's life. Returns whether an assignment was applied on it (to reset backoff).
-    async fn session(&mut self) -> Result<bool, (bool, String)> {
-        let mut endpoint = Endpoint::from_shared(self.master.clone())
-            .map_err(|e| (false, format!("invalid master URL {:?}: {e}", self.master)))?
+    async fn session(&mut self, master: &str) -> Result<bool, (bool, String)> {
+        let mut endpoint = Endpoint::from_shared(master.to_string())
+            .map_err(|e| (false, format!("invalid master URL {master:?}: {e}")))?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
-        let tls = (self.security.tls_config(&self.master))
+        let tls = (self.security.tls_config(master))
             .map_err(|e| (false, format!("control-plane TLS: {e:#}")))?;
         if let Some(tls) = tls {
             endpoint = endpoint
@@ -108,7 +126,7 @@ impl ControlClientTask {
             .map_err(|e| (false, format!("session: {e}")))?
             .into_inner();
         self.metrics.master_connected.set(1);
-        tracing::info!(master = %self.master, "connected to master");
+        tracing::info!(%master, "connected to master");
 
         self.status.mark_all_dirty();
         let reporter = {
@@ -180,10 +198,41 @@ impl ControlClientTask {
     }
 }
 
+/// The URLs in a `--master` value (comma-separated, blanks ignored); never empty, so a bad
+/// value fails on connect with the URL named.
+fn master_urls(value: &str) -> Vec<String> {
+    let urls: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if urls.is_empty() {
+        vec![value.to_string()]
+    } else {
+        urls
+    }
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::master_urls;
+
+    #[test]
+    fn master_urls_split_on_commas() {
+        assert_eq!(master_urls("http://a:1"), ["http://a:1"]);
+        assert_eq!(
+            master_urls("http://a:1, http://b:2,"),
+            ["http://a:1", "http://b:2"]
+        );
+        assert_eq!(master_urls(""), [""]);
     }
 }

@@ -24,7 +24,7 @@ pub enum ClusterKey {
     Kubeconfig(String),
 }
 
-pub(super) async fn build_client(
+pub(crate) async fn build_client(
     key: &ClusterKey,
     master_kubeconfig: Option<&Path>,
     metrics: Arc<Metrics>,
