@@ -43,9 +43,6 @@ KUBE_VERSIONS = ["1.25.0", kubernetes_validate.latest_version()]
 # Flags the chart can render that the binary does not have yet (they land with later issues).
 UPCOMING_FLAGS = {
     "--kubeconfig",
-    "--leader-election",
-    "--leader-election-namespace",
-    "--leader-election-lease-name",
 }
 # Values files whose config uses fields promshard rejects today (first line marker).
 EXPECT_FAIL_MARKER = "# check-config: expect-fail"
@@ -431,7 +428,8 @@ def test_leader_election_on():
     role = one(objs, "Role", f"{MASTER}-leader-election")
     assert role["metadata"]["namespace"] == NAMESPACE
     rules = lease_rules(objs)
-    assert {v for r in rules for v in r["verbs"]} == {"create", "get", "update"}
+    # kube-lease-manager reads, creates and patches (strategic merge and server-side apply).
+    assert {v for r in rules for v in r["verbs"]} == {"create", "get", "update", "patch"}
     for r in rules:
         assert r["apiGroups"] == ["coordination.k8s.io"]
         if r["verbs"] != ["create"]:
