@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use promshard_integration_tests::apiserver::ApiServerDouble;
-use promshard_integration_tests::cluster::{metric, owners, start_master, start_worker};
+use promshard_integration_tests::apiserver::{ApiServerDouble, Verb};
+use promshard_integration_tests::cluster::{metric, owners, start_worker};
 use promshard_integration_tests::eventually::eventually;
 use promshard_integration_tests::launcher::Process;
 use promshard_integration_tests::receiver::RecordingReceiver;
@@ -41,35 +41,48 @@ fn write_config(dir: &Path, sim: &TargetSimulator, rw: &str) -> std::path::PathB
     path
 }
 
-async fn start_candidate(config: &Path, kubeconfig: &Path, id: &str) -> Process {
+/// A master with leader election; `listen` gives the gRPC and HTTP addresses of a restart (the
+/// workers know the first incarnation's URLs).
+async fn start_candidate(
+    config: &Path,
+    kubeconfig: &Path,
+    id: &str,
+    listen: Option<(&str, &str)>,
+) -> Process {
     let kubeconfig = kubeconfig.to_str().unwrap();
-    start_master(
-        config,
-        &[
-            "--worker-grace-period",
-            "2s",
-            // Workers back off up to 5s between rounds of failed connects: a new leader waits
-            // for them before it places anything, so it keeps their targets where they are.
-            "--placement.settle",
-            "8s",
-            "--kubeconfig",
-            kubeconfig,
-            "--leader-election",
-            "--leader-election-namespace",
-            NAMESPACE,
-            "--leader-election-lease-name",
-            LEASE,
-            "--leader-election-id",
-            id,
-            "--leader-election-lease-duration",
-            "2s",
-            "--leader-election-renew-grace",
-            "1s",
-            "--leader-election-retry-period",
-            "250ms",
-        ],
-    )
-    .await
+    let mut args = vec![
+        "master",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen-grpc",
+        listen.map_or("127.0.0.1:0", |l| l.0),
+        "--listen-http",
+        listen.map_or("127.0.0.1:0", |l| l.1),
+    ];
+    args.extend_from_slice(&[
+        "--worker-grace-period",
+        "2s",
+        // Workers back off up to 5s between rounds of failed connects: a new leader waits
+        // for them before it places anything, so it keeps their targets where they are.
+        "--placement.settle",
+        "8s",
+        "--kubeconfig",
+        kubeconfig,
+        "--leader-election",
+        "--leader-election-namespace",
+        NAMESPACE,
+        "--leader-election-lease-name",
+        LEASE,
+        "--leader-election-id",
+        id,
+        "--leader-election-lease-duration",
+        "2s",
+        "--leader-election-renew-grace",
+        "1s",
+        "--leader-election-retry-period",
+        "250ms",
+    ]);
+    Process::spawn(id, &args).await
 }
 
 async fn ready_status(http: &str) -> Result<u16, String> {
@@ -145,10 +158,10 @@ async fn killed_leader_is_replaced_by_the_standby_and_no_target_is_lost() {
     std::fs::write(&kubeconfig, double.kubeconfig()).unwrap();
 
     // The first master leads alone before the second starts, so the roles are known.
-    let mut a = start_candidate(&config, &kubeconfig, "master-a").await;
+    let mut a = start_candidate(&config, &kubeconfig, "master-a", None).await;
     let a_http = a.url("http");
     one_leader(&double, &a_http, "master-a", &[], Duration::from_secs(20)).await;
-    let b = start_candidate(&config, &kubeconfig, "master-b").await;
+    let b = start_candidate(&config, &kubeconfig, "master-b", None).await;
     let b_http = b.url("http");
     one_leader(
         &double,
@@ -231,4 +244,59 @@ async fn killed_leader_is_replaced_by_the_standby_and_no_target_is_lost() {
     )
     .await;
     eprintln!("leader election: standby took over {took_over_ms} ms after the kill");
+
+    // The killed master comes back (on its ports) as a standby; the leader stopped with SIGTERM
+    // releases the lease on its way out, so the standby takes over without waiting for it to
+    // expire.
+    let a_addrs = (a.addr("grpc").to_string(), a.addr("http").to_string());
+    let a = start_candidate(
+        &config,
+        &kubeconfig,
+        "master-a",
+        Some((&a_addrs.0, &a_addrs.1)),
+    )
+    .await;
+    let a_http = a.url("http");
+    one_leader(
+        &double,
+        &b_http,
+        "master-b",
+        &[&a_http],
+        Duration::from_secs(20),
+    )
+    .await;
+    let mut b = b;
+    let status = b.terminate().await;
+    assert!(status.success(), "the leader's graceful exit: {status}");
+    let released = double
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "leases" && r.verb == Verb::Patch)
+        .count();
+    assert!(released > 0, "no lease patch at all");
+    one_leader(&double, &a_http, "master-a", &[], Duration::from_secs(15)).await;
+    let again = placed(&a_http, N).await;
+    assert_eq!(again, before, "the handover on SIGTERM moved targets");
+}
+
+/// A leader that cannot reach the API server cannot renew its lease: it must stop leading (the
+/// process exits) rather than keep placing targets while a standby may take over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_that_cannot_renew_its_lease_exits() {
+    let double = ApiServerDouble::start().await;
+    let sim = TargetSimulator::start(1).await;
+    let recorder = RecordingReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &recorder.url());
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, double.kubeconfig()).unwrap();
+    let mut a = start_candidate(&config, &kubeconfig, "master-a", None).await;
+    let a_http = a.url("http");
+    one_leader(&double, &a_http, "master-a", &[], Duration::from_secs(20)).await;
+
+    double.set_unavailable(true);
+    let status = a.wait_exit(Duration::from_secs(20)).await;
+    assert!(!status.success(), "exit status {status}");
+    let log = a.log_contents();
+    assert!(log.contains("lost the leader lease"), "{log}");
 }

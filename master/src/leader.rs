@@ -18,7 +18,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -50,10 +50,11 @@ pub struct Settings {
     /// How long a lease is valid after its last renewal: how long the standby waits after
     /// the leader died before taking over.
     pub lease_duration: Duration,
-    /// The leader renews this long before the lease expires, and steps down if it could not
-    /// renew by then; also the clock skew between replicas that is tolerated.
+    /// The leader renews this long before the lease expires, and steps down if that renewal
+    /// fails (each Lease call times out after half of it); also the clock skew between
+    /// replicas that is tolerated.
     pub renew_grace: Duration,
-    /// The wait between failed API calls.
+    /// A standby's wait between failed API calls.
     pub retry_period: Duration,
 }
 
@@ -97,10 +98,21 @@ pub(crate) async fn run(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     settings.validate()?;
-    let client = crate::discovery::kubernetes::client::build_client(
+    // kube retries a 503 up to 15 times with backoff, and waits up to 295s for an answer: a
+    // leader stuck in such a renewal would keep leading after its lease expired. Every Lease
+    // call must fail within half the grace period instead, so the leader can step down in time.
+    let call_timeout = settings.renew_grace / 2;
+    let client = crate::discovery::kubernetes::client::build_client_with(
         &crate::discovery::kubernetes::client::ClusterKey::Default,
         opts.kubeconfig.as_deref(),
         metrics.clone(),
+        |config| {
+            config.default_retry = false;
+            config.connect_timeout = Some(call_timeout);
+            config.read_timeout = Some(call_timeout);
+            config.write_timeout = Some(call_timeout);
+            config.reset_reader_on_write = true;
+        },
     )
     .await
     .context("leader election: Kubernetes client")?;
@@ -220,9 +232,9 @@ async fn elect(
         }
     };
     // `LeaseManager::watch` keeps reporting "leader" while renewals fail (it only logs and
-    // backs off), so the renewal loop is driven here: a leader that cannot renew within the
-    // grace period steps down before its lease can expire and a standby take over.
-    let mut failing_since: Option<Instant> = None;
+    // backs off), so the renewal loop is driven here. A leader renews `renew_grace` before
+    // expiry and each call fails within half of that, so stepping down on the first failed
+    // renewal happens before the lease can expire and a standby take over.
     loop {
         let is_leader = *leading.borrow();
         tokio::select! {
@@ -235,19 +247,15 @@ async fn elect(
             }
             changed = manager.changed() => match changed {
                 Ok(now) => {
-                    failing_since = None;
                     leading.send_replace(now);
                 }
+                Err(e) if is_leader => {
+                    tracing::error!(error = %e, "leader election: could not renew the lease");
+                    leading.send_replace(false);
+                    return;
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, leader = is_leader, "leader election: lease API call failed");
-                    if is_leader {
-                        let since = *failing_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() + settings.retry_period >= settings.renew_grace {
-                            tracing::error!("leader election: could not renew the lease in time");
-                            leading.send_replace(false);
-                            return;
-                        }
-                    }
+                    tracing::warn!(error = %e, "leader election: lease API call failed");
                     tokio::time::sleep(settings.retry_period).await;
                 }
             }

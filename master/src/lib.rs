@@ -140,6 +140,16 @@ async fn lead(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // A graceful gRPC shutdown waits for every open stream, and worker sessions last until the
+    // coordinator drops their outboxes: stop it first, or a master with workers never exits.
+    tokio::spawn({
+        let coordinator = coordinator.abort_handle();
+        let stop = stopped(stop_rx.clone());
+        async move {
+            stop.await;
+            coordinator.abort();
+        }
+    });
 
     let mut grpc_builder = tonic::transport::Server::builder();
     if let Some(tls) = grpc_tls {

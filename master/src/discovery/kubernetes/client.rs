@@ -29,7 +29,18 @@ pub(crate) async fn build_client(
     master_kubeconfig: Option<&Path>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<kube::Client> {
-    let config = match key {
+    build_client_with(key, master_kubeconfig, metrics, |_| {}).await
+}
+
+/// [`build_client`] with the resolved config adjusted first (leader election sets timeouts and
+/// turns kube's retries off, see `crate::leader`).
+pub(crate) async fn build_client_with(
+    key: &ClusterKey,
+    master_kubeconfig: Option<&Path>,
+    metrics: Arc<Metrics>,
+    adjust: impl FnOnce(&mut kube::Config),
+) -> anyhow::Result<kube::Client> {
+    let mut config = match key {
         ClusterKey::ApiServer(url) => kube::Config::new(
             url.parse()
                 .with_context(|| format!("kubernetes_sd_configs: invalid api_server {url:?}"))?,
@@ -43,6 +54,7 @@ pub(crate) async fn build_client(
             )?,
         },
     };
+    adjust(&mut config);
     let layer = MapRequestLayer::new(move |mut req: http::Request<kube::client::Body>| {
         let (verb, resource) = classify(req.method(), req.uri());
         metrics.kube_request(verb, &resource);
