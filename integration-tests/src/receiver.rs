@@ -192,6 +192,8 @@ struct State {
     refuse_v2: bool,
     /// Remote write 2.0 metadata, latest per series: (type as the proto numbers it, help).
     metadata: BTreeMap<Labels, (i32, String)>,
+    /// Remote write 2.0 created timestamps (ms), latest non-zero per series.
+    created: BTreeMap<Labels, i64>,
 }
 
 impl State {
@@ -243,6 +245,7 @@ impl RecordingReceiver {
                 max_samples_per_series: None,
                 refuse_v2: false,
                 metadata: BTreeMap::new(),
+                created: BTreeMap::new(),
             }),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -307,6 +310,11 @@ impl RecordingReceiver {
     /// The 2.0 metadata last received for a series: (type number, help).
     pub fn metadata(&self, labels: &Labels) -> Option<(i32, String)> {
         lock(&self.inner.state).metadata.get(labels).cloned()
+    }
+
+    /// The 2.0 created timestamp (ms) last received for a series, if any was non-zero.
+    pub fn created_timestamp(&self, labels: &Labels) -> Option<i64> {
+        lock(&self.inner.state).created.get(labels).copied()
     }
 
     /// Keeps only the newest `max` samples of each series (`None`: all), for long demos.
@@ -534,8 +542,9 @@ impl Inner {
         }
 
         let mut metadata = Vec::new();
+        let mut created = Vec::new();
         let decoded = if v2 {
-            decode_v2(&body, &mut problems, &mut metadata)
+            decode_v2(&body, &mut problems, &mut metadata, &mut created)
         } else {
             decode(&body)
         };
@@ -593,6 +602,9 @@ impl Inner {
             if answer.is_success() {
                 for (labels, meta) in metadata {
                     state.metadata.insert(labels, meta);
+                }
+                for (labels, ct) in created {
+                    state.created.insert(labels, ct);
                 }
                 record.stored = true;
                 state.stored_requests += 1;
@@ -664,6 +676,7 @@ fn decode_v2(
     body: &[u8],
     problems: &mut Vec<String>,
     metadata: &mut Vec<(Labels, (i32, String))>,
+    created: &mut Vec<(Labels, i64)>,
 ) -> Result<WriteRequest, String> {
     use promshard_proto::write_v2;
     let raw = snap::raw::Decoder::new()
@@ -709,6 +722,9 @@ fn decode_v2(
         if let Some(meta) = &series.metadata {
             let help = symbol(meta.help_ref, problems);
             metadata.push((to_labels(&labels), (meta.r#type, help)));
+        }
+        if series.created_timestamp != 0 {
+            created.push((to_labels(&labels), series.created_timestamp));
         }
         timeseries.push(TimeSeries {
             labels,

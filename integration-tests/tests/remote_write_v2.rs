@@ -213,3 +213,47 @@ async fn v2_into_real_prometheus_2_42_falls_back_to_v1_instead_of_losing_data() 
         1.0
     );
 }
+
+/// An OpenMetrics target that exposes `_created`: the counter's 2.0 series carries it as its
+/// created timestamp, with the family's metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_carries_created_timestamps_from_openmetrics() {
+    let sim = TargetSimulator::start(1).await;
+    sim.target(0)
+        .set_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8");
+    sim.target(0).set_body(
+        "# TYPE rq counter\n# HELP rq Requests served.\n\
+         rq_total{code=\"200\"} 5\nrq_created{code=\"200\"} 1700000000.5\n# EOF\n",
+    );
+    let receiver = RecordingReceiver::start().await;
+    let rw = remote_write_yaml(&receiver.url(), QUEUE, V2);
+    let c = Cluster::start_with(sim, receiver, &rw, &[]).await;
+    let addr = c.sim.targets()[0].address();
+    let total = labels(&[
+        ("__name__", "rq_total"),
+        ("code", "200"),
+        ("instance", &addr),
+        ("job", "sim"),
+    ]);
+    eventually(
+        Duration::from_secs(30),
+        "rq_total at the receiver",
+        || async {
+            if c.receiver.samples(&total).is_empty() {
+                Err(format!("series: {:?}", c.receiver.series()))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        c.receiver.created_timestamp(&total),
+        Some(1_700_000_000_500)
+    );
+    assert_eq!(
+        c.receiver.metadata(&total),
+        Some((1, "Requests served.".to_owned()))
+    );
+    c.receiver.assert_no_violations();
+}
