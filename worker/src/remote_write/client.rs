@@ -693,6 +693,133 @@ mod tests {
         assert_eq!(ct, [1700000000500, 0, 1600000000000, 0, 0]);
     }
 
+    /// One TLS connection: records the request head and body, answers 204.
+    async fn tls_receiver(
+        cfg: std::sync::Arc<rustls::ServerConfig>,
+    ) -> (String, tokio::task::JoinHandle<Option<(String, Vec<u8>)>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/api/v1/write", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.ok()?;
+            let mut s = tokio_rustls::TlsAcceptor::from(cfg)
+                .accept(tcp)
+                .await
+                .ok()?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            s.write_all(
+                b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .ok()?;
+            let _ = s.shutdown().await;
+            Some((head, buf[head_end..head_end + len].to_vec()))
+        });
+        (url, task)
+    }
+
+    /// A CA and a server certificate for `rw.example` (the URL says 127.0.0.1, so the client
+    /// needs `server_name`).
+    fn pki() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["rw.example".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        (ca.pem(), std::sync::Arc::new(cfg))
+    }
+
+    fn endpoint(url: &str, extra: &str) -> RemoteWriteConfig {
+        let yaml = format!("remote_write:\n  - url: {url}\n{extra}");
+        promshard_model::config::Config::parse(&yaml)
+            .unwrap()
+            .remote_write[0]
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn sends_over_tls_with_basic_auth_and_the_spec_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_pem, server) = pki();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let (url, got) = tls_receiver(server).await;
+        let cfg = endpoint(
+            &url,
+            &format!(
+                "    tls_config: {{ca_file: {}, server_name: rw.example}}\n    basic_auth: {{username: u, password: p}}\n",
+                ca_file.display()
+            ),
+        );
+        let client = WriteClient::new(&cfg).unwrap();
+        let samples = [s(&[("__name__", "up"), ("job", "j")], 1000, 1.0)];
+        let body = encode_v1(&samples, &mut Vec::new());
+        assert_eq!(client.send(body, Protocol::V1, 2).await.unwrap(), None);
+        let (head, sent) = got.await.unwrap().unwrap();
+        for want in [
+            "post /api/v1/write http/1.1",
+            "authorization: basic dtpw",
+            "content-encoding: snappy",
+            "content-type: application/x-protobuf",
+            "x-prometheus-remote-write-version: 0.1.0",
+            "retry-attempt: 2",
+            "user-agent: promshard/",
+        ] {
+            assert!(head.contains(want), "{want:?} not in {head}");
+        }
+        let req: WriteRequest = decode(&sent);
+        assert_eq!(req.timeseries[0].samples[0].timestamp, 1000);
+    }
+
+    #[tokio::test]
+    async fn an_unverifiable_certificate_is_a_retryable_network_error() {
+        let (_, server) = pki();
+        let (url, _got) = tls_receiver(server).await;
+        let client = WriteClient::new(&endpoint(&url, "")).unwrap();
+        let body = encode_v1(&[s(&[("__name__", "up")], 1, 1.0)], &mut Vec::new());
+        let err = client.send(body, Protocol::V1, 0).await.unwrap_err();
+        assert!(matches!(err, SendError::Recoverable { .. }), "{err:?}");
+    }
+
     #[test]
     fn retry_after_as_seconds_or_date() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
