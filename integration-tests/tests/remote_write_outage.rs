@@ -225,18 +225,27 @@ async fn a_small_wal_bound_drops_the_oldest_and_counts_exactly_what_is_missing()
             .filter(|(_, m)| m.is_none())
             .map(|(i, _)| i)
             .collect();
-        // The oldest unsent data goes: one contiguous run of scrapes, with delivered ones on
-        // both sides (before the outage, and the newest kept on disk).
+        // The oldest unsent data goes, the newest stays: what was delivered before the outage
+        // is there, and so are the last scrapes before the heal (the bound keeps about six per
+        // target). Missing scrapes are one run, or two when the bound also cut into the
+        // segment the reader was draining right after the heal (it keeps deleting the oldest
+        // unread data until the backlog is gone).
         if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
-            assert_eq!(
-                last - first + 1,
-                missing.len(),
-                "{}: missing scrapes are not one run: {missing:?}",
+            let runs = 1 + missing.windows(2).filter(|w| w[1] != w[0] + 1).count();
+            assert!(
+                runs <= 2,
+                "{}: missing scrapes in {runs} runs: {missing:?}",
                 t.address()
             );
             assert!(
-                *first > 0 && *last + 1 < served.len(),
-                "{missing:?} of {}",
+                *first > 0,
+                "{}: pre-outage scrapes missing: {missing:?}",
+                t.address()
+            );
+            assert!(
+                *last + 3 < served.len(),
+                "{}: the newest scrapes before the heal are missing: {missing:?} of {}",
+                t.address(),
                 served.len()
             );
         }
