@@ -22,19 +22,25 @@ fn ms_between(a: SystemTime, b: SystemTime) -> i64 {
     b.duration_since(a).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Waits until the log holds, from request number `first` on, `statuses` in a row followed by
-/// a stored request, and returns those requests.
+/// Waits until the log holds, from request number `first` on, a request answered
+/// `statuses[0]` followed by `statuses.len()` more, and returns those. (A request may slip in
+/// between reading `first` and queueing the responses; it is skipped.)
 async fn run_of(c: &Cluster, first: u64, statuses: &[u16]) -> Vec<RequestRecord> {
     eventually(
         Duration::from_secs(30),
         &format!("{statuses:?} then a success from request #{first}"),
         || async {
-            let log: Vec<RequestRecord> = c
+            let mut log: Vec<RequestRecord> = c
                 .receiver
                 .request_log()
                 .into_iter()
                 .filter(|r| r.number >= first)
                 .collect();
+            log.sort_by_key(|r| r.number);
+            let Some(start) = log.iter().position(|r| r.status == statuses[0]) else {
+                return Err(format!("no {} yet in {} requests", statuses[0], log.len()));
+            };
+            let log = &log[start..];
             if log.len() <= statuses.len() {
                 return Err(format!("{} requests so far", log.len()));
             }
