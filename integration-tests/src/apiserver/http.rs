@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::resources::{self, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{ApiError, Event, EventType, PatchType, WriteMode};
+use super::store::{ApiError, Event, EventType, Manager, PatchType, WriteMode};
 use super::{RequestRecord, Shared, Verb};
 use crate::server::lock;
 
@@ -168,6 +168,7 @@ struct Params {
     bookmarks: bool,
     send_initial_events: bool,
     timeout: Option<Duration>,
+    manager: Manager,
 }
 
 impl Params {
@@ -184,6 +185,8 @@ impl Params {
                 "fieldSelector" => params.field_selector = value.into_owned(),
                 "allowWatchBookmarks" => params.bookmarks = flag(&value),
                 "sendInitialEvents" => params.send_initial_events = flag(&value),
+                "fieldManager" => params.manager.name = Some(value.into_owned()),
+                "force" => params.manager.force = flag(&value),
                 "timeoutSeconds" => {
                     params.timeout = Some(Duration::from_secs(parse_number(&key, &value)?));
                 }
@@ -334,6 +337,7 @@ async fn dispatch(
                     &name,
                     patch,
                     patch_type,
+                    &params.manager,
                 )
                 .map(|(o, created)| (if created { 201 } else { 200 }, o))
         }),

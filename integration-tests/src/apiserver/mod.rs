@@ -13,8 +13,9 @@
 //!   `timeoutSeconds`, `sendInitialEvents=true`, and an ERROR event with a 410 `Expired`
 //!   Status when the resourceVersion is older than the kept history, as a real server does;
 //! - GET, POST (create), PUT (replace, 409 on a stale `metadata.resourceVersion`), PATCH
-//!   (merge, strategic and apply patches, all applied as JSON merge patches) and DELETE of
-//!   single objects;
+//!   (merge, strategic and apply patches, all applied as JSON merge patches; an apply that
+//!   changes a field another `fieldManager` set is a 409 Conflict unless `force=true`, which is
+//!   what keeps two Lease holders from both acquiring it) and DELETE of single objects;
 //! - discovery (`/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}[/{version}]`).
 //!
 //! Tests drive it in-process (`apply`, `delete`, `compact`, `close_watches`,

@@ -33,6 +33,17 @@ pub(super) struct Store {
     snapshots: VecDeque<Snapshot>,
     next_snapshot: u64,
     next_uid: u64,
+    /// Server-side apply's field ownership, per object (kind, key): the JSON pointer of each
+    /// field a PATCH with a `fieldManager` set, and that manager. One owner per field (the last
+    /// writer); enough for apply's conflict check, which is what makes a Lease safe to take.
+    owners: HashMap<(&'static str, Key), BTreeMap<String, String>>,
+}
+
+/// Who writes a PATCH (`?fieldManager=`), and whether an apply may take fields over (`?force=`).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Manager {
+    pub(super) name: Option<String>,
+    pub(super) force: bool,
 }
 
 struct KindStore {
@@ -156,7 +167,9 @@ pub(super) struct ListPage {
 }
 
 /// How a PATCH body is applied. All three merge like RFC 7386 JSON merge patch; strategic
-/// merge's list semantics and server-side apply's field ownership are not modelled.
+/// merge's list semantics are not modelled. Server-side apply checks field ownership: an apply
+/// that would change a field another manager set is a 409 Conflict unless forced (fields an
+/// apply omits are not removed, unlike a real server).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum PatchType {
     Merge,
@@ -187,6 +200,7 @@ impl Store {
             snapshots: VecDeque::new(),
             next_snapshot: 1,
             next_uid: 1,
+            owners: HashMap::new(),
         }
     }
 
@@ -437,6 +451,7 @@ impl Store {
             return Err(ApiError::conflict(res, name));
         }
         self.kind_mut(res).objects.remove(&key);
+        self.owners.remove(&(res.plural, key.clone()));
         self.rv += 1;
         let rv = self.rv;
         let mut object = (*previous).clone();
@@ -465,19 +480,53 @@ impl Store {
         name: &str,
         patch: Value,
         patch_type: PatchType,
+        manager: &Manager,
     ) -> Result<(Arc<Value>, bool), ApiError> {
         if !patch.is_object() {
             return Err(ApiError::bad_request("the patch is not a JSON object"));
         }
         let path_namespace = res.namespaced.then_some(namespace);
+        let owner_key = (res.plural, (namespace_key(res, namespace), name.to_owned()));
+        let mut fields = Vec::new();
+        leaf_fields(&patch, String::new(), &mut fields);
         let Some(current) = self.get(res, namespace, name) else {
             if patch_type == PatchType::Apply {
-                let mut object = patch;
+                let mut object = patch.clone();
                 strip_nulls(&mut object);
-                return self.write(res, path_namespace, Some(name), object, WriteMode::Create);
+                let written =
+                    self.write(res, path_namespace, Some(name), object, WriteMode::Create)?;
+                self.take_ownership(owner_key, &fields, manager);
+                return Ok(written);
             }
             return Err(ApiError::not_found(res, name));
         };
+        if patch_type == PatchType::Apply && !manager.force {
+            let owners = self.owners.get(&owner_key);
+            let conflicts: Vec<String> = fields
+                .iter()
+                .filter(|(path, value)| {
+                    let owner = owners.and_then(|o| o.get(path));
+                    !value.is_null()
+                        && current.pointer(path) != Some(*value)
+                        && owner.is_some_and(|o| Some(o) != manager.name.as_ref())
+                })
+                .map(|(path, _)| {
+                    let owner = &owners.expect("filtered on an owner")[path];
+                    format!("conflict with {owner:?}: .{}", path[1..].replace('/', "."))
+                })
+                .collect();
+            if !conflicts.is_empty() {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Apply failed with {} conflict(s): {}",
+                        conflicts.len(),
+                        conflicts.join(", ")
+                    ),
+                ));
+            }
+        }
         let expected = patch
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -492,7 +541,30 @@ impl Store {
         if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.remove("resourceVersion");
         }
-        self.write(res, path_namespace, Some(name), object, WriteMode::Update)
+        let written = self.write(res, path_namespace, Some(name), object, WriteMode::Update)?;
+        self.take_ownership(owner_key, &fields, manager);
+        Ok(written)
+    }
+
+    /// After a successful patch: the writer owns every field it set; a field it removed (null)
+    /// has no owner any more.
+    fn take_ownership(
+        &mut self,
+        key: (&'static str, Key),
+        fields: &[(String, &Value)],
+        manager: &Manager,
+    ) {
+        let owners = self.owners.entry(key).or_default();
+        for (path, value) in fields {
+            if value.is_null() {
+                let prefix = format!("{path}/");
+                owners.retain(|p, _| p != path && !p.starts_with(&prefix));
+            } else if let Some(name) = &manager.name {
+                owners.insert(path.clone(), name.clone());
+            } else {
+                owners.remove(path);
+            }
+        }
     }
 
     /// One page of a LIST. Without `limit` (or `limit=0`) everything comes at once; with it,
@@ -628,6 +700,23 @@ fn parse_continue(token: &str) -> Result<(u64, usize), ApiError> {
         .split_once('-')
         .and_then(|(id, offset)| Some((id.parse().ok()?, offset.parse().ok()?)))
         .ok_or_else(|| ApiError::bad_request(format!("invalid continue token {token:?}")))
+}
+
+/// The JSON pointers of a patch's leaves (non-object values, nulls included), apart from the
+/// object's identity (`apiVersion`, `kind`, `metadata`), which nobody owns.
+fn leaf_fields<'a>(value: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                leaf_fields(child, format!("{path}/{escaped}"), out);
+            }
+        }
+        _ => out.push((path, value)),
+    }
 }
 
 /// RFC 7386 JSON merge patch: objects merge key by key, `null` removes, anything else replaces.
@@ -769,6 +858,60 @@ mod tests {
         // Events 2..=6 happened; 2 and 3 were dropped.
         assert_eq!(store.events_after(pods, 2, 10).unwrap_err().code, 410);
         assert_eq!(store.events_after(pods, 3, 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn apply_conflicts_with_another_managers_field_until_it_is_released() {
+        let leases = by_name("Lease").unwrap();
+        let mut store = Store::new(10);
+        let manager = |name: &str, force| Manager {
+            name: Some(name.to_owned()),
+            force,
+        };
+        let lease = |holder: &str| {
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                   "spec": {"holderIdentity": holder, "leaseDurationSeconds": 2}})
+        };
+        let apply = |store: &mut Store, holder: &str, m: &Manager| {
+            store.patch(leases, "ns", "l", lease(holder), PatchType::Apply, m)
+        };
+        // Creating by apply makes a the owner; b's apply of another holder conflicts, naming
+        // the field and its owner, and changes nothing.
+        apply(&mut store, "a", &manager("a", false)).unwrap();
+        let err = apply(&mut store, "b", &manager("b", false)).unwrap_err();
+        assert_eq!((err.code, err.reason), (409, "Conflict"));
+        assert!(
+            err.message
+                .contains(r#"conflict with "a": .spec.holderIdentity"#),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            store.get(leases, "ns", "l").unwrap()["spec"]["holderIdentity"],
+            "a"
+        );
+        // Applying the same values is shared ownership, not a conflict; a renewal is fine.
+        apply(&mut store, "a", &manager("b", false)).unwrap();
+        apply(&mut store, "a", &manager("a", false)).unwrap();
+        // Released by a strategic patch of nulls (as a lease is), anyone may apply it.
+        let release = json!({"spec": {"holderIdentity": null, "leaseDurationSeconds": null}});
+        store
+            .patch(
+                leases,
+                "ns",
+                "l",
+                release,
+                PatchType::Strategic,
+                &manager("c", false),
+            )
+            .unwrap();
+        apply(&mut store, "b", &manager("b", false)).unwrap();
+        // force takes a field over.
+        apply(&mut store, "c", &manager("c", true)).unwrap();
+        assert_eq!(
+            store.get(leases, "ns", "l").unwrap()["spec"]["holderIdentity"],
+            "c"
+        );
     }
 
     #[test]
