@@ -179,6 +179,8 @@ pub struct Coordinator {
     jobs: BTreeMap<String, JobTargets>,
     workers: BTreeMap<String, WorkerState>,
     next_generation: u64,
+    /// Per job: each group's relabeling result, by (provider, group source).
+    group_cache: HashMap<String, GroupCache>,
     /// In-flight handoffs by target id.
     handoffs: HashMap<String, Handoff>,
     handoff_log: std::collections::VecDeque<HandoffRecord>,
@@ -217,6 +219,7 @@ impl Coordinator {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_micros() as u64)
                 .unwrap_or(1),
+            group_cache: HashMap::new(),
             handoffs: HashMap::new(),
             handoff_log: std::collections::VecDeque::new(),
             view,
@@ -325,6 +328,8 @@ impl Coordinator {
                     .collect();
                 self.groups.retain(|job, _| jobs.contains(job));
                 self.jobs.clear();
+                // Relabel rules may have changed: nothing cached is valid.
+                self.group_cache.clear();
                 for job in &jobs {
                     self.recompute_job(job);
                 }
@@ -344,18 +349,36 @@ impl Coordinator {
         }
     }
 
+    /// Recomputes a job's targets. Each group's relabeling result is kept while the group is
+    /// unchanged, so one pod's event relabels one pod, not the whole job.
     fn recompute_job(&mut self, job: &str) {
         let Some(sc) = self.config.scrape_config(job) else {
             return;
         };
-        let groups: Vec<&TargetGroup> = self
-            .groups
-            .get(job)
-            .into_iter()
-            .flat_map(|p| p.values().flatten())
-            .collect();
-        self.jobs
-            .insert(job.to_string(), targets::compute_job(sc, &groups));
+        let old = self.group_cache.remove(job).unwrap_or_default();
+        let mut old = old;
+        let mut cache: GroupCache = HashMap::new();
+        let mut order: Vec<(String, String)> = Vec::new();
+        let mut uncached: Vec<targets::GroupTargets> = Vec::new();
+        for (provider, groups) in self.groups.get(job).into_iter().flat_map(|p| p.iter()) {
+            for g in groups {
+                let key = (provider.clone(), g.source.clone());
+                if cache.contains_key(&key) {
+                    // Two groups with one source: no caching for the second.
+                    uncached.push(targets::compute_group(sc, g));
+                    continue;
+                }
+                let computed = match old.remove(&key) {
+                    Some((prev, t)) if prev == *g => t,
+                    _ => targets::compute_group(sc, g),
+                };
+                cache.insert(key.clone(), (g.clone(), computed));
+                order.push(key);
+            }
+        }
+        let merged = targets::merge(order.iter().map(|k| &cache[k].1).chain(uncached.iter()));
+        self.group_cache.insert(job.to_string(), cache);
+        self.jobs.insert(job.to_string(), merged);
     }
 
     fn expire_workers(&mut self) {
@@ -873,6 +896,8 @@ fn log_handoff(
         outcome,
     });
 }
+
+type GroupCache = HashMap<(String, String), (TargetGroup, targets::GroupTargets)>;
 
 /// Worker id → the targets placement gives it, by target id.
 type Desired = HashMap<String, BTreeMap<String, Arc<ActiveTarget>>>;

@@ -39,12 +39,41 @@ pub struct JobTargets {
     pub dropped: Vec<DroppedTarget>,
 }
 
+/// One group's targets, computed once and reused while the group is unchanged.
+#[derive(Clone, Debug, Default)]
+pub struct GroupTargets {
+    pub active: Vec<Arc<ActiveTarget>>,
+    pub dropped: Vec<DroppedTarget>,
+}
+
 /// Merges group and target labels (target wins), populates and relabels every target of a job.
 /// Targets with identical final labels are one target, as in Prometheus.
 pub fn compute_job(cfg: &ScrapeConfig, groups: &[&TargetGroup]) -> JobTargets {
-    let mut active: BTreeMap<String, Arc<ActiveTarget>> = BTreeMap::new();
+    let computed: Vec<GroupTargets> = groups.iter().map(|g| compute_group(cfg, g)).collect();
+    merge(computed.iter())
+}
+
+/// A job's targets from its groups' targets, deduplicated by id (the first one wins).
+pub fn merge<'a>(groups: impl Iterator<Item = &'a GroupTargets>) -> JobTargets {
+    let mut active: BTreeMap<&str, &Arc<ActiveTarget>> = BTreeMap::new();
     let mut dropped = Vec::new();
     for g in groups {
+        for t in &g.active {
+            active.entry(t.id.as_str()).or_insert(t);
+        }
+        dropped.extend(g.dropped.iter().cloned());
+    }
+    JobTargets {
+        active: active.into_values().cloned().collect(),
+        dropped,
+    }
+}
+
+/// Populates and relabels the targets of one group.
+pub fn compute_group(cfg: &ScrapeConfig, g: &TargetGroup) -> GroupTargets {
+    let mut active: BTreeMap<String, Arc<ActiveTarget>> = BTreeMap::new();
+    let mut dropped = Vec::new();
+    {
         for t in &g.targets {
             let mut lb = g.labels.builder();
             for l in t {
@@ -98,7 +127,7 @@ pub fn compute_job(cfg: &ScrapeConfig, groups: &[&TargetGroup]) -> JobTargets {
             }
         }
     }
-    JobTargets {
+    GroupTargets {
         active: active.into_values().collect(),
         dropped,
     }

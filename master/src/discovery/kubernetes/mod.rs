@@ -303,6 +303,10 @@ struct Provider {
     namespaces: BTreeSet<String>,
     /// Label and field selectors per role (endpoints roles also filter pods and services).
     selectors: HashMap<KubernetesRole, (Option<Selector>, Option<Selector>)>,
+    /// Role pod without attach_metadata: each pod's group, kept while the store holds the same
+    /// object (the reflector replaces the `Arc` when the pod changes), so an event costs one
+    /// pod's labels rather than every pod's.
+    pod_memo: std::sync::Mutex<HashMap<(String, String), (Arc<Pod>, TargetGroup)>>,
 }
 
 impl Provider {
@@ -329,6 +333,7 @@ impl Provider {
             sd,
             namespaces,
             selectors,
+            pod_memo: Default::default(),
         })
     }
 
@@ -411,13 +416,27 @@ impl Provider {
                 }
             }
             KubernetesRole::Pod => {
+                let memoize = !opts.attach_node && !opts.attach_namespace;
+                let mut memo = self.pod_memo.lock().unwrap_or_else(|e| e.into_inner());
+                let mut next = HashMap::new();
                 for p in all(&c.pods) {
                     if ns_ok(p.as_ref())
                         && self.selected(KubernetesRole::Pod, p.as_ref(), |f| pod_field(&p, f))
                     {
-                        out.push(roles::pod_group(&p, &opts, &lookup));
+                        if !memoize {
+                            out.push(roles::pod_group(&p, &opts, &lookup));
+                            continue;
+                        }
+                        let key = (p.namespace().unwrap_or_default(), p.name_any());
+                        let group = match memo.remove(&key) {
+                            Some((prev, g)) if Arc::ptr_eq(&prev, &p) => g,
+                            _ => roles::pod_group(&p, &opts, &lookup),
+                        };
+                        out.push(group.clone());
+                        next.insert(key, (p, group));
                     }
                 }
+                *memo = next;
             }
             KubernetesRole::Service => {
                 for s in all(&c.services) {
