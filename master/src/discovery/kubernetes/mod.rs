@@ -306,8 +306,11 @@ struct Provider {
     /// Role pod without attach_metadata: each pod's group, kept while the store holds the same
     /// object (the reflector replaces the `Arc` when the pod changes), so an event costs one
     /// pod's labels rather than every pod's.
-    pod_memo: std::sync::Mutex<HashMap<(String, String), (Arc<Pod>, TargetGroup)>>,
+    pod_memo: std::sync::Mutex<PodMemo>,
 }
+
+/// (namespace, name) → the pod object a group was computed from, and that group.
+type PodMemo = HashMap<(String, String), (Arc<Pod>, TargetGroup)>;
 
 impl Provider {
     fn new(sd: KubernetesSdConfig, own_namespace: &str) -> Result<Self, String> {
