@@ -214,6 +214,9 @@ async fn elect(
         LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
             .with_namespace(&namespace)
             .with_identity(&settings.identity)
+            // The builder keeps a random field manager otherwise; this one names the replica in
+            // the Lease's managedFields.
+            .with_field_manager(format!("promshard-master-{}", settings.identity))
             .with_duration(settings.lease_duration.as_secs())
             .with_grace(settings.renew_grace.as_secs())
             .build()
