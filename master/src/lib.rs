@@ -104,7 +104,11 @@ async fn lead(
     let settings = coordinator::Settings {
         grace: opts.worker_grace,
         strategy,
-        settle: opts.settle.unwrap_or(opts.worker_grace),
+        // At least a worker's longest reconnect backoff (5 s, jittered) plus a margin, or a
+        // restarted master would place before every worker is back and move targets.
+        settle: opts
+            .settle
+            .unwrap_or(opts.worker_grace.max(Duration::from_secs(7))),
     };
     let loads = control::Loads::default();
     let (coordinator, view) =
