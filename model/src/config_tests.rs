@@ -173,11 +173,18 @@ scrape_configs:
     assert_eq!(a.basic_auth.as_ref().unwrap().password_file, "/run/p");
     let tls = a.tls_config.unwrap();
     assert_eq!(
-        (tls.ca_file.as_str(), tls.server_name.as_str(), tls.insecure_skip_verify),
+        (
+            tls.ca_file.as_str(),
+            tls.server_name.as_str(),
+            tls.insecure_skip_verify
+        ),
         ("/ca.pem", "x.example", true)
     );
     let b = c.scrape_config("b").unwrap().authorization.clone().unwrap();
-    assert_eq!((b.kind.as_str(), b.credentials_file.as_str()), ("Bearer", "/run/t"));
+    assert_eq!(
+        (b.kind.as_str(), b.credentials_file.as_str()),
+        ("Bearer", "/run/t")
+    );
     assert_eq!(c.scrape_config("c").unwrap().bearer_token, "tok");
     // Survives the trip to the workers.
     assert_eq!(Config::parse(&c.to_yaml()).unwrap(), c);
