@@ -17,6 +17,11 @@ use crate::remote_write::{MetricMetadata, Sample};
 
 const EXPORTED_PREFIX: &str = "exported_";
 
+/// The label sets of one scrape. foldhash, not SipHash: these sets hash every sample's whole
+/// label set every scrape, which took 70 % of the worker's CPU with SipHash
+/// (docs/BENCHMARKS.md); scraped label values cannot choose the per-process seed.
+pub(crate) type SeriesSet = HashSet<Labels, foldhash::fast::RandomState>;
+
 /// Result of a successful scrape.
 pub(crate) struct Processed {
     pub(crate) samples: Vec<Sample>,
@@ -27,7 +32,7 @@ pub(crate) struct Processed {
     /// Samples kept after metric relabeling (`scrape_samples_post_metric_relabeling`).
     pub(crate) post_relabel: usize,
     /// Series that get stale markers when they disappear.
-    pub(crate) tracked: HashSet<Labels>,
+    pub(crate) tracked: SeriesSet,
     /// Samples whose series text was not in the cache (`scrape_series_added`): as in
     /// Prometheus this counts series with explicit timestamps too, unlike `tracked`.
     pub(crate) series_added: usize,
@@ -72,7 +77,7 @@ pub(crate) struct SampleProcessor {
     label_limit: usize,
     label_name_length_limit: usize,
     label_value_length_limit: usize,
-    cache: HashMap<Box<[u8]>, CacheEntry>,
+    cache: HashMap<Box<[u8]>, CacheEntry, foldhash::fast::RandomState>,
     iteration: u64,
     /// `# TYPE`/`# HELP`/`# UNIT` of the current scrape, for remote write 2.0.
     metadata: HashMap<String, MetricMetadata>,
@@ -91,7 +96,7 @@ impl SampleProcessor {
             label_limit: cfg.label_limit as usize,
             label_name_length_limit: cfg.label_name_length_limit as usize,
             label_value_length_limit: cfg.label_value_length_limit as usize,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             iteration: 0,
             metadata: HashMap::new(),
         }
@@ -138,13 +143,16 @@ impl SampleProcessor {
         format: Format,
         ts: i64,
         c: &mut Failed,
-    ) -> Result<(Vec<Sample>, HashSet<Labels>), String> {
+    ) -> Result<(Vec<Sample>, SeriesSet), String> {
         self.iteration += 1;
         self.metadata.clear();
         let mut parser = Parser::new(body, format);
-        let mut samples = Vec::new();
-        let mut tracked = HashSet::new();
-        let mut seen_series: HashSet<Labels> = HashSet::new();
+        // Sized for the previous scrape (the cache holds its series): growing from empty
+        // rehashed every label set about 14 times per scrape.
+        let expected = self.cache.len();
+        let mut samples = Vec::with_capacity(expected);
+        let mut tracked = SeriesSet::with_capacity_and_hasher(expected, Default::default());
+        let mut seen_series = SeriesSet::with_capacity_and_hasher(expected, Default::default());
         let mut limit_exceeded = false;
         let mut label_buf = Vec::new();
         while let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? {

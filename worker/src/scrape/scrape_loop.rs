@@ -1,7 +1,6 @@
 //! A scrape loop: scrapes one target at its fixed phase, turns the body into samples, writes
 //! the report series (`up`, ...) and staleness markers, and reports status to the master.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +12,7 @@ use promshard_proto::control::TargetLoad;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::append::SampleProcessor;
+use super::append::{SampleProcessor, SeriesSet};
 use super::scraper::Scraper;
 use crate::assignment::AssignedTarget;
 use crate::metrics::Metrics;
@@ -83,7 +82,7 @@ pub(crate) struct ScrapeLoop {
     metrics: Arc<Metrics>,
     interval: Duration,
     /// Series of the previous successful scrape that get stale markers when they vanish.
-    prev: HashSet<Labels>,
+    prev: SeriesSet,
     /// `__name__` + target labels for each report series, built once.
     report_labels: Vec<Labels>,
     last_scrape_ms: Option<i64>,
@@ -116,7 +115,7 @@ impl ScrapeLoop {
             status,
             metrics,
             interval,
-            prev: HashSet::new(),
+            prev: SeriesSet::default(),
             report_labels,
             last_scrape_ms: None,
         }
