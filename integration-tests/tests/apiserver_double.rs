@@ -579,8 +579,15 @@ async fn kube_watcher_lists_once_watches_once_and_relists_once_after_410() {
         other => panic!("expected Apply(p5), got {other:?}"),
     }
     assert_eq!(double.count(Verb::List, "pods"), 2);
-    // The first watch, the resumed one that got the 410, and the one after the re-list.
-    assert_eq!(double.count(Verb::Watch, "pods"), 3);
+    // The first watch and the one after the re-list; plus, when the close reached the watcher
+    // before the compaction's 410 event did, the resumed watch that got the 410 as its answer.
+    // Either way exactly one re-LIST, which is what this test is about.
+    let watches = double.count(Verb::Watch, "pods");
+    assert!(
+        watches == 2 || watches == 3,
+        "{watches} watches: {:#?}",
+        double.requests()
+    );
     assert_eq!(double.open_watches("pods"), 1);
 }
 
