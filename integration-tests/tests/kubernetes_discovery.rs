@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use promshard_integration_tests::apiserver::{ApiServerDouble, Verb};
+use promshard_integration_tests::cluster::start_worker;
 use promshard_integration_tests::eventually::eventually;
 use promshard_integration_tests::launcher::Process;
 use serde_json::{Value, json};
@@ -109,25 +110,6 @@ fn expected(extra_pods_all: usize) -> BTreeMap<String, usize> {
     ])
 }
 
-async fn worker(id: &str, grpc: &str, dir: &std::path::Path) -> Process {
-    let data = dir.join(id).display().to_string();
-    Process::spawn(
-        id,
-        &[
-            "worker",
-            "--master",
-            grpc,
-            "--id",
-            id,
-            "--listen-http",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-        ],
-    )
-    .await
-}
-
 async fn connected_workers(http: &str) -> usize {
     let v: Value = match reqwest::get(format!("{http}/api/v1/workers")).await {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
@@ -180,8 +162,8 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
     .await;
     let (grpc, http) = (master.url("grpc"), master.url("http"));
     let mut workers = vec![
-        worker("w1", &grpc, dir.path()).await,
-        worker("w2", &grpc, dir.path()).await,
+        start_worker("w1", &grpc, dir.path(), &[]).await,
+        start_worker("w2", &grpc, dir.path(), &[]).await,
     ];
 
     // Every job's targets, each owned by a worker.
@@ -237,8 +219,8 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
     );
 
     // Four workers: targets spread over them, and the API server sees nothing new.
-    workers.push(worker("w3", &grpc, dir.path()).await);
-    workers.push(worker("w4", &grpc, dir.path()).await);
+    workers.push(start_worker("w3", &grpc, dir.path(), &[]).await);
+    workers.push(start_worker("w4", &grpc, dir.path(), &[]).await);
     eventually(Duration::from_secs(30), "4 workers connected", || async {
         let n = connected_workers(&http).await;
         if n == 4 {

@@ -4,61 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+use promshard_integration_tests::cluster::{api, owners, start_worker};
 use promshard_integration_tests::eventually::eventually;
 use promshard_integration_tests::launcher::Process;
 use promshard_integration_tests::prometheus::PrometheusServer;
 use promshard_integration_tests::receiver::{RecordingReceiver, labels};
 use promshard_integration_tests::simulator::TargetSimulator;
-use serde_json::Value;
 
 const TARGETS: usize = 20;
-
-async fn api(url: &str) -> Result<Value, String> {
-    let v: Value = reqwest::get(url)
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    if v["status"] != "success" {
-        return Err(format!("API error: {v}"));
-    }
-    Ok(v["data"].clone())
-}
-
-/// target address → owning worker, from the master's targets API.
-async fn owners(master_http: &str) -> Result<BTreeMap<String, String>, String> {
-    let data = api(&format!("{master_http}/api/v1/targets?state=active")).await?;
-    let mut out = BTreeMap::new();
-    for t in data["activeTargets"].as_array().ok_or("no activeTargets")? {
-        let addr = t["discoveredLabels"]["__address__"]
-            .as_str()
-            .ok_or("no address")?
-            .to_string();
-        let owner = t["worker"].as_str().unwrap_or("").to_string();
-        out.insert(addr, owner);
-    }
-    Ok(out)
-}
-
-async fn start_worker(id: &str, grpc: &str, dir: &std::path::Path) -> Process {
-    let data = dir.join(id).display().to_string();
-    Process::spawn(
-        id,
-        &[
-            "worker",
-            "--master",
-            grpc,
-            "--id",
-            id,
-            "--listen-http",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-        ],
-    )
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn master_two_workers_twenty_targets_into_real_prometheus() {
@@ -97,8 +50,8 @@ async fn master_two_workers_twenty_targets_into_real_prometheus() {
     .await;
     let grpc = master.url("grpc");
     let http = master.url("http");
-    let mut w1 = start_worker("w1", &grpc, dir.path()).await;
-    let _w2 = start_worker("w2", &grpc, dir.path()).await;
+    let mut w1 = start_worker("w1", &grpc, dir.path(), &[]).await;
+    let _w2 = start_worker("w2", &grpc, dir.path(), &[]).await;
 
     // Every target is owned by exactly one connected worker, and both workers have some.
     let owned = eventually(
