@@ -355,8 +355,7 @@ impl Coordinator {
         let Some(sc) = self.config.scrape_config(job) else {
             return;
         };
-        let old = self.group_cache.remove(job).unwrap_or_default();
-        let mut old = old;
+        let mut old = self.group_cache.remove(job).unwrap_or_default();
         let mut cache: GroupCache = HashMap::new();
         let mut order: Vec<(String, String)> = Vec::new();
         let mut uncached: Vec<targets::GroupTargets> = Vec::new();
@@ -439,6 +438,30 @@ impl Coordinator {
             .values()
             .flat_map(|j| j.active.iter().cloned())
             .collect();
+        // Current owners keep their targets while they have room (see placement::bounded).
+        let index: HashMap<&str, usize> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.as_str(), i))
+            .collect();
+        // What the master sent beats what a worker claims in its hello (a claim can be stale:
+        // the worker was away and its targets went elsewhere).
+        let mut current: HashMap<&str, usize> = HashMap::new();
+        let members_held = || {
+            self.workers
+                .iter()
+                .filter_map(|(id, w)| index.get(id.as_str()).map(|&i| (i, w)))
+        };
+        for (i, w) in members_held() {
+            for t in &w.assigned {
+                current.entry(t.as_str()).or_insert(i);
+            }
+        }
+        for (i, w) in members_held() {
+            for t in &w.claimed {
+                current.entry(t.as_str()).or_insert(i);
+            }
+        }
         let items: Vec<Item> = {
             let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
             if loads.len() > targets.len() * 2 + 1024 {
@@ -461,7 +484,7 @@ impl Coordinator {
                 .iter()
                 .map(|t| Item {
                     key: t.placement_key,
-                    current: None,
+                    current: current.get(t.id.as_str()).copied(),
                     group: t.replica_of,
                     weight: match loads.get(&t.id) {
                         Some(l) => placement::effective_weight(Some(l.series)),
@@ -474,38 +497,6 @@ impl Coordinator {
                 })
                 .collect()
         };
-        // Current owners keep their targets while they have room (see placement::bounded).
-        let index: HashMap<&str, usize> = members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.as_str(), i))
-            .collect();
-        // What the master sent beats what a worker claims in its hello (a claim can be stale:
-        // the worker was away and its targets went elsewhere).
-        let mut current: HashMap<&str, usize> = HashMap::new();
-        for claims in [false, true] {
-            for (id, w) in &self.workers {
-                let Some(&i) = index.get(id.as_str()) else {
-                    continue;
-                };
-                let held: Box<dyn Iterator<Item = &String>> = if claims {
-                    Box::new(w.claimed.iter())
-                } else {
-                    Box::new(w.assigned.iter())
-                };
-                for t in held {
-                    current.entry(t.as_str()).or_insert(i);
-                }
-            }
-        }
-        let items: Vec<Item> = targets
-            .iter()
-            .zip(items)
-            .map(|(t, it)| Item {
-                current: current.get(t.id.as_str()).copied(),
-                ..it
-            })
-            .collect();
         let member_list: Vec<placement::Member> = members
             .iter()
             .map(|m| {

@@ -161,6 +161,24 @@ fn max_series_spills_over_to_other_workers() {
     );
 }
 
+/// `items` with their current owner: their owner in `placed` (on `before`), as an index into
+/// `after`, or none when that owner left.
+fn with_owners(
+    items: &[Item],
+    placed: &[Option<usize>],
+    before: &[Member],
+    after: &[Member],
+) -> Vec<Item> {
+    items
+        .iter()
+        .zip(placed)
+        .map(|(it, o)| Item {
+            current: o.and_then(|o| after.iter().position(|m| m.id == before[o].id)),
+            ..*it
+        })
+        .collect()
+}
+
 /// Places `items` on `after`, each item's current owner being its owner on `before`, with the
 /// members of `after` not in `before` marked fresh.
 fn sticky_moved_fraction(
@@ -174,15 +192,7 @@ fn sticky_moved_fraction(
     for m in &mut after {
         m.fresh = !before.iter().any(|b| b.id == m.id);
     }
-    let now: Vec<Item> = items
-        .iter()
-        .zip(&first)
-        .map(|(it, o)| Item {
-            current: o.and_then(|o| after.iter().position(|m| m.id == before[o].id)),
-            ..*it
-        })
-        .collect();
-    let second = s.place(&after, &now);
+    let second = s.place(&after, &with_owners(items, &first, before, &after));
     let moved = first
         .iter()
         .zip(&second)
@@ -202,15 +212,7 @@ fn a_leave_moves_only_the_leavers_targets_when_owners_are_known() {
             .filter(|m| m.id != "worker-2")
             .cloned()
             .collect();
-        let now: Vec<Item> = items
-            .iter()
-            .zip(&first)
-            .map(|(it, o)| Item {
-                current: o.and_then(|o| after.iter().position(|m| m.id == before[o].id)),
-                ..*it
-            })
-            .collect();
-        let second = s.place(&after, &now);
+        let second = s.place(&after, &with_owners(&items, &first, &before, &after));
         for (i, (a, b)) in first.iter().zip(&second).enumerate() {
             let (a, b) = (&before[a.unwrap()].id, &after[b.unwrap()].id);
             assert!(a == "worker-2" || a == b, "item {i} moved from {a} to {b}");
