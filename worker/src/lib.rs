@@ -109,10 +109,7 @@ pub async fn run(
         tokio::select! {
             change = changes.recv() => {
                 let Some((a, applied)) = change else { break };
-                tracing::info!(generation = a.generation, targets = a.targets.len(), "assignment applied");
-                rw.apply(&a.config);
-                scrapes.sync(&a, &applied);
-                held = a.targets.len();
+                held = apply_change(&mut rw, &mut scrapes, &a, &applied);
             }
             _ = stop_rx.wait_for(|s| *s) => break,
         }
@@ -132,9 +129,7 @@ pub async fn run(
             tokio::select! {
                 change = changes.recv() => {
                     let Some((a, applied)) = change else { break };
-                    rw.apply(&a.config);
-                    scrapes.sync(&a, &applied);
-                    held = a.targets.len();
+                    held = apply_change(&mut rw, &mut scrapes, &a, &applied);
                 }
                 _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
                 _ = tokio::time::sleep_until(deadline) => {
@@ -162,4 +157,22 @@ pub async fn run(
         .context("HTTP server task")?
         .context("HTTP server")?;
     Ok(())
+}
+
+/// Brings remote write and scraping in line with a newly applied assignment; returns how many
+/// targets the worker now holds.
+fn apply_change(
+    rw: &mut remote_write::RemoteWriteManager,
+    scrapes: &mut scrape::ScrapeManager,
+    a: &assignment::Assignment,
+    applied: &Applied,
+) -> usize {
+    tracing::info!(
+        generation = a.generation,
+        targets = a.targets.len(),
+        "assignment applied"
+    );
+    rw.apply(&a.config);
+    scrapes.sync(a, applied);
+    a.targets.len()
 }
