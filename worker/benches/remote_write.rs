@@ -67,11 +67,7 @@ fn scrape(body: &[u8]) -> (Vec<Sample>, MetadataMap) {
                 lb.set("__name__", s.name.to_string());
                 lb.set("instance", "10.0.3.17:10250");
                 lb.set("job", "kubernetes-cadvisor");
-                samples.push(Sample {
-                    labels: lb.into_labels(),
-                    timestamp_ms: 1_700_000_000_000,
-                    value: s.value,
-                });
+                samples.push(Sample::new(&lb.into_labels(), 1_700_000_000_000, s.value));
             }
         }
     }

@@ -156,19 +156,51 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
-/// Groups samples by series, keeping each series' samples in the order given (which is their
-/// timestamp order: WAL order).
-fn group(samples: &[Sample]) -> Vec<(&Sample, Vec<(i64, f64)>)> {
-    let mut index: HashMap<&promshard_model::Labels, usize> = HashMap::with_capacity(samples.len());
-    let mut out: Vec<(&Sample, Vec<(i64, f64)>)> = Vec::with_capacity(samples.len());
-    for s in samples {
-        let i = *index.entry(&s.labels).or_insert_with(|| {
-            out.push((s, Vec::with_capacity(1)));
-            out.len() - 1
-        });
-        out[i].1.push((s.timestamp_ms, s.value));
+/// Samples grouped by series (by id), each series' samples in the order given (their
+/// timestamp order: WAL order), without an allocation per series.
+struct Groups {
+    /// Per series: its first and last sample (indexes into the batch).
+    heads: Vec<(u32, u32)>,
+    /// Next sample of the same series, `u32::MAX` at the end.
+    next: Vec<u32>,
+}
+
+impl Groups {
+    fn new(samples: &[Sample]) -> Groups {
+        let mut index: HashMap<u64, u32, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(samples.len(), Default::default());
+        let mut heads: Vec<(u32, u32)> = Vec::with_capacity(samples.len());
+        let mut next = vec![u32::MAX; samples.len()];
+        for (i, s) in samples.iter().enumerate() {
+            let i = i as u32;
+            match index.entry(s.series.id()) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let head = &mut heads[*e.get() as usize];
+                    next[head.1 as usize] = i;
+                    head.1 = i;
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(heads.len() as u32);
+                    heads.push((i, i));
+                }
+            }
+        }
+        Groups { heads, next }
     }
-    out
+
+    /// Each series: its first sample and the indexes of all its samples.
+    fn iter<'a>(
+        &'a self,
+        samples: &'a [Sample],
+    ) -> impl Iterator<Item = (&'a Sample, impl Iterator<Item = &'a Sample> + Clone)> {
+        self.heads.iter().map(move |&(first, _)| {
+            let chain = std::iter::successors(Some(first), move |&i| {
+                Some(self.next[i as usize]).filter(|&n| n != u32::MAX)
+            })
+            .map(move |i| &samples[i as usize]);
+            (&samples[first as usize], chain)
+        })
+    }
 }
 
 /// A protobuf writer for the two request types, straight from our samples: building prost
@@ -196,18 +228,6 @@ mod wire {
     pub(super) fn put_nested(buf: &mut Vec<u8>, key: u8, len: usize) {
         buf.push(key);
         put_varint(buf, len as u64);
-    }
-
-    /// A string field, omitted when empty (proto3 default).
-    pub(super) fn str_len(s: &str) -> usize {
-        if s.is_empty() { 0 } else { nested_len(s.len()) }
-    }
-
-    pub(super) fn put_str(buf: &mut Vec<u8>, key: u8, s: &str) {
-        if !s.is_empty() {
-            put_nested(buf, key, s.len());
-            buf.extend_from_slice(s.as_bytes());
-        }
     }
 
     /// `Sample{double value = 1; int64 timestamp = 2}`, the same in 1.0 and 2.0.
@@ -245,31 +265,23 @@ mod wire {
     }
 }
 
-/// Encodes samples as a 1.0 `WriteRequest`, protobuf then snappy block format.
+/// Encodes samples as a 1.0 `WriteRequest`, protobuf then snappy block format. A series'
+/// labels are already encoded ([`Series::encoded`](super::Series::encoded)): one copy each.
 pub fn encode_v1(samples: &[Sample], proto_buf: &mut Vec<u8>) -> Vec<u8> {
     use wire::*;
     proto_buf.clear();
-    for (s, points) in group(samples) {
-        let labels: usize = s
-            .labels
-            .iter()
-            .map(|l| nested_len(str_len(&l.name) + str_len(&l.value)))
-            .sum();
+    let groups = Groups::new(samples);
+    for (s, points) in groups.iter(samples) {
+        let labels = s.series.encoded();
         let samples_len: usize = points
-            .iter()
-            .map(|&(t, v)| nested_len(sample_len(t, v)))
+            .clone()
+            .map(|p| nested_len(sample_len(p.timestamp_ms, p.value)))
             .sum();
-        // WriteRequest.timeseries = 1
-        put_nested(proto_buf, 0x0a, labels + samples_len);
-        for l in s.labels.iter() {
-            // TimeSeries.labels = 1 { name = 1, value = 2 }
-            put_nested(proto_buf, 0x0a, str_len(&l.name) + str_len(&l.value));
-            put_str(proto_buf, 0x0a, &l.name);
-            put_str(proto_buf, 0x12, &l.value);
-        }
-        for &(t, v) in &points {
-            // TimeSeries.samples = 2
-            put_sample(proto_buf, 0x12, t, v);
+        // WriteRequest.timeseries = 1 { labels = 1 (encoded), samples = 2 }
+        put_nested(proto_buf, 0x0a, labels.len() + samples_len);
+        proto_buf.extend_from_slice(labels);
+        for p in points {
+            put_sample(proto_buf, 0x12, p.timestamp_ms, p.value);
         }
     }
     snappy(proto_buf)
@@ -304,7 +316,7 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
         /// (type, help_ref, unit_ref)
         meta: Option<(u64, u64, u64)>,
         created: i64,
-        points: Vec<(i64, f64)>,
+        first: u32,
     }
     fn intern<'a>(
         s: &'a str,
@@ -324,13 +336,14 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
     let created = created_timestamps(samples);
     let mut refs: Vec<u32> = Vec::with_capacity(samples.len() * 16);
     let mut series = Vec::new();
-    for (s, points) in group(samples) {
+    let groups = Groups::new(samples);
+    for (s, _) in groups.iter(samples) {
         let start = refs.len();
-        for l in s.labels.iter() {
-            refs.push(intern(&l.name, &mut symbols, &mut index));
-            refs.push(intern(&l.value, &mut symbols, &mut index));
+        for (n, v) in s.series.iter() {
+            refs.push(intern(n, &mut symbols, &mut index));
+            refs.push(intern(v, &mut symbols, &mut index));
         }
-        let name = s.labels.get("__name__").unwrap_or("");
+        let name = s.series.get("__name__").unwrap_or("");
         let meta = family_of(name, metadata).map(|m| {
             (
                 metric_type(&m.kind) as u64,
@@ -349,7 +362,7 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
             refs: start..refs.len(),
             meta,
             created,
-            points,
+            first: groups.heads[series.len()].0,
         });
     }
     proto_buf.clear();
@@ -360,12 +373,15 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
     }
     for se in &series {
         let r = &refs[se.refs.clone()];
+        let points = std::iter::successors(Some(se.first), |&i| {
+            Some(groups.next[i as usize]).filter(|&n| n != u32::MAX)
+        })
+        .map(|i| &samples[i as usize]);
         let packed: usize = r.iter().map(|&x| varint_len(u64::from(x))).sum();
         let labels_len = if r.is_empty() { 0 } else { nested_len(packed) };
-        let samples_len: usize = se
-            .points
-            .iter()
-            .map(|&(t, v)| nested_len(sample_len(t, v)))
+        let samples_len: usize = points
+            .clone()
+            .map(|p| nested_len(sample_len(p.timestamp_ms, p.value)))
             .sum();
         let meta_inner = se
             .meta
@@ -385,9 +401,9 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
                 put_varint(proto_buf, u64::from(x));
             }
         }
-        for &(t, v) in &se.points {
+        for p in points {
             // TimeSeries.samples = 2
-            put_sample(proto_buf, 0x12, t, v);
+            put_sample(proto_buf, 0x12, p.timestamp_ms, p.value);
         }
         if let (Some((t, h, u)), Some(inner)) = (se.meta, meta_inner) {
             // TimeSeries.metadata = 5 { type = 1, help_ref = 3, unit_ref = 4 }
@@ -415,10 +431,10 @@ fn created_key(s: &Sample, name: &str) -> Option<(String, Vec<(String, String)>)
 }
 
 fn other_labels(s: &Sample) -> Vec<(String, String)> {
-    s.labels
+    s.series
         .iter()
-        .filter(|l| !matches!(l.name.as_str(), "__name__" | "le" | "quantile"))
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .filter(|(n, _)| !matches!(*n, "__name__" | "le" | "quantile"))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect()
 }
 
@@ -427,7 +443,7 @@ fn created_timestamps(samples: &[Sample]) -> HashMap<(String, Vec<(String, Strin
     samples
         .iter()
         .filter_map(|s| {
-            let family = s.labels.get("__name__")?.strip_suffix("_created")?;
+            let family = s.series.get("__name__")?.strip_suffix("_created")?;
             if !s.value.is_finite() || s.value <= 0.0 {
                 return None;
             }
@@ -460,12 +476,51 @@ fn snappy(raw: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use super::super::Series;
     use super::*;
     use promshard_model::Labels;
     use promshard_proto::prometheus::{
         Label as WireLabel, Sample as WireSample, TimeSeries, WriteRequest,
     };
     use prost::Message;
+
+    /// Grouped by series, as the encoders group: the reference for the tests.
+    fn group(samples: &[Sample]) -> Vec<(&Sample, Vec<(i64, f64)>)> {
+        let groups = Groups::new(samples);
+        groups
+            .heads
+            .iter()
+            .map(|&(first, _)| {
+                let points = groups
+                    .iter(samples)
+                    .find(|(s, _)| std::ptr::eq(*s, &samples[first as usize]))
+                    .map(|(_, p)| p.map(|p| (p.timestamp_ms, p.value)).collect())
+                    .unwrap_or_default();
+                (&samples[first as usize], points)
+            })
+            .collect()
+    }
+
+    /// One series per label set, as a scrape keeps them.
+    #[derive(Default)]
+    struct Interner(HashMap<Labels, Arc<Series>>);
+
+    impl Interner {
+        fn sample(&mut self, labels: Labels, timestamp_ms: i64, value: f64) -> Sample {
+            let series = self
+                .0
+                .entry(labels.clone())
+                .or_insert_with(|| Series::new(&labels))
+                .clone();
+            Sample {
+                series,
+                timestamp_ms,
+                value,
+            }
+        }
+    }
 
     /// 1.0 through prost's own types: the reference for [`encode_v1`]'s bytes.
     fn reference_v1(samples: &[Sample]) -> Vec<u8> {
@@ -474,11 +529,11 @@ mod tests {
                 .into_iter()
                 .map(|(s, points)| TimeSeries {
                     labels: s
-                        .labels
+                        .series
                         .iter()
-                        .map(|l| WireLabel {
-                            name: l.name.clone(),
-                            value: l.value.clone(),
+                        .map(|(name, value)| WireLabel {
+                            name: name.into(),
+                            value: value.into(),
                         })
                         .collect(),
                     samples: points
@@ -497,6 +552,7 @@ mod tests {
     /// big values, empty-valued and unicode labels, metadata and created timestamps.
     fn mixed() -> (Vec<Sample>, MetadataMap) {
         let mut out = Vec::new();
+        let mut series = Interner::default();
         for i in 0..300i64 {
             let name = ["rq_total", "rq_created", "temp", "lat_bucket"][(i % 4) as usize];
             let mut pairs = vec![
@@ -507,11 +563,11 @@ mod tests {
             if name == "lat_bucket" {
                 pairs.push(("le".into(), (i % 5).to_string()));
             }
-            out.push(Sample {
-                labels: Labels::from_pairs(pairs),
-                timestamp_ms: [0, -5, 1_700_000_000_000 + i, i64::MAX][(i % 4) as usize],
-                value: [0.0, -0.5, 1e300, 1_700_000_000.25, f64::NAN][(i % 5) as usize],
-            });
+            out.push(series.sample(
+                Labels::from_pairs(pairs),
+                [0, -5, 1_700_000_000_000 + i, i64::MAX][(i % 4) as usize],
+                [0.0, -0.5, 1e300, 1_700_000_000.25, f64::NAN][(i % 5) as usize],
+            ));
         }
         let mut meta = MetadataMap::new();
         for (family, kind, help, unit) in [
@@ -563,11 +619,7 @@ mod tests {
                     )
                 })
                 .collect();
-            let want: Vec<(&str, &str)> = s
-                .labels
-                .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str()))
-                .collect();
+            let want: Vec<(&str, &str)> = s.series.iter().collect();
             assert_eq!(labels, want);
             let got: Vec<(i64, u64)> = ts
                 .samples
@@ -594,11 +646,7 @@ mod tests {
     }
 
     fn s(pairs: &[(&str, &str)], ts: i64, v: f64) -> Sample {
-        Sample {
-            labels: Labels::from_pairs(pairs.iter().copied()),
-            timestamp_ms: ts,
-            value: v,
-        }
+        Sample::new(&Labels::from_pairs(pairs.iter().copied()), ts, v)
     }
 
     fn decode<M: Message + Default>(body: &[u8]) -> M {
@@ -610,10 +658,13 @@ mod tests {
     fn v1_groups_a_series_samples_in_order() {
         let a = [("__name__", "a"), ("job", "j")];
         let b = [("__name__", "b"), ("job", "j")];
-        let body = encode_v1(
-            &[s(&a, 1, 1.0), s(&b, 1, 2.0), s(&a, 2, 3.0)],
-            &mut Vec::new(),
-        );
+        let a1 = s(&a, 1, 1.0);
+        let a2 = Sample {
+            timestamp_ms: 2,
+            value: 3.0,
+            ..a1.clone()
+        };
+        let body = encode_v1(&[a1, s(&b, 1, 2.0), a2], &mut Vec::new());
         let req: WriteRequest = decode(&body);
         assert_eq!(req.timeseries.len(), 2);
         let ts: Vec<i64> = req.timeseries[0]

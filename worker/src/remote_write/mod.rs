@@ -4,22 +4,27 @@
 //!
 //! Scrape loops hand each scrape's batch to the [`Appender`], which writes it to every
 //! endpoint's WAL at once (one `write(2)` per endpoint, no waiting on any network) and wakes
-//! the endpoint's reader. Each WAL is bounded by `--wal.max-bytes`; past it, that endpoint's
+//! the endpoint's reader. Samples refer to their [`Series`] (labels encoded once, an id):
+//! the WAL stores a series' labels once and its samples as `(id, timestamp, value)`, and a
+//! scrape loop tells the appender when it retires a series ([`Appender::forget`]) so the WAL
+//! can let go of its labels once nothing unsent refers to them. Each WAL is bounded by `--wal.max-bytes`; past it, that endpoint's
 //! oldest data is dropped and counted, the others are unaffected.
 
 mod client;
 mod queue;
+mod series;
 mod wal;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use promshard_model::Labels;
 use promshard_model::config::{Config, RemoteWriteConfig};
 use tokio::sync::watch;
 
 use crate::metrics::{LabelSet, Metrics};
+
+pub use series::{LabelIter, Sample, Series};
 
 pub use client::{
     MetadataMap, Protocol, SendError, V1_CONTENT_TYPE, V2_CONTENT_TYPE, WriteClient, encode_v1,
@@ -28,14 +33,6 @@ pub use client::{
 
 /// Default per-endpoint WAL bound (`--wal.max-bytes`).
 pub const DEFAULT_WAL_MAX_BYTES: u64 = 1 << 30;
-
-/// One sample as it leaves the scrape path.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub labels: Labels,
-    pub timestamp_ms: i64,
-    pub value: f64,
-}
 
 pub type Batch = Arc<Vec<Sample>>;
 
@@ -80,7 +77,7 @@ struct Endpoint {
 impl Appender {
     /// Writes one scrape's samples to every endpoint's WAL. Never waits for the network; a
     /// WAL that cannot be written (disk full) loses the batch for that endpoint, counted.
-    pub fn append(&self, batch: Vec<Sample>) {
+    pub fn append(&self, batch: &[Sample]) {
         if batch.is_empty() {
             return;
         }
@@ -88,11 +85,11 @@ impl Appender {
         if endpoints.is_empty() {
             return;
         }
-        let record = wal::encode_batch(&batch);
+        let record = wal::encode_samples(batch);
         let n = batch.len() as u64;
         for e in endpoints.iter() {
             e.m.samples_in.inc_by(n);
-            match e.wal.append(&record, n) {
+            match e.wal.append_samples(batch, &record) {
                 Ok(out) => {
                     if out.dropped > 0 {
                         e.m.wal_dropped.inc_by(out.dropped);
@@ -110,6 +107,17 @@ impl Appender {
 }
 
 impl Appender {
+    /// The caller will never append samples of these series again (their ids are retired):
+    /// each WAL drops their labels once the samples it holds of them are gone.
+    pub fn forget(&self, ids: &[u64]) {
+        if ids.is_empty() {
+            return;
+        }
+        for e in self.endpoints.borrow().iter() {
+            e.wal.forget(ids);
+        }
+    }
+
     /// Records the metadata a scrape declared. Only new or changed families (or ones not
     /// written for [`METADATA_REFRESH`]) go to the WALs, so a steady scrape costs a lookup.
     pub fn append_metadata(&self, metadata: &[MetricMetadata]) {
@@ -357,11 +365,11 @@ mod tests {
             "remote_write: [{url: 'http://127.0.0.1:1/w', name: up1}]",
         ));
         let dir = root.path().join("wal").join("up1");
-        appender.append(vec![Sample {
-            labels: Labels::from_pairs([("__name__", "m")]),
-            timestamp_ms: 1,
-            value: 1.0,
-        }]);
+        appender.append(&[Sample::new(
+            &promshard_model::Labels::from_pairs([("__name__", "m")]),
+            1,
+            1.0,
+        )]);
         let written = dir_bytes(&dir);
         assert!(written > 0);
 
@@ -377,11 +385,11 @@ mod tests {
         rw.apply(&config("remote_write: []"));
         assert!(!dir.exists(), "a removed endpoint's WAL is deleted");
         // Appending with no endpoint is a no-op.
-        appender.append(vec![Sample {
-            labels: Labels::from_pairs([("__name__", "m")]),
-            timestamp_ms: 2,
-            value: 1.0,
-        }]);
+        appender.append(&[Sample::new(
+            &promshard_model::Labels::from_pairs([("__name__", "m")]),
+            2,
+            1.0,
+        )]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The queue manager of one endpoint: reads its WAL in order, applies `external_labels` and
-//! `write_relabel_configs`, and hands every sample to the shard its series hashes to. Shards
+//! `write_relabel_configs` (once per series, cached by series id), and hands every sample to
+//! the shard its series hashes to, one chunk per shard per WAL record. Shards
 //! batch (`max_samples_per_send` or `batch_send_deadline`, whichever comes first) and send
 //! with the spec's retry rules; a series always maps to one shard and a shard has one request
 //! in flight, so each series' samples arrive in WAL order, which is timestamp order.
@@ -34,7 +35,7 @@ use tokio::time::Instant;
 
 use super::client::{MetadataMap, Protocol, SendError, WriteClient, encode_v1, encode_v2};
 use super::wal::{Cursor, Position, Wal};
-use super::{Sample, endpoint_labels};
+use super::{Sample, Series, endpoint_labels};
 use crate::metrics::Metrics;
 
 /// How often the shard count is reconsidered.
@@ -42,10 +43,42 @@ const RESHARD_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait for the reader when the WAL has nothing new (appends also wake it).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-/// One sample on its way to a shard, with the WAL record it came from.
-struct Item {
-    sample: Sample,
+/// Samples of one WAL record on their way to one shard.
+struct Chunk {
+    samples: Vec<Sample>,
     record: u64,
+}
+
+/// Each series' labels after external labels and `write_relabel_configs` (`None`: dropped),
+/// computed once per series. Entries not used for a whole period are let go.
+#[derive(Default)]
+struct RelabelCache {
+    map: std::collections::HashMap<u64, (Option<Arc<Series>>, u32), foldhash::fast::RandomState>,
+    period: u32,
+}
+
+impl RelabelCache {
+    fn get(
+        &mut self,
+        cfg: &RemoteWriteConfig,
+        external: &[(String, String)],
+        s: &Arc<Series>,
+    ) -> Option<Arc<Series>> {
+        let period = self.period;
+        let e = self
+            .map
+            .entry(s.id())
+            .or_insert_with(|| (apply_labels(cfg, external, s), period));
+        e.1 = period;
+        e.0.clone()
+    }
+
+    /// A new period: entries not used in the last one go.
+    fn next_period(&mut self) {
+        let last = self.period;
+        self.map.retain(|_, (_, used)| *used == last);
+        self.period = self.period.wrapping_add(1);
+    }
 }
 
 /// Delivery progress of the records read from the WAL.
@@ -184,6 +217,8 @@ impl QueueManager {
         let mut seq: u64 = 0;
         let mut period_start = Instant::now();
         let mut blocked = Duration::ZERO;
+        let relabel = !sh.external.is_empty() || !sh.cfg.write_relabel_configs.is_empty();
+        let mut relabeled = RelabelCache::default();
         loop {
             sh.m.wal_bytes.set(sh.wal.bytes() as i64);
             if period_start.elapsed() >= RESHARD_EVERY {
@@ -203,6 +238,7 @@ impl QueueManager {
                 }
                 period_start = Instant::now();
                 blocked = Duration::ZERO;
+                relabeled.next_period();
             }
             let record = match sh.wal.read_next(&mut cursor) {
                 Ok(Some(r)) => r,
@@ -222,19 +258,27 @@ impl QueueManager {
                     map.insert(m.family.clone(), m);
                 }
             }
-            let read = record.samples.len() as u64;
+            let read = record.samples.len() as u64 + record.unknown;
             // `sample_age_limit`: a backlog older than this is not worth sending (0: no limit).
             let oldest_ok = match q.sample_age_limit.0 {
                 d if d.is_zero() => i64::MIN,
                 d => unix_ms_now() - d.as_millis() as i64,
             };
-            let kept: Vec<Sample> = record
-                .samples
-                .into_iter()
-                .filter(|s| s.timestamp_ms >= oldest_ok)
-                .filter_map(|s| apply_labels(&sh.cfg, &sh.external, s))
-                .collect();
-            let total = kept.len() as u64;
+            let mut chunks: Vec<Vec<Sample>> = (0..n).map(|_| Vec::new()).collect();
+            let mut total = 0u64;
+            for mut s in record.samples {
+                if s.timestamp_ms < oldest_ok {
+                    continue;
+                }
+                if relabel {
+                    match relabeled.get(&sh.cfg, &sh.external, &s.series) {
+                        Some(series) => s.series = series,
+                        None => continue,
+                    }
+                }
+                total += 1;
+                chunks[shard_of(&s.series, n)].push(s);
+            }
             sh.m.dropped.inc_by(read - total);
             {
                 let mut p = sh.progress.lock().unwrap_or_else(|e| e.into_inner());
@@ -246,18 +290,20 @@ impl QueueManager {
             if total == 0 {
                 sh.ack(&[]);
             }
-            for sample in kept {
-                let i = shard_of(&sample, n);
-                sh.m.pending.inc();
-                let item = Item {
-                    sample,
+            sh.m.pending.inc_by(total as i64);
+            for (i, samples) in chunks.into_iter().enumerate() {
+                if samples.is_empty() {
+                    continue;
+                }
+                let chunk = Chunk {
+                    samples,
                     record: seq,
                 };
-                match shards.senders[i].try_send(item) {
+                match shards.senders[i].try_send(chunk) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(item)) => {
+                    Err(mpsc::error::TrySendError::Full(chunk)) => {
                         let t = Instant::now();
-                        if shards.senders[i].send(item).await.is_err() {
+                        if shards.senders[i].send(chunk).await.is_err() {
                             return;
                         }
                         blocked += t.elapsed();
@@ -277,16 +323,14 @@ fn unix_ms_now() -> i64 {
 }
 
 /// External labels (only where the series lacks them), then `write_relabel_configs`, as
-/// Prometheus's queue manager does. `None`: dropped by relabeling.
+/// Prometheus's queue manager does. `None`: dropped by relabeling. The result keeps the
+/// series' id.
 fn apply_labels(
     cfg: &RemoteWriteConfig,
     external: &[(String, String)],
-    s: Sample,
-) -> Option<Sample> {
-    if external.is_empty() && cfg.write_relabel_configs.is_empty() {
-        return Some(s);
-    }
-    let mut lb = s.labels.builder();
+    s: &Arc<Series>,
+) -> Option<Arc<Series>> {
+    let mut lb = s.labels().builder();
     for (k, v) in external {
         if lb.get(k).is_none() {
             lb.set(k.clone(), v.clone());
@@ -295,21 +339,13 @@ fn apply_labels(
     if !relabel::process(&cfg.write_relabel_configs, &mut lb) {
         return None;
     }
-    Some(Sample {
-        labels: lb.into_labels(),
-        ..s
-    })
+    Some(Arc::new(Series::with_id(s.id(), &lb.into_labels())))
 }
 
-fn shard_of(s: &Sample, n: usize) -> usize {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for l in s.labels.iter() {
-        h.update(l.name.as_bytes());
-        h.update(&[0xff]);
-        h.update(l.value.as_bytes());
-        h.update(&[0xff]);
-    }
-    (h.digest() % n as u64) as usize
+/// By label hash, not id: a series keeps its shard across a restart (new ids), so replayed
+/// and fresh samples of it stay in one queue, in order.
+fn shard_of(s: &Series, n: usize) -> usize {
+    (s.hash() % n as u64) as usize
 }
 
 /// The shard-count decision (see the module comment). `blocked`: fraction of the period the
@@ -332,13 +368,16 @@ fn desired_shards(
 }
 
 struct ShardSet {
-    senders: Vec<mpsc::Sender<Item>>,
+    senders: Vec<mpsc::Sender<Chunk>>,
     tasks: JoinSet<()>,
 }
 
 impl ShardSet {
     fn start(sh: &Arc<Shared>, n: usize) -> ShardSet {
-        let capacity = (sh.cfg.queue_config.capacity as usize).max(1);
+        // `capacity` is in samples; chunks hold a record's share for one shard, about a
+        // request's worth or less.
+        let q = &sh.cfg.queue_config;
+        let capacity = (q.capacity / q.max_samples_per_send.max(1)).max(2) as usize;
         let mut senders = Vec::with_capacity(n);
         let mut tasks = JoinSet::new();
         for _ in 0..n {
@@ -362,56 +401,48 @@ struct Shard {
 }
 
 impl Shard {
-    async fn run(self, mut rx: mpsc::Receiver<Item>) {
+    async fn run(self, mut rx: mpsc::Receiver<Chunk>) {
         let q = &self.sh.cfg.queue_config;
         let max = (q.max_samples_per_send as usize).max(1);
-        let mut batch: Vec<Item> = Vec::with_capacity(max);
+        let mut batch = Batch::default();
         let mut deadline = Instant::now() + q.batch_send_deadline.0;
         let mut proto_buf = Vec::new();
         loop {
-            let item = if batch.is_empty() {
+            let chunk = if batch.samples.is_empty() {
                 rx.recv().await
             } else {
                 tokio::select! {
-                    item = rx.recv() => item,
+                    chunk = rx.recv() => chunk,
                     _ = tokio::time::sleep_until(deadline) => {
-                        self.send(std::mem::take(&mut batch), &mut proto_buf).await;
+                        self.send(&mut batch, usize::MAX, &mut proto_buf).await;
                         continue;
                     }
                 }
             };
-            let Some(item) = item else { break };
-            if batch.is_empty() {
+            let Some(chunk) = chunk else { break };
+            if batch.samples.is_empty() {
                 deadline = Instant::now() + q.batch_send_deadline.0;
             }
-            batch.push(item);
-            if batch.len() >= max {
-                self.send(std::mem::take(&mut batch), &mut proto_buf).await;
+            batch.push(chunk);
+            while batch.samples.len() >= max {
+                self.send(&mut batch, max, &mut proto_buf).await;
             }
         }
-        if !batch.is_empty() {
-            self.send(batch, &mut proto_buf).await;
+        while !batch.samples.is_empty() {
+            self.send(&mut batch, max, &mut proto_buf).await;
         }
     }
 
-    /// Sends one batch until it is delivered or refused for good.
-    async fn send(&self, batch: Vec<Item>, proto_buf: &mut Vec<u8>) {
+    /// Sends the first `max` samples of `batch` until they are delivered or refused for good,
+    /// and takes them out of it.
+    async fn send(&self, batch: &mut Batch, max: usize, proto_buf: &mut Vec<u8>) {
         let sh = &self.sh;
         let q = &sh.cfg.queue_config;
-        let n = batch.len() as u64;
-        let mut done: Vec<(u64, u64)> = Vec::new();
-        for it in &batch {
-            match done.last_mut() {
-                Some((r, c)) if *r == it.record => *c += 1,
-                _ => done.push((it.record, 1)),
-            }
-        }
-        let newest = batch
-            .iter()
-            .map(|i| i.sample.timestamp_ms)
-            .max()
-            .unwrap_or(0);
-        let samples: Vec<Sample> = batch.into_iter().map(|i| i.sample).collect();
+        let take = batch.samples.len().min(max);
+        let done = batch.take_records(take as u64);
+        let samples = &batch.samples[..take];
+        let n = take as u64;
+        let newest = samples.iter().map(|s| s.timestamp_ms).max().unwrap_or(0);
         let mut backoff = q.min_backoff.0;
         let mut attempt = 0;
         loop {
@@ -421,10 +452,10 @@ impl Shard {
                 Protocol::V1
             };
             let body = match protocol {
-                Protocol::V1 => encode_v1(&samples, proto_buf),
+                Protocol::V1 => encode_v1(samples, proto_buf),
                 Protocol::V2 => {
                     let metadata = sh.metadata.read().unwrap_or_else(|e| e.into_inner());
-                    encode_v2(&samples, &metadata, proto_buf)
+                    encode_v2(samples, &metadata, proto_buf)
                 }
             };
             let len = body.len() as u64;
@@ -472,8 +503,50 @@ impl Shard {
                 }
             }
         }
+        batch.samples.drain(..take);
         sh.m.pending.dec_by(n as i64);
         sh.ack(&done);
+    }
+}
+
+/// A shard's samples waiting to be sent, and which WAL records they came from.
+#[derive(Default)]
+struct Batch {
+    samples: Vec<Sample>,
+    /// (record, samples of it in `samples`), in order.
+    records: VecDeque<(u64, u64)>,
+}
+
+impl Batch {
+    fn push(&mut self, chunk: Chunk) {
+        let n = chunk.samples.len() as u64;
+        match self.records.back_mut() {
+            Some((r, c)) if *r == chunk.record => *c += n,
+            _ => self.records.push_back((chunk.record, n)),
+        }
+        if self.samples.is_empty() {
+            self.samples = chunk.samples;
+        } else {
+            self.samples.extend(chunk.samples);
+        }
+    }
+
+    /// The records the first `n` samples belong to, counted, taken out of `records`.
+    fn take_records(&mut self, mut n: u64) -> Vec<(u64, u64)> {
+        let mut done = Vec::new();
+        while n > 0 {
+            let Some((r, c)) = self.records.front_mut() else {
+                break;
+            };
+            let k = (*c).min(n);
+            done.push((*r, k));
+            *c -= k;
+            n -= k;
+            if *c == 0 {
+                self.records.pop_front();
+            }
+        }
+        done
     }
 }
 
@@ -495,19 +568,48 @@ mod tests {
     }
 
     #[test]
-    fn a_series_always_maps_to_the_same_shard() {
-        let s = |v: &str, ts| Sample {
-            labels: promshard_model::Labels::from_pairs([("__name__", "m"), ("i", v)]),
-            timestamp_ms: ts,
-            value: 0.0,
+    fn a_series_always_maps_to_the_same_shard_whatever_its_id() {
+        let s = |v: &str| {
+            Series::new(&promshard_model::Labels::from_pairs([
+                ("__name__", "m"),
+                ("i", v),
+            ]))
         };
         for i in 0..50 {
             let v = i.to_string();
-            assert_eq!(shard_of(&s(&v, 1), 7), shard_of(&s(&v, 2), 7));
+            // Two ids for one label set: a restarted worker's series and its replayed one.
+            assert_eq!(shard_of(&s(&v), 7), shard_of(&s(&v), 7));
         }
-        let spread: std::collections::HashSet<usize> = (0..50)
-            .map(|i| shard_of(&s(&i.to_string(), 1), 7))
-            .collect();
+        let spread: std::collections::HashSet<usize> =
+            (0..50).map(|i| shard_of(&s(&i.to_string()), 7)).collect();
         assert!(spread.len() > 4, "{spread:?}");
+    }
+
+    #[test]
+    fn a_batch_counts_what_it_sends_against_the_records_it_came_from() {
+        let sample = |ts| {
+            Sample::new(
+                &promshard_model::Labels::from_pairs([("__name__", "m")]),
+                ts,
+                1.0,
+            )
+        };
+        let mut b = Batch::default();
+        b.push(Chunk {
+            samples: vec![sample(1), sample(2)],
+            record: 7,
+        });
+        b.push(Chunk {
+            samples: vec![sample(3)],
+            record: 7,
+        });
+        b.push(Chunk {
+            samples: vec![sample(4), sample(5)],
+            record: 8,
+        });
+        assert_eq!(b.take_records(2), [(7, 2)]);
+        assert_eq!(b.take_records(2), [(7, 1), (8, 1)]);
+        assert_eq!(b.take_records(5), [(8, 1)]);
+        assert!(b.records.is_empty());
     }
 }

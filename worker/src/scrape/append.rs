@@ -1,38 +1,101 @@
 //! From a scraped body to samples: target labels attached (`honor_labels` or `exported_`
-//! renaming), `metric_relabel_configs`, limits, and the set of series tracked for staleness.
+//! renaming), `metric_relabel_configs`, limits, duplicates, and staleness.
 //!
-//! A series cache keyed by the raw series text (`name{labels}` as exposed) holds the final
-//! label set, so a steady-state scrape skips label building and relabeling entirely; entries
-//! not seen in a successful scrape are evicted.
+//! The steady-state path does no label work at all: a cache keyed by a 128-bit hash of the
+//! raw series text (`name{labels}` as exposed) points at the series' slot, which holds its
+//! [`Series`] (labels relabeled and encoded once, an id) and the scrape iterations it was
+//! last seen and tracked in. Duplicates and staleness are iteration numbers in the slot, so
+//! no label set is hashed or compared per sample (hashing whole label sets per sample was
+//! 70 % of the worker's CPU, then 27 % with foldhash: docs/BENCHMARKS.md). Label sets are
+//! hashed only on a cache miss, to find a slot for series text that relabels to a label set
+//! the target already has.
+//!
+//! The cache stores the hash instead of the text (~300 bytes per cAdvisor series). A
+//! collision would attribute one series' samples to another series of the same target, which
+//! a target can do anyway by exposing what it likes; with 128 bits and a per-process seed it
+//! does not happen by accident.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use promshard_model::config::ScrapeConfig;
 use promshard_model::labels::METRIC_NAME;
 use promshard_model::relabel::{self, RelabelConfig};
 use promshard_model::{Labels, LabelsBuilder};
+use promshard_proto::STALE_NAN_BITS;
 
 use super::parser::{Entry, Format, MetricType, Parser};
-use crate::remote_write::{MetricMetadata, Sample};
+use crate::remote_write::{MetricMetadata, Sample, Series};
 
 const EXPORTED_PREFIX: &str = "exported_";
 
-/// The label sets of one scrape. foldhash, not SipHash: these sets hash every sample's whole
-/// label set every scrape, which took 70 % of the worker's CPU with SipHash
-/// (docs/BENCHMARKS.md); scraped label values cannot choose the per-process seed.
-pub(crate) type SeriesSet = HashSet<Labels, foldhash::fast::RandomState>;
+fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// The seed of the series-text hash, random per process.
+fn text_seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(rand::random)
+}
+
+/// The keys are already uniform hashes: use their low bits as they are.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+type TextCache = HashMap<u128, CacheEntry, BuildHasherDefault<PassThrough>>;
+
+/// A slot's key in the label-set index: the series' encoded labels.
+struct ByLabels(Arc<Series>);
+
+impl PartialEq for ByLabels {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.encoded() == other.0.encoded()
+    }
+}
+impl Eq for ByLabels {}
+impl std::hash::Hash for ByLabels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.encoded().hash(state);
+    }
+}
+impl std::borrow::Borrow<[u8]> for ByLabels {
+    fn borrow(&self) -> &[u8] {
+        self.0.encoded()
+    }
+}
 
 /// Result of a successful scrape.
 pub(crate) struct Processed {
     pub(crate) samples: Vec<Sample>,
+    /// Stale markers for the series that vanished since the last successful scrape.
+    pub(crate) stale: Vec<Sample>,
     /// Metadata the body declared, for remote write 2.0.
     pub(crate) metadata: Vec<MetricMetadata>,
     /// Samples in the body (`scrape_samples_scraped`).
     pub(crate) scraped: usize,
     /// Samples kept after metric relabeling (`scrape_samples_post_metric_relabeling`).
     pub(crate) post_relabel: usize,
-    /// Series that get stale markers when they disappear.
-    pub(crate) tracked: SeriesSet,
+    /// Series that get stale markers when they disappear (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) tracked: usize,
+    /// Ids of series this target no longer has: append `samples` first, then retire them.
+    pub(crate) retired: Vec<u64>,
     /// Samples whose series text was not in the cache (`scrape_series_added`): as in
     /// Prometheus this counts series with explicit timestamps too, unlike `tracked`.
     pub(crate) series_added: usize,
@@ -59,12 +122,23 @@ impl From<String> for Failed {
 }
 
 struct CacheEntry {
-    /// `None`: dropped by metric relabeling.
-    labels: Option<Labels>,
+    /// Index into `slots`; `None`: dropped by metric relabeling.
+    slot: Option<u32>,
     /// Labels depend on the series text *and* the family type (`le`/`quantile`
     /// normalization), so an entry only counts as a hit under the same type.
     metric_type: MetricType,
     seen: u64,
+}
+
+/// One series of this target.
+struct Slot {
+    series: Arc<Series>,
+    /// Iteration it was last appended in: a second sample in one scrape is a duplicate.
+    seen: u64,
+    /// Iteration it was last tracked for staleness in (may be a scrape that then failed).
+    pending: u64,
+    /// Last *successful* scrape that tracked it.
+    tracked: u64,
 }
 
 pub(crate) struct SampleProcessor {
@@ -77,8 +151,13 @@ pub(crate) struct SampleProcessor {
     label_limit: usize,
     label_name_length_limit: usize,
     label_value_length_limit: usize,
-    cache: HashMap<Box<[u8]>, CacheEntry, foldhash::fast::RandomState>,
+    cache: TextCache,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    by_labels: HashMap<ByLabels, u32, foldhash::fast::RandomState>,
     iteration: u64,
+    /// The last successful scrape's iteration; 0 after a failed one (nothing tracked).
+    last_ok: u64,
     /// `# TYPE`/`# HELP`/`# UNIT` of the current scrape, for remote write 2.0.
     metadata: HashMap<String, MetricMetadata>,
 }
@@ -96,8 +175,12 @@ impl SampleProcessor {
             label_limit: cfg.label_limit as usize,
             label_name_length_limit: cfg.label_name_length_limit as usize,
             label_value_length_limit: cfg.label_value_length_limit as usize,
-            cache: HashMap::default(),
+            cache: TextCache::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_labels: HashMap::default(),
             iteration: 0,
+            last_ok: 0,
             metadata: HashMap::new(),
         }
     }
@@ -121,20 +204,127 @@ impl SampleProcessor {
     ) -> Result<Processed, Failed> {
         let mut c = Failed::default();
         match self.process_counting(body, format, ts, &mut c) {
-            Ok((samples, tracked)) => {
+            Ok(samples) => {
                 let iteration = self.iteration;
                 self.cache.retain(|_, e| e.seen == iteration);
+                let mut stale = Vec::new();
+                let (tracked, retired) = self.finish_success(ts, &mut stale);
                 Ok(Processed {
                     samples,
+                    stale,
                     metadata: self.metadata.drain().map(|(_, m)| m).collect(),
                     scraped: c.scraped,
                     post_relabel: c.post_relabel,
                     tracked,
+                    retired,
                     series_added: c.series_added,
                 })
             }
             Err(error) => Err(Failed { error, ..c }),
         }
+    }
+
+    /// After a successful scrape: stale markers for the series tracked by the previous
+    /// successful scrape and not by this one, and the slots of series not seen freed.
+    /// Returns how many series are tracked now, and the retired ids.
+    fn finish_success(&mut self, ts: i64, out: &mut Vec<Sample>) -> (usize, Vec<u64>) {
+        let (now, prev) = (self.iteration, self.last_ok);
+        let mut tracked = 0;
+        let mut retired = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(s) = slot else { continue };
+            if prev != 0 && s.tracked == prev && s.pending != now {
+                out.push(Sample {
+                    series: s.series.clone(),
+                    timestamp_ms: ts,
+                    value: stale_nan(),
+                });
+            }
+            if s.pending == now {
+                s.tracked = now;
+                tracked += 1;
+            }
+            if s.seen != now {
+                retired.push(s.series.id());
+                self.by_labels.remove(s.series.encoded());
+                *slot = None;
+                self.free.push(i as u32);
+            }
+        }
+        self.last_ok = now;
+        (tracked, retired)
+    }
+
+    /// A failed scrape counts as empty: stale markers for every series the last successful
+    /// scrape tracked. Its series stay cached for the next scrape.
+    pub(crate) fn fail(&mut self, ts: i64) -> Vec<Sample> {
+        let out = self.tracked_stale(ts);
+        self.last_ok = 0;
+        out
+    }
+
+    /// Stale markers for every series the last successful scrape tracked.
+    fn tracked_stale(&self, ts: i64) -> Vec<Sample> {
+        let prev = self.last_ok;
+        if prev == 0 {
+            return Vec::new();
+        }
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.tracked == prev)
+            .map(|s| Sample {
+                series: s.series.clone(),
+                timestamp_ms: ts,
+                value: stale_nan(),
+            })
+            .collect()
+    }
+
+    /// The target is gone (Prometheus's end-of-run staleness): stale markers for every
+    /// tracked series. Nothing is tracked afterwards.
+    pub(crate) fn end_of_run(&mut self, ts: i64) -> Vec<Sample> {
+        self.fail(ts)
+    }
+
+    /// Every series id this target holds; the processor holds none afterwards.
+    pub(crate) fn retire_all(&mut self) -> Vec<u64> {
+        self.cache.clear();
+        self.by_labels.clear();
+        self.free.clear();
+        self.last_ok = 0;
+        self.slots
+            .drain(..)
+            .flatten()
+            .map(|s| s.series.id())
+            .collect()
+    }
+
+    /// The slot of `labels`: the existing one (other series text that relabels to the same
+    /// label set), or a new one.
+    fn slot_for(&mut self, labels: &Labels) -> u32 {
+        let series = Series::new(labels);
+        if let Some(&i) = self.by_labels.get(series.encoded()) {
+            return i;
+        }
+        let slot = Slot {
+            series: series.clone(),
+            seen: 0,
+            pending: 0,
+            tracked: 0,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_labels.insert(ByLabels(series), i);
+        i
     }
 
     fn process_counting(
@@ -143,16 +333,14 @@ impl SampleProcessor {
         format: Format,
         ts: i64,
         c: &mut Failed,
-    ) -> Result<(Vec<Sample>, SeriesSet), String> {
+    ) -> Result<Vec<Sample>, String> {
         self.iteration += 1;
+        let now = self.iteration;
         self.metadata.clear();
         let mut parser = Parser::new(body, format);
-        // Sized for the previous scrape (the cache holds its series): growing from empty
-        // rehashed every label set about 14 times per scrape.
-        let expected = self.cache.len();
-        let mut samples = Vec::with_capacity(expected);
-        let mut tracked = SeriesSet::with_capacity_and_hasher(expected, Default::default());
-        let mut seen_series = SeriesSet::with_capacity_and_hasher(expected, Default::default());
+        let seed = text_seed();
+        // Sized for the previous scrape (the cache holds its series).
+        let mut samples = Vec::with_capacity(self.cache.len() + 8);
         let mut limit_exceeded = false;
         let mut label_buf = Vec::new();
         while let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? {
@@ -173,10 +361,11 @@ impl SampleProcessor {
             };
             c.scraped += 1;
             let mut cache_miss = false;
-            let labels = match self.cache.get_mut(s.series) {
+            let key = xxhash_rust::xxh3::xxh3_128_with_seed(s.series, seed);
+            let slot = match self.cache.get_mut(&key) {
                 Some(e) if e.metric_type == s.metric_type => {
-                    e.seen = self.iteration;
-                    e.labels.clone()
+                    e.seen = now;
+                    e.slot
                 }
                 _ => {
                     s.labels_into(&mut label_buf).map_err(|e| e.to_string())?;
@@ -188,20 +377,20 @@ impl SampleProcessor {
                         lb.set(n.to_string(), v.to_string());
                     }
                     lb.set(METRIC_NAME, s.name.to_string());
-                    let labels = self.mutate(lb)?;
+                    let slot = self.mutate(lb)?.map(|labels| self.slot_for(&labels));
                     cache_miss = true;
                     self.cache.insert(
-                        s.series.into(),
+                        key,
                         CacheEntry {
-                            labels: labels.clone(),
+                            slot,
                             metric_type: s.metric_type,
-                            seen: self.iteration,
+                            seen: now,
                         },
                     );
-                    labels
+                    slot
                 }
             };
-            let Some(labels) = labels else { continue };
+            let Some(slot) = slot else { continue };
             // Counted before de-duplication and towards the limit, as Prometheus's appender
             // counts every append.
             c.post_relabel += 1;
@@ -210,18 +399,22 @@ impl SampleProcessor {
                 limit_exceeded = true;
                 continue;
             }
-            if !seen_series.insert(labels.clone()) {
+            let Some(slot) = self.slots[slot as usize].as_mut() else {
+                return Err("internal error: series cache points at a free slot".into());
+            };
+            if slot.seen == now {
                 // Prometheus drops a repeated series in one scrape ("duplicate sample for
                 // timestamp") without failing the scrape.
                 continue;
             }
+            slot.seen = now;
             let explicit_ts = s.timestamp_ms.filter(|_| self.honor_timestamps);
             if explicit_ts.is_none() || self.track_timestamps_staleness {
-                tracked.insert(labels.clone());
+                slot.pending = now;
             }
             c.series_added += usize::from(cache_miss);
             samples.push(Sample {
-                labels,
+                series: slot.series.clone(),
                 timestamp_ms: explicit_ts.unwrap_or(ts),
                 value: s.value,
             });
@@ -232,7 +425,7 @@ impl SampleProcessor {
                 self.sample_limit
             ));
         }
-        Ok((samples, tracked))
+        Ok(samples)
     }
 
     /// Prometheus's `mutateSampleLabels`, then limits. `Ok(None)`: dropped by relabeling.

@@ -2,6 +2,7 @@
 //! (`TestScrapeLoopAppend*`, `TestScrapeLoopLabelLimit`, `TestMutateSampleLabels`).
 
 use promshard_model::config::Config;
+use promshard_proto::STALE_NAN_BITS;
 
 use super::*;
 
@@ -17,7 +18,7 @@ fn run(p: &mut SampleProcessor, body: &str) -> Result<Processed, Failed> {
 }
 
 fn series(p: &Processed) -> Vec<String> {
-    let mut v: Vec<String> = p.samples.iter().map(|s| s.labels.to_string()).collect();
+    let mut v: Vec<String> = p.samples.iter().map(|s| s.series.to_string()).collect();
     v.sort();
     v
 }
@@ -25,7 +26,7 @@ fn series(p: &Processed) -> Vec<String> {
 fn one(p: &mut SampleProcessor, body: &str) -> String {
     let out = run(p, body).unwrap();
     assert_eq!(out.samples.len(), 1, "{:?}", series(&out));
-    out.samples[0].labels.to_string()
+    out.samples[0].series.to_string()
 }
 
 #[test]
@@ -121,8 +122,7 @@ fn series_added_counts_new_series_text_including_timestamped_ones() {
     let out = run(&mut p, "a 1\nb 2 1000\n").unwrap();
     assert_eq!(out.series_added, 2);
     assert_eq!(
-        out.tracked.len(),
-        1,
+        out.tracked, 1,
         "timestamped series are not tracked for staleness"
     );
     let out = run(&mut p, "a 1\nb 2 1000\nc 3\n").unwrap();
@@ -138,7 +138,7 @@ fn explicit_timestamps_honored_ignored_or_tracked() {
     let ts_of = |out: &Processed, name: &str| {
         out.samples
             .iter()
-            .find(|s| s.labels.get("__name__") == Some(name))
+            .find(|s| s.series.get("__name__") == Some(name))
             .map(|s| s.timestamp_ms)
     };
     let out = run(&mut processor(""), body).unwrap();
@@ -146,11 +146,7 @@ fn explicit_timestamps_honored_ignored_or_tracked() {
         (ts_of(&out, "a"), ts_of(&out, "b")),
         (Some(5000), Some(1000))
     );
-    assert_eq!(
-        out.tracked.len(),
-        1,
-        "explicit timestamps get no stale markers"
-    );
+    assert_eq!(out.tracked, 1, "explicit timestamps get no stale markers");
 
     let out = run(&mut processor("    honor_timestamps: false\n"), body).unwrap();
     assert_eq!(
@@ -158,7 +154,7 @@ fn explicit_timestamps_honored_ignored_or_tracked() {
         Some(1000),
         "scrape time replaces the exposed one"
     );
-    assert_eq!(out.tracked.len(), 2);
+    assert_eq!(out.tracked, 2);
 
     let out = run(
         &mut processor("    track_timestamps_staleness: true\n"),
@@ -167,8 +163,86 @@ fn explicit_timestamps_honored_ignored_or_tracked() {
     .unwrap();
     assert_eq!(ts_of(&out, "a"), Some(5000));
     assert_eq!(
-        out.tracked.len(),
-        2,
+        out.tracked, 2,
         "tracked for staleness despite the timestamp"
     );
+}
+
+fn names(samples: &[Sample]) -> Vec<String> {
+    let mut v: Vec<String> = samples
+        .iter()
+        .map(|s| s.series.get("__name__").unwrap_or("").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn vanished_series_get_stale_markers_once_and_their_ids_retire() {
+    let mut p = processor("");
+    let first = run(&mut p, "a 1\nb 2\nc 3 5000\n").unwrap();
+    assert!(first.stale.is_empty() && first.retired.is_empty());
+    let b_id = first.samples[1].series.id();
+    let c_id = first.samples[2].series.id();
+    let out = run(&mut p, "a 1\n").unwrap();
+    // b was tracked: a marker at the scrape's time; c had its own timestamp: none.
+    assert_eq!(names(&out.stale), ["b"]);
+    assert!(out.stale[0].value.to_bits() == STALE_NAN_BITS);
+    assert_eq!(out.stale[0].timestamp_ms, 1_000);
+    let mut retired = out.retired.clone();
+    retired.sort();
+    assert_eq!(retired, [b_id.min(c_id), b_id.max(c_id)]);
+    // Steady: the same series object every scrape, no markers.
+    let again = run(&mut p, "a 7\n").unwrap();
+    assert!(again.stale.is_empty());
+    assert!(Arc::ptr_eq(
+        &again.samples[0].series,
+        &out.samples[0].series
+    ));
+    // b comes back as a new series (new id).
+    let back = run(&mut p, "a 1\nb 2\n").unwrap();
+    assert_ne!(back.samples[1].series.id(), b_id);
+}
+
+#[test]
+fn a_scrape_failing_midway_marks_every_previously_tracked_series_stale() {
+    let mut p = processor("");
+    run(&mut p, "a 1\nb 2\nc 3\n").unwrap();
+    // a and b are read again before the parse error: they still go stale with the rest.
+    assert!(run(&mut p, "a 1\nb 2\nc{ 3\n").is_err());
+    assert_eq!(names(&p.fail(2_000)), ["a", "b", "c"]);
+    // Nothing is tracked after a failure: the next success marks nothing.
+    let out = run(&mut p, "a 1\n").unwrap();
+    assert!(out.stale.is_empty());
+    assert!(p.fail(3_000).len() == 1, "a is tracked again");
+}
+
+#[test]
+fn series_text_relabeled_to_one_label_set_is_one_series_and_a_duplicate() {
+    let mut p = processor("    metric_relabel_configs: [{regex: x, action: labeldrop}]\n");
+    let out = run(&mut p, "m{x=\"1\"} 1\nm{x=\"2\"} 2\n").unwrap();
+    assert_eq!(
+        out.samples.len(),
+        1,
+        "the second is a duplicate of the first"
+    );
+    assert_eq!(out.samples[0].value, 1.0);
+    let again = run(&mut p, "m{x=\"2\"} 3\n").unwrap();
+    assert!(again.stale.is_empty() && again.retired.is_empty());
+    assert!(Arc::ptr_eq(
+        &again.samples[0].series,
+        &out.samples[0].series
+    ));
+}
+
+#[test]
+fn end_of_run_marks_tracked_series_and_retire_all_returns_every_id() {
+    let mut p = processor("");
+    let out = run(&mut p, "a 1\nb 2 5000\n").unwrap();
+    assert_eq!(names(&p.end_of_run(9_000)), ["a"]);
+    let mut ids = p.retire_all();
+    ids.sort();
+    let mut want: Vec<u64> = out.samples.iter().map(|s| s.series.id()).collect();
+    want.sort();
+    assert_eq!(ids, want);
 }

@@ -2,6 +2,7 @@
 //! target, in step with the assignment the master sent.
 
 mod append;
+mod buffers;
 pub mod parser;
 mod scrape_loop;
 mod scraper;

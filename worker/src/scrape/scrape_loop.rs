@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use promshard_model::Labels;
 use promshard_model::labels::METRIC_NAME;
 use promshard_model::target::scrape_offset_ms;
 use promshard_proto::STALE_NAN_BITS;
@@ -12,11 +11,12 @@ use promshard_proto::control::TargetLoad;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::append::{SampleProcessor, SeriesSet};
+use super::append::SampleProcessor;
+use super::buffers;
 use super::scraper::Scraper;
 use crate::assignment::AssignedTarget;
 use crate::metrics::Metrics;
-use crate::remote_write::{Appender, Sample};
+use crate::remote_write::{Appender, Sample, Series};
 use crate::status::StatusBoard;
 
 /// Why a loop stops; only `Removed` writes end-of-run stale markers, as in Prometheus.
@@ -81,10 +81,8 @@ pub(crate) struct ScrapeLoop {
     status: Arc<StatusBoard>,
     metrics: Arc<Metrics>,
     interval: Duration,
-    /// Series of the previous successful scrape that get stale markers when they vanish.
-    prev: SeriesSet,
     /// `__name__` + target labels for each report series, built once.
-    report_labels: Vec<Labels>,
+    report_series: Vec<Arc<Series>>,
     last_scrape_ms: Option<i64>,
 }
 
@@ -99,12 +97,12 @@ impl ScrapeLoop {
         interval: Duration,
     ) -> Self {
         let public = target.labels.without_reserved();
-        let report_labels = REPORT_NAMES
+        let report_series = REPORT_NAMES
             .iter()
             .map(|n| {
                 let mut b = public.builder();
                 b.set(METRIC_NAME, *n);
-                b.into_labels()
+                Series::new(&b.into_labels())
             })
             .collect();
         ScrapeLoop {
@@ -115,13 +113,20 @@ impl ScrapeLoop {
             status,
             metrics,
             interval,
-            prev: SeriesSet::default(),
-            report_labels,
+            report_series,
             last_scrape_ms: None,
         }
     }
 
-    pub(crate) async fn run(mut self, mut ctl: watch::Receiver<Ctl>) {
+    pub(crate) async fn run(mut self, ctl: watch::Receiver<Ctl>) {
+        self.run_until_stopped(ctl).await;
+        // Every exit: the WALs may let go of this loop's series once their samples are gone.
+        let mut ids = self.processor.retire_all();
+        ids.extend(self.report_series.iter().map(|s| s.id()));
+        self.appender.forget(&ids);
+    }
+
+    async fn run_until_stopped(&mut self, mut ctl: watch::Receiver<Ctl>) {
         let interval_ms = self.interval.as_millis().max(1) as u64;
         let now = unix_ms(SystemTime::now()) as u64;
         let not_before = now.max(self.target.start_at_ms.max(0) as u64);
@@ -129,7 +134,6 @@ impl ScrapeLoop {
         let start = Instant::now() + Duration::from_millis(first - now);
         let mut ticker = tokio::time::interval_at(start, self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut buf = Vec::new();
         let mut stop_at: Option<i64> = None;
         let mut resume_at: Option<i64> = None;
         loop {
@@ -175,57 +179,54 @@ impl ScrapeLoop {
                     }
                 }
             }
-            self.scrape_once(&mut buf).await;
+            self.scrape_once().await;
         }
     }
 
-    async fn scrape_once(&mut self, buf: &mut Vec<u8>) {
+    async fn scrape_once(&mut self) {
         let started = SystemTime::now();
         let ts = unix_ms(started);
-        let result = match self.scraper.scrape(buf).await {
-            Ok(format) => self.processor.process(buf, format, ts),
+        // A pooled buffer, only while scraping: a target's body (2.6 MiB for cAdvisor) is not
+        // kept between scrapes.
+        let mut buf = buffers::take();
+        let result = match self.scraper.scrape(&mut buf).await {
+            Ok(format) => self.processor.process(&buf, format, ts),
             Err(e) => Err(e.into()),
         };
+        buffers::give_back(buf);
         let duration = started.elapsed().unwrap_or_default().as_secs_f64();
         let mut out;
+        let mut retired = Vec::new();
         let (up, scraped, post, added, err) = match result {
             Ok(p) => {
                 self.appender.append_metadata(&p.metadata);
                 out = p.samples;
-                for gone in self.prev.difference(&p.tracked) {
-                    out.push(Sample {
-                        labels: gone.clone(),
-                        timestamp_ms: ts,
-                        value: stale_nan(),
-                    });
-                }
-                let added = p.series_added;
-                self.prev = p.tracked;
-                (1.0, p.scraped, p.post_relabel, added, String::new())
+                out.extend(p.stale);
+                retired = p.retired;
+                (
+                    1.0,
+                    p.scraped,
+                    p.post_relabel,
+                    p.series_added,
+                    String::new(),
+                )
             }
             Err(f) => {
                 // A failed scrape counts as empty: every previous series goes stale.
-                out = self
-                    .prev
-                    .drain()
-                    .map(|labels| Sample {
-                        labels,
-                        timestamp_ms: ts,
-                        value: stale_nan(),
-                    })
-                    .collect();
+                out = self.processor.fail(ts);
                 (0.0, f.scraped, f.post_relabel, f.series_added, f.error)
             }
         };
         let values = [up, duration, scraped as f64, post as f64, added as f64];
-        for (labels, value) in self.report_labels.iter().zip(values) {
+        for (series, value) in self.report_series.iter().zip(values) {
             out.push(Sample {
-                labels: labels.clone(),
+                series: series.clone(),
                 timestamp_ms: ts,
                 value,
             });
         }
-        self.appender.append(out);
+        self.appender.append(&out);
+        self.appender.forget(&retired);
         self.last_scrape_ms = Some(ts);
         let result = if err.is_empty() { "success" } else { "failure" };
         self.metrics
@@ -256,22 +257,14 @@ impl ScrapeLoop {
         let stale_ts = unix_ms(SystemTime::now());
         ticker.tick().await;
         tokio::time::sleep(self.interval / 10).await;
-        let mut out: Vec<Sample> = self
-            .prev
-            .drain()
-            .map(|labels| Sample {
-                labels,
-                timestamp_ms: stale_ts,
-                value: stale_nan(),
-            })
-            .collect();
-        for labels in &self.report_labels {
+        let mut out = self.processor.end_of_run(stale_ts);
+        for series in &self.report_series {
             out.push(Sample {
-                labels: labels.clone(),
+                series: series.clone(),
                 timestamp_ms: stale_ts,
                 value: stale_nan(),
             });
         }
-        self.appender.append(out);
+        self.appender.append(&out);
     }
 }
