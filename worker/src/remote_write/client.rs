@@ -167,21 +167,35 @@ struct Groups {
 
 impl Groups {
     fn new(samples: &[Sample]) -> Groups {
-        let mut index: HashMap<u64, u32, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(samples.len(), Default::default());
+        // Open addressing on the id (Fibonacci hashing), group numbers in the table and ids
+        // beside them: a std HashMap here was 5 % of the worker's CPU.
+        let bits = (samples.len() * 2)
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(4);
+        let mask = (1usize << bits) - 1;
+        let mut table = vec![u32::MAX; 1 << bits];
+        let mut ids: Vec<u64> = Vec::with_capacity(samples.len());
         let mut heads: Vec<(u32, u32)> = Vec::with_capacity(samples.len());
         let mut next = vec![u32::MAX; samples.len()];
         for (i, s) in samples.iter().enumerate() {
-            let i = i as u32;
-            match index.entry(s.series.id()) {
-                std::collections::hash_map::Entry::Occupied(e) => {
-                    let head = &mut heads[*e.get() as usize];
-                    next[head.1 as usize] = i;
-                    head.1 = i;
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(heads.len() as u32);
-                    heads.push((i, i));
+            let (i, id) = (i as u32, s.series.id());
+            let mut h = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize;
+            loop {
+                match table[h] {
+                    u32::MAX => {
+                        table[h] = heads.len() as u32;
+                        heads.push((i, i));
+                        ids.push(id);
+                        break;
+                    }
+                    g if ids[g as usize] == id => {
+                        let head = &mut heads[g as usize];
+                        next[head.1 as usize] = i;
+                        head.1 = i;
+                        break;
+                    }
+                    _ => h = (h + 1) & mask,
                 }
             }
         }

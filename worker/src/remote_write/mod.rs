@@ -18,13 +18,14 @@ mod wal;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use promshard_model::config::{Config, RemoteWriteConfig};
 use tokio::sync::watch;
 
 use crate::metrics::{LabelSet, Metrics};
 
-pub use series::{LabelIter, Sample, Series};
+pub use series::{AppendSample, LabelIter, Sample, Series};
 
 pub use client::{
     MetadataMap, Protocol, SendError, V1_CONTENT_TYPE, V2_CONTENT_TYPE, WriteClient, encode_v1,
@@ -62,7 +63,26 @@ pub(crate) fn endpoint_labels(cfg: &RemoteWriteConfig) -> LabelSet {
 /// Cheap handle used by scrape loops to hand off samples.
 #[derive(Clone)]
 pub struct Appender {
-    endpoints: watch::Receiver<Arc<Vec<Endpoint>>>,
+    endpoints: watch::Receiver<Arc<Published>>,
+    /// WAL failures to record a series (each moves the generation on).
+    failures: Arc<AtomicU64>,
+}
+
+/// The endpoints, numbered: a new list gets a new epoch in the same value, so no writer can
+/// pair a new list with an old generation.
+struct Published {
+    epoch: u64,
+    endpoints: Vec<Endpoint>,
+}
+
+/// The endpoints as one scrape sees them, and their generation: a series announced (written
+/// with its labels) under this generation is known to every one of these WALs. The
+/// generation moves whenever the endpoints change or a WAL failed to record a series, and
+/// the scrape side then sends each series' labels along once more.
+pub struct Writer {
+    published: Arc<Published>,
+    generation: u64,
+    failures: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -75,19 +95,38 @@ struct Endpoint {
 }
 
 impl Appender {
+    /// A snapshot of the endpoints for one scrape.
+    pub fn writer(&self) -> Writer {
+        let published = self.endpoints.borrow().clone();
+        let failures = self.failures.load(Ordering::Acquire);
+        Writer {
+            generation: (published.epoch << 32) | (failures & 0xffff_ffff),
+            published,
+            failures: self.failures.clone(),
+        }
+    }
+
+    /// Appends samples that all carry their series (tests, rare paths).
+    pub fn append(&self, batch: &[Sample]) {
+        let batch: Vec<AppendSample> = batch.iter().map(AppendSample::from).collect();
+        self.writer().append(&batch);
+    }
+}
+
+impl Writer {
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Writes one scrape's samples to every endpoint's WAL. Never waits for the network; a
     /// WAL that cannot be written (disk full) loses the batch for that endpoint, counted.
-    pub fn append(&self, batch: &[Sample]) {
-        if batch.is_empty() {
-            return;
-        }
-        let endpoints = self.endpoints.borrow().clone();
-        if endpoints.is_empty() {
+    pub fn append(&self, batch: &[AppendSample]) {
+        if batch.is_empty() || self.published.endpoints.is_empty() {
             return;
         }
         let record = wal::encode_samples(batch);
         let n = batch.len() as u64;
-        for e in endpoints.iter() {
+        for e in self.published.endpoints.iter() {
             e.m.samples_in.inc_by(n);
             match e.wal.append_samples(batch, &record) {
                 Ok(out) => {
@@ -100,9 +139,17 @@ impl Appender {
                     tracing::error!(remote = %e.name, error = %err, samples = n, "cannot write to the remote-write WAL; dropping the batch");
                     e.m.wal_dropped.inc_by(n);
                     e.m.dropped.inc_by(n);
+                    // The batch's new series may not be recorded: have every series sent
+                    // with its labels again.
+                    self.failures.fetch_add(1, Ordering::AcqRel);
                 }
             }
         }
+    }
+
+    /// Records the metadata a scrape declared; see [`Appender::append_metadata`].
+    pub fn append_metadata(&self, metadata: &[MetricMetadata]) {
+        append_metadata(&self.published.endpoints, metadata);
     }
 }
 
@@ -113,7 +160,7 @@ impl Appender {
         if ids.is_empty() {
             return;
         }
-        for e in self.endpoints.borrow().iter() {
+        for e in self.endpoints.borrow().endpoints.iter() {
             e.wal.forget(ids);
         }
     }
@@ -121,10 +168,15 @@ impl Appender {
     /// Records the metadata a scrape declared. Only new or changed families (or ones not
     /// written for [`METADATA_REFRESH`]) go to the WALs, so a steady scrape costs a lookup.
     pub fn append_metadata(&self, metadata: &[MetricMetadata]) {
+        append_metadata(&self.endpoints.borrow().clone().endpoints, metadata);
+    }
+}
+
+fn append_metadata(endpoints: &[Endpoint], metadata: &[MetricMetadata]) {
+    {
         if metadata.is_empty() {
             return;
         }
-        let endpoints = self.endpoints.borrow().clone();
         for e in endpoints.iter() {
             let changed: Vec<MetricMetadata> = {
                 let mut seen = e.metadata.lock().unwrap_or_else(|p| p.into_inner());
@@ -172,7 +224,7 @@ impl Drop for Running {
 /// Owns the endpoints; rebuilt endpoint by endpoint when the remote-write config changes.
 pub struct RemoteWriteManager {
     running: Vec<Running>,
-    publish: watch::Sender<Arc<Vec<Endpoint>>>,
+    publish: watch::Sender<Arc<Published>>,
     metrics: Arc<Metrics>,
     wal_root: PathBuf,
     wal_max_bytes: u64,
@@ -204,7 +256,10 @@ impl RemoteWriteManager {
     /// `wal_root` holds one WAL directory per endpoint (by `name`, or the URL hash Prometheus
     /// uses when unnamed), each bounded by `wal_max_bytes`.
     pub fn new(metrics: Arc<Metrics>, wal_root: PathBuf, wal_max_bytes: u64) -> (Self, Appender) {
-        let (publish, rx) = watch::channel(Arc::new(Vec::new()));
+        let (publish, rx) = watch::channel(Arc::new(Published {
+            epoch: 1,
+            endpoints: Vec::new(),
+        }));
         (
             RemoteWriteManager {
                 running: Vec::new(),
@@ -213,7 +268,10 @@ impl RemoteWriteManager {
                 wal_root,
                 wal_max_bytes,
             },
-            Appender { endpoints: rx },
+            Appender {
+                endpoints: rx,
+                failures: Arc::default(),
+            },
         )
     }
 
@@ -257,7 +315,9 @@ impl RemoteWriteManager {
         // Scrapers stop writing to removed endpoints before their WALs go.
         let endpoints = next.iter().map(|r| r.endpoint.clone()).collect();
         self.running = next;
-        self.publish.send_replace(Arc::new(endpoints));
+        let epoch = self.publish.borrow().epoch + 1;
+        self.publish
+            .send_replace(Arc::new(Published { epoch, endpoints }));
         for r in old {
             tracing::info!(remote = %r.endpoint.name, url = %r.cfg.url, "remote write endpoint removed; deleting its WAL");
             let dir = r.endpoint.wal.dir().to_path_buf();

@@ -48,7 +48,7 @@ use std::time::Duration;
 use promshard_model::LabelsBuilder;
 use tokio::sync::Notify;
 
-use super::series::{Series, reserve_ids_through};
+use super::series::{AppendSample, Series, reserve_ids_through};
 use super::{MetricMetadata, Sample};
 
 /// How often appended data is fsynced at the latest.
@@ -72,6 +72,126 @@ const SERIES_FILE: &str = "series";
 const COMPACT_SLACK: u64 = 16 << 20;
 
 type IdMap<V> = std::collections::HashMap<u64, V, foldhash::fast::RandomState>;
+
+/// The series a WAL knows, by id. Ids are handed out consecutively in a process, so most
+/// live in a dense array indexed by `id - base`: a target's series sit side by side and the
+/// reader resolves a record's ids walking memory in order, where a hash map was a random
+/// probe (a cache miss) per sample. Ids outside the dense range (an earlier process's, read
+/// back from the `series` file) go to a map.
+#[derive(Default)]
+struct SeriesTable {
+    dense: VecDeque<Option<Arc<Series>>>,
+    base: u64,
+    sparse: IdMap<Arc<Series>>,
+    len: usize,
+}
+
+/// Largest gap of unused ids the dense array spans (8 bytes each).
+const DENSE_GAP: u64 = 1 << 20;
+
+impl SeriesTable {
+    fn offset(&self, id: u64) -> Option<usize> {
+        id.checked_sub(self.base)
+            .filter(|&o| o < self.dense.len() as u64)
+            .map(|o| o as usize)
+    }
+
+    /// An id is in exactly one place; the map is asked too when the dense slot is empty,
+    /// since the dense range can come to cover an id stored in the map.
+    fn get(&self, id: u64) -> Option<&Arc<Series>> {
+        match self.offset(id).and_then(|o| self.dense[o].as_ref()) {
+            Some(s) => Some(s),
+            None => self.sparse.get(&id),
+        }
+    }
+
+    fn contains_key(&self, id: u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn insert(&mut self, s: Arc<Series>) {
+        let id = s.id();
+        if self.dense.is_empty() {
+            self.base = id;
+        }
+        let end = self.base + self.dense.len() as u64;
+        let slot = if id >= self.base && id < end {
+            &mut self.dense[(id - self.base) as usize]
+        } else if id >= end && id - end < DENSE_GAP {
+            self.dense.resize(((id - self.base) + 1) as usize, None);
+            &mut self.dense[(id - self.base) as usize]
+        } else {
+            if self.sparse.insert(id, s).is_none() {
+                self.len += 1;
+            }
+            return;
+        };
+        if slot.replace(s).is_none() {
+            self.len += 1;
+        }
+        self.rebase_if_sparse();
+    }
+
+    /// A long-lived series near the front pins `base` while the ids after it churn: once the
+    /// dense array is mostly holes, the oldest ids move to the map so that the rest span at
+    /// most twice their number.
+    fn rebase_if_sparse(&mut self) {
+        let held = self.dense.iter().filter(|s| s.is_some()).count();
+        if self.dense.len() <= 4 * held + 4096 {
+            return;
+        }
+        let all: Vec<Arc<Series>> = self.dense.drain(..).flatten().collect();
+        let n = all.len();
+        let last = all.last().map_or(0, |s| s.id());
+        let mut k = 0;
+        while k < n && (last - all[k].id()) as usize + 1 > 2 * (n - k) + 1024 {
+            k += 1;
+        }
+        self.base = all.get(k).map_or(0, |s| s.id());
+        for (i, s) in all.into_iter().enumerate() {
+            if i < k {
+                self.sparse.insert(s.id(), s);
+            } else {
+                let o = (s.id() - self.base) as usize;
+                if o >= self.dense.len() {
+                    self.dense.resize(o + 1, None);
+                }
+                self.dense[o] = Some(s);
+            }
+        }
+    }
+
+    /// A series of an earlier process (read back from the `series` file).
+    fn insert_sparse(&mut self, s: Arc<Series>) {
+        if self.sparse.insert(s.id(), s).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Arc<Series>> {
+        let removed = match self.offset(id).and_then(|o| self.dense[o].take()) {
+            Some(s) => Some(s),
+            None => self.sparse.remove(&id),
+        };
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        // Series retire roughly in the order they came: drop the unused front.
+        while self.dense.front().is_some_and(Option::is_none) {
+            self.dense.pop_front();
+            self.base += 1;
+        }
+        removed
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<Series>> {
+        self.dense.iter().flatten().chain(self.sparse.values())
+    }
+}
 const PROGRESS: &str = "progress";
 /// Room kept for the progress file inside the bound.
 const PROGRESS_RESERVE: u64 = 64;
@@ -110,7 +230,7 @@ struct State {
     /// Segments finished since the last fsync.
     finished: Vec<File>,
     /// Every series this WAL has written and not yet let go of.
-    series: IdMap<Arc<Series>>,
+    series: SeriesTable,
     /// The `series` file, open for appending.
     series_file: File,
     series_file_bytes: u64,
@@ -237,6 +357,10 @@ impl Wal {
         // Nothing in this process will write these series again: they live as long as the
         // segments written before it.
         let dead = VecDeque::from([(next - 1, loaded.series.keys().copied().collect())]);
+        let mut table = SeriesTable::default();
+        for s in loaded.series.into_values() {
+            table.insert_sparse(s);
+        }
         let wal = Wal {
             dir: dir.to_path_buf(),
             budget,
@@ -249,7 +373,7 @@ impl Wal {
                 committed,
                 dirty: false,
                 finished: Vec::new(),
-                series: loaded.series,
+                series: table,
                 series_file: loaded.file,
                 series_file_bytes: loaded.bytes,
                 series_live_bytes,
@@ -300,17 +424,18 @@ impl Wal {
     }
 
     /// Appends one batch of samples: the series this WAL has not seen yet to the `series`
-    /// file, then `record` (the batch encoded by [`encode_samples`]).
+    /// file, then `record` (the batch encoded by [`encode_samples`]). Only samples that
+    /// carry their series can be new; the others must be known already.
     pub(super) fn append_samples(
         &self,
-        samples: &[Sample],
+        samples: &[AppendSample],
         record: &[u8],
     ) -> io::Result<AppendOutcome> {
         let mut st = self.lock();
         let mut new: Vec<&Arc<Series>> = samples
             .iter()
-            .map(|s| &s.series)
-            .filter(|s| !st.series.contains_key(&s.id()))
+            .filter_map(|s| s.series.as_ref())
+            .filter(|s| !st.series.contains_key(s.id()))
             .collect();
         if !new.is_empty() {
             new.sort_unstable_by_key(|s| s.id());
@@ -322,7 +447,7 @@ impl Wal {
             st.series_dirty = true;
             for s in new {
                 st.series_live_bytes += series_entry_len(s);
-                st.series.insert(s.id(), s.clone());
+                st.series.insert(s.clone());
             }
         }
         self.append_locked(st, record, samples.len() as u64)
@@ -352,6 +477,15 @@ impl Wal {
             seg.samples += samples;
         }
         let mut outcome = AppendOutcome::default();
+        if st.total_bytes + st.series_file_bytes > self.budget
+            && st.series_file_bytes > 2 * st.series_live_bytes + self.budget / 16
+        {
+            // Labels of retired series are taking room unsent samples need: rewrite the
+            // series file before dropping any of them.
+            if let Err(e) = self.compact_series(&mut st) {
+                tracing::warn!(wal = %self.dir.display(), error = %e, "cannot rewrite the WAL's series file");
+            }
+        }
         while st.total_bytes + st.series_file_bytes > self.budget && st.segments.len() > 1 {
             outcome.dropped += self.drop_oldest(&mut st);
         }
@@ -429,7 +563,7 @@ impl Wal {
                 break;
             };
             for id in ids {
-                if let Some(s) = st.series.remove(&id) {
+                if let Some(s) = st.series.remove(id) {
                     st.series_live_bytes -= series_entry_len(&s);
                 }
             }
@@ -440,29 +574,43 @@ impl Wal {
     }
 
     /// Rewrites the `series` file with the live series only (tmp file, fsync, rename).
-    /// Under the lock: appends wait for it; it runs only after heavy churn.
+    /// Under the lock: appends wait for it; it runs only after heavy churn. On failure the
+    /// old file stays in use and the tmp file is removed.
     fn compact_series(&self, st: &mut State) -> io::Result<()> {
         let tmp = self.dir.join("series.tmp");
-        let mut out = io::BufWriter::new(File::create(&tmp)?);
-        let mut bytes = 0u64;
-        let all: Vec<&Arc<Series>> = st.series.values().collect();
-        for chunk in all.chunks(4096) {
-            let rec = encode_series(chunk);
-            out.write_all(&rec)?;
-            bytes += rec.len() as u64;
-        }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()?;
-        let path = self.dir.join(SERIES_FILE);
-        fs::rename(&tmp, &path)?;
+        let written = (|| {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&tmp)?;
+            let mut out = io::BufWriter::new(&file);
+            let mut bytes = 0u64;
+            let all: Vec<&Arc<Series>> = st.series.values().collect();
+            for chunk in all.chunks(4096) {
+                let rec = encode_series(chunk);
+                out.write_all(&rec)?;
+                bytes += rec.len() as u64;
+            }
+            out.flush()?;
+            drop(out);
+            file.sync_data()?;
+            fs::rename(&tmp, self.dir.join(SERIES_FILE))?;
+            Ok::<_, io::Error>((file, bytes))
+        })();
+        // The rewrite is only due again after more churn, success or not.
+        st.compact = false;
+        let (file, bytes) = written.inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
         }
         tracing::info!(wal = %self.dir.display(), series = st.series.len(), from_bytes = st.series_file_bytes, to_bytes = bytes, "rewrote the WAL's series file without retired series");
-        st.series_file = OpenOptions::new().append(true).open(&path)?;
+        // The handle written through is the renamed file; its cursor is at the end.
+        st.series_file = file;
         st.series_file_bytes = bytes;
         st.series_dirty = false;
-        st.compact = false;
         Ok(())
     }
 
@@ -471,8 +619,10 @@ impl Wal {
     pub(super) fn sync(&self) -> io::Result<()> {
         let (finished, current, series) = {
             let mut st = self.lock();
-            if st.compact {
-                self.compact_series(&mut st)?;
+            if st.compact
+                && let Err(e) = self.compact_series(&mut st)
+            {
+                tracing::warn!(wal = %self.dir.display(), error = %e, "cannot rewrite the WAL's series file; keeping the old one");
             }
             let finished = std::mem::take(&mut st.finished);
             let current = if st.dirty {
@@ -489,8 +639,9 @@ impl Wal {
             };
             (finished, current, series)
         };
-        // Outside the lock: appends (scrapes) must not wait for the disk.
-        for f in finished.iter().chain(&current).chain(&series) {
+        // Outside the lock: appends (scrapes) must not wait for the disk. Labels first: a
+        // synced sample record must never refer to labels that were not.
+        for f in series.iter().chain(&finished).chain(&current) {
             f.sync_data()?;
         }
         Ok(())
@@ -745,7 +896,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 /// One framed record of samples by series id: payload `[kind=3][u32 count][i64 base ts]`
 /// then per sample `[varint zigzag(id - previous id)][varint zigzag(ts - base ts)]
 /// [u64 value bits]`, little-endian: ~11 bytes a sample where labels took ~370.
-pub(super) fn encode_samples(samples: &[Sample]) -> Vec<u8> {
+pub(super) fn encode_samples(samples: &[AppendSample]) -> Vec<u8> {
     let base = samples.first().map_or(0, |s| s.timestamp_ms);
     let mut out = Vec::with_capacity(HEADER + 13 + samples.len() * 12);
     out.resize(HEADER, 0);
@@ -754,7 +905,7 @@ pub(super) fn encode_samples(samples: &[Sample]) -> Vec<u8> {
     out.extend_from_slice(&base.to_le_bytes());
     let mut prev = 0u64;
     for s in samples {
-        let id = s.series.id();
+        let id = s.id;
         put_varint(&mut out, zigzag(id.wrapping_sub(prev) as i64));
         prev = id;
         put_varint(&mut out, zigzag(s.timestamp_ms.wrapping_sub(base)));
@@ -771,7 +922,7 @@ struct Decoded {
     unknown: u64,
 }
 
-fn decode_payload(payload: &[u8], series: &IdMap<Arc<Series>>) -> io::Result<Decoded> {
+fn decode_payload(payload: &[u8], series: &SeriesTable) -> io::Result<Decoded> {
     let mut d = Decoded {
         samples: Vec::new(),
         metadata: Vec::new(),
@@ -785,7 +936,7 @@ fn decode_payload(payload: &[u8], series: &IdMap<Arc<Series>>) -> io::Result<Dec
     Ok(d)
 }
 
-fn decode_refs(payload: &[u8], series: &IdMap<Arc<Series>>) -> io::Result<(Vec<Sample>, u64)> {
+fn decode_refs(payload: &[u8], series: &SeriesTable) -> io::Result<(Vec<Sample>, u64)> {
     let count = batch_len(payload)?;
     let mut b = Buf(payload
         .get(5..)
@@ -799,7 +950,7 @@ fn decode_refs(payload: &[u8], series: &IdMap<Arc<Series>>) -> io::Result<(Vec<S
         prev = id;
         let timestamp_ms = base.wrapping_add(unzigzag(b.varint()?));
         let value = f64::from_bits(u64::from_le_bytes(b.array()?));
-        match series.get(&id) {
+        match series.get(id) {
             Some(s) => out.push(Sample {
                 series: s.clone(),
                 timestamp_ms,
@@ -1068,8 +1219,14 @@ mod tests {
     }
 
     fn put(wal: &Wal, samples: &[Sample]) -> AppendOutcome {
-        wal.append_samples(samples, &encode_samples(samples))
+        let samples: Vec<AppendSample> = samples.iter().map(AppendSample::from).collect();
+        wal.append_samples(&samples, &encode_samples(&samples))
             .unwrap()
+    }
+
+    fn encode(samples: &[Sample]) -> Vec<u8> {
+        let samples: Vec<AppendSample> = samples.iter().map(AppendSample::from).collect();
+        encode_samples(&samples)
     }
 
     /// The same series at a new timestamp.
@@ -1124,7 +1281,7 @@ mod tests {
         drop(wal);
         let seg = segment_path(dir.path(), 1);
         let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-        let half = encode_samples(&again(&first, 2));
+        let half = encode(&again(&first, 2));
         f.write_all(&half[..half.len() / 2]).unwrap();
         drop(f);
         // A torn series record too (a crash while a new series was written).
@@ -1140,14 +1297,14 @@ mod tests {
         assert_eq!(replay[0].samples, first);
         assert_eq!(
             fs::metadata(&seg).unwrap().len(),
-            encode_samples(&first).len() as u64
+            encode(&first).len() as u64
         );
         assert_eq!(file_len(&series), whole);
     }
 
     #[test]
     fn a_flipped_bit_fails_the_crc() {
-        let mut rec = encode_samples(&batch(1, 1));
+        let mut rec = encode(&batch(1, 1));
         let last = rec.len() - 1;
         rec[last] ^= 1;
         let err = read_frame(&mut rec.as_slice(), rec.len() as u64).unwrap_err();
@@ -1160,7 +1317,7 @@ mod tests {
         let max = 16 * 1024;
         let wal = Wal::open(dir.path(), max).unwrap();
         let series = batch(0, 10);
-        let rec_len = encode_samples(&series).len() as u64;
+        let rec_len = encode(&series).len() as u64;
         let mut dropped = 0;
         let appended = 1000;
         for ts in 0..appended {
@@ -1372,5 +1529,55 @@ mod tests {
         assert_eq!(replay.len(), 1);
         assert!(replay[0].samples.is_empty());
         assert_eq!(replay[0].unknown, 3);
+    }
+
+    #[test]
+    fn the_series_table_is_dense_for_this_process_and_sparse_for_others() {
+        let mut t = SeriesTable::default();
+        let mk = |id| Arc::new(Series::with_id(id, &promshard_model::Labels::empty()));
+        t.insert_sparse(mk(5));
+        for id in [1_000, 1_001, 1_003] {
+            t.insert(mk(id));
+        }
+        t.insert(mk(1_000 + DENSE_GAP * 2));
+        assert_eq!(t.len(), 5);
+        assert_eq!(t.dense.len(), 4, "a small gap is spanned");
+        assert!(t.get(5).is_some() && t.get(1_003).is_some() && t.get(1_002).is_none());
+        assert!(
+            t.get(1_000 + DENSE_GAP * 2).is_some(),
+            "a far id goes to the map"
+        );
+        // The dense range coming to cover an id kept in the map still finds it.
+        t.insert_sparse(mk(1_002));
+        assert!(t.get(1_002).is_some());
+        assert!(t.remove(1_002).is_some() && t.get(1_002).is_none());
+        assert!(t.remove(1_000).is_some());
+        assert_eq!(
+            (t.base, t.dense.len()),
+            (1_001, 3),
+            "the unused front is dropped"
+        );
+        assert!(t.remove(1_001).is_some() && t.remove(1_003).is_some());
+        assert!(t.dense.is_empty());
+        t.insert(mk(9_000_000));
+        assert_eq!((t.base, t.len()), (9_000_000, 3));
+        assert_eq!(t.values().count(), 3);
+    }
+
+    #[test]
+    fn a_pinned_old_series_does_not_let_the_dense_array_grow_with_churn() {
+        let mut t = SeriesTable::default();
+        let mk = |id| Arc::new(Series::with_id(id, &promshard_model::Labels::empty()));
+        t.insert(mk(1));
+        // Churn: 100 live series at a time, a million ids handed out.
+        for id in 2..1_000_000u64 {
+            t.insert(mk(id));
+            if id > 101 {
+                t.remove(id - 100);
+            }
+        }
+        assert_eq!(t.len(), 101);
+        assert!(t.dense.len() < 4 * 101 + 4096 + 2, "{}", t.dense.len());
+        assert!(t.get(1).is_some() && t.get(999_999).is_some() && t.get(500).is_none());
     }
 }

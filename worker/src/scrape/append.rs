@@ -10,6 +10,12 @@
 //! hashed only on a cache miss, to find a slot for series text that relabels to a label set
 //! the target already has.
 //!
+//! Targets expose their series in the same order every scrape, so the cache is also kept in
+//! that order: each entry remembers its position in the last scrape, and the entry expected
+//! next is checked before the hash index. A steady scrape then walks its entries and slots
+//! sequentially instead of probing a table at random (those probes were cache misses: 40 %
+//! of this function's time at 100 cAdvisor targets); a reordered body only costs lookups.
+//!
 //! The cache stores the hash instead of the text (~300 bytes per cAdvisor series). A
 //! collision would attribute one series' samples to another series of the same target, which
 //! a target can do anyway by exposing what it likes; with 128 bits and a per-process seed it
@@ -26,7 +32,7 @@ use promshard_model::{Labels, LabelsBuilder};
 use promshard_proto::STALE_NAN_BITS;
 
 use super::parser::{Entry, Format, MetricType, Parser};
-use crate::remote_write::{MetricMetadata, Sample, Series};
+use crate::remote_write::{AppendSample, MetricMetadata, Series};
 
 const EXPORTED_PREFIX: &str = "exported_";
 
@@ -58,7 +64,7 @@ impl Hasher for PassThrough {
     }
 }
 
-type TextCache = HashMap<u128, CacheEntry, BuildHasherDefault<PassThrough>>;
+type TextIndex = HashMap<u128, u32, BuildHasherDefault<PassThrough>>;
 
 /// A slot's key in the label-set index: the series' encoded labels.
 struct ByLabels(Arc<Series>);
@@ -82,9 +88,9 @@ impl std::borrow::Borrow<[u8]> for ByLabels {
 
 /// Result of a successful scrape.
 pub(crate) struct Processed {
-    pub(crate) samples: Vec<Sample>,
+    pub(crate) samples: Vec<AppendSample>,
     /// Stale markers for the series that vanished since the last successful scrape.
-    pub(crate) stale: Vec<Sample>,
+    pub(crate) stale: Vec<AppendSample>,
     /// Metadata the body declared, for remote write 2.0.
     pub(crate) metadata: Vec<MetricMetadata>,
     /// Samples in the body (`scrape_samples_scraped`).
@@ -121,24 +127,55 @@ impl From<String> for Failed {
     }
 }
 
+/// One series text of this target.
 struct CacheEntry {
+    key: u128,
+    live: bool,
     /// Index into `slots`; `None`: dropped by metric relabeling.
     slot: Option<u32>,
     /// Labels depend on the series text *and* the family type (`le`/`quantile`
     /// normalization), so an entry only counts as a hit under the same type.
     metric_type: MetricType,
     seen: u64,
+    /// Position in the order of the scrape that last saw it.
+    pos: u32,
+}
+
+enum Lookup {
+    Hit(u32),
+    /// The same text under another family type: labels must be built again.
+    OtherType(u32),
+    Miss,
 }
 
 /// One series of this target.
 struct Slot {
     series: Arc<Series>,
+    id: u64,
+    /// The writer generation the WALs last got this series' labels under.
+    announced: u64,
     /// Iteration it was last appended in: a second sample in one scrape is a duplicate.
     seen: u64,
     /// Iteration it was last tracked for staleness in (may be a scrape that then failed).
     pending: u64,
     /// Last *successful* scrape that tracked it.
     tracked: u64,
+}
+
+impl Slot {
+    /// A sample of this series, carrying the series only if the WALs may not know it yet.
+    fn sample(&mut self, generation: u64, timestamp_ms: i64, value: f64) -> AppendSample {
+        let series = (self.announced != generation).then(|| {
+            self.announced = generation;
+            self.series.clone()
+        });
+        AppendSample {
+            id: self.id,
+            timestamp_ms,
+            value,
+            series,
+        }
+    }
 }
 
 pub(crate) struct SampleProcessor {
@@ -151,7 +188,18 @@ pub(crate) struct SampleProcessor {
     label_limit: usize,
     label_name_length_limit: usize,
     label_value_length_limit: usize,
-    cache: TextCache,
+    entries: Vec<CacheEntry>,
+    free_entries: Vec<u32>,
+    index: TextIndex,
+    /// Entries in the order of the last successful scrape's body.
+    order: Vec<u32>,
+    /// Slots whose series a scrape in progress sends with their labels: if it fails, they
+    /// were not written after all.
+    announcing: Vec<u32>,
+    /// Entries and slots a scrape in progress created or rebuilt: if it fails they go, so a
+    /// failing target (a sample_limit, a parse error) cannot pile up series.
+    created_entries: Vec<u32>,
+    created_slots: Vec<u32>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     by_labels: HashMap<ByLabels, u32, foldhash::fast::RandomState>,
@@ -175,7 +223,13 @@ impl SampleProcessor {
             label_limit: cfg.label_limit as usize,
             label_name_length_limit: cfg.label_name_length_limit as usize,
             label_value_length_limit: cfg.label_value_length_limit as usize,
-            cache: TextCache::default(),
+            entries: Vec::new(),
+            free_entries: Vec::new(),
+            index: TextIndex::default(),
+            order: Vec::new(),
+            announcing: Vec::new(),
+            created_entries: Vec::new(),
+            created_slots: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             by_labels: HashMap::default(),
@@ -196,19 +250,23 @@ impl SampleProcessor {
     }
 
     /// Processes a whole body. Any error fails the whole scrape: nothing from it is kept.
+    /// `generation` is the [`Writer`](crate::remote_write::Writer)'s the samples go to.
     pub(crate) fn process(
         &mut self,
         body: &[u8],
         format: Format,
         ts: i64,
+        generation: u64,
     ) -> Result<Processed, Failed> {
         let mut c = Failed::default();
-        match self.process_counting(body, format, ts, &mut c) {
+        self.announcing.clear();
+        self.created_entries.clear();
+        self.created_slots.clear();
+        match self.process_counting(body, format, ts, generation, &mut c) {
             Ok(samples) => {
-                let iteration = self.iteration;
-                self.cache.retain(|_, e| e.seen == iteration);
+                self.evict_entries();
                 let mut stale = Vec::new();
-                let (tracked, retired) = self.finish_success(ts, &mut stale);
+                let (tracked, retired) = self.finish_success(ts, generation, &mut stale);
                 Ok(Processed {
                     samples,
                     stale,
@@ -220,32 +278,66 @@ impl SampleProcessor {
                     series_added: c.series_added,
                 })
             }
-            Err(error) => Err(Failed { error, ..c }),
+            Err(error) => {
+                for &i in &self.announcing {
+                    if let Some(s) = self.slots[i as usize].as_mut() {
+                        s.announced = 0;
+                    }
+                }
+                for i in std::mem::take(&mut self.created_entries) {
+                    let e = &mut self.entries[i as usize];
+                    if e.live {
+                        self.index.remove(&e.key);
+                        e.live = false;
+                        self.free_entries.push(i);
+                    }
+                }
+                for i in std::mem::take(&mut self.created_slots) {
+                    if let Some(s) = self.slots[i as usize].take() {
+                        self.by_labels.remove(s.series.encoded());
+                        self.free.push(i);
+                    }
+                }
+                Err(Failed { error, ..c })
+            }
+        }
+    }
+
+    /// Cache entries for series text not seen in this (successful) scrape go.
+    fn evict_entries(&mut self) {
+        let now = self.iteration;
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            if e.live && e.seen != now {
+                self.index.remove(&e.key);
+                e.live = false;
+                self.free_entries.push(i as u32);
+            }
         }
     }
 
     /// After a successful scrape: stale markers for the series tracked by the previous
     /// successful scrape and not by this one, and the slots of series not seen freed.
     /// Returns how many series are tracked now, and the retired ids.
-    fn finish_success(&mut self, ts: i64, out: &mut Vec<Sample>) -> (usize, Vec<u64>) {
+    fn finish_success(
+        &mut self,
+        ts: i64,
+        generation: u64,
+        out: &mut Vec<AppendSample>,
+    ) -> (usize, Vec<u64>) {
         let (now, prev) = (self.iteration, self.last_ok);
         let mut tracked = 0;
         let mut retired = Vec::new();
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(s) = slot else { continue };
             if prev != 0 && s.tracked == prev && s.pending != now {
-                out.push(Sample {
-                    series: s.series.clone(),
-                    timestamp_ms: ts,
-                    value: stale_nan(),
-                });
+                out.push(s.sample(generation, ts, stale_nan()));
             }
             if s.pending == now {
                 s.tracked = now;
                 tracked += 1;
             }
             if s.seen != now {
-                retired.push(s.series.id());
+                retired.push(s.id);
                 self.by_labels.remove(s.series.encoded());
                 *slot = None;
                 self.free.push(i as u32);
@@ -257,47 +349,36 @@ impl SampleProcessor {
 
     /// A failed scrape counts as empty: stale markers for every series the last successful
     /// scrape tracked. Its series stay cached for the next scrape.
-    pub(crate) fn fail(&mut self, ts: i64) -> Vec<Sample> {
-        let out = self.tracked_stale(ts);
-        self.last_ok = 0;
-        out
-    }
-
-    /// Stale markers for every series the last successful scrape tracked.
-    fn tracked_stale(&self, ts: i64) -> Vec<Sample> {
+    pub(crate) fn fail(&mut self, ts: i64, generation: u64) -> Vec<AppendSample> {
         let prev = self.last_ok;
+        self.last_ok = 0;
         if prev == 0 {
             return Vec::new();
         }
         self.slots
-            .iter()
+            .iter_mut()
             .flatten()
             .filter(|s| s.tracked == prev)
-            .map(|s| Sample {
-                series: s.series.clone(),
-                timestamp_ms: ts,
-                value: stale_nan(),
-            })
+            .map(|s| s.sample(generation, ts, stale_nan()))
             .collect()
     }
 
     /// The target is gone (Prometheus's end-of-run staleness): stale markers for every
     /// tracked series. Nothing is tracked afterwards.
-    pub(crate) fn end_of_run(&mut self, ts: i64) -> Vec<Sample> {
-        self.fail(ts)
+    pub(crate) fn end_of_run(&mut self, ts: i64, generation: u64) -> Vec<AppendSample> {
+        self.fail(ts, generation)
     }
 
     /// Every series id this target holds; the processor holds none afterwards.
     pub(crate) fn retire_all(&mut self) -> Vec<u64> {
-        self.cache.clear();
+        self.entries.clear();
+        self.free_entries.clear();
+        self.index.clear();
+        self.order.clear();
         self.by_labels.clear();
         self.free.clear();
         self.last_ok = 0;
-        self.slots
-            .drain(..)
-            .flatten()
-            .map(|s| s.series.id())
-            .collect()
+        self.slots.drain(..).flatten().map(|s| s.id).collect()
     }
 
     /// The slot of `labels`: the existing one (other series text that relabels to the same
@@ -308,7 +389,9 @@ impl SampleProcessor {
             return i;
         }
         let slot = Slot {
+            id: series.id(),
             series: series.clone(),
+            announced: 0,
             seen: 0,
             pending: 0,
             tracked: 0,
@@ -324,6 +407,38 @@ impl SampleProcessor {
             }
         };
         self.by_labels.insert(ByLabels(series), i);
+        self.created_slots.push(i);
+        i
+    }
+
+    /// The cache entry for series text `key` of type `metric_type`, if it is a hit: the
+    /// entry expected next (after `cursor` in the last order) first, then the index.
+    fn lookup(&self, key: u128, metric_type: MetricType, cursor: usize) -> Lookup {
+        let expected = self.order.get(cursor).copied().filter(|&i| {
+            let e = &self.entries[i as usize];
+            e.live && e.key == key
+        });
+        match expected.or_else(|| self.index.get(&key).copied()) {
+            Some(i) if self.entries[i as usize].metric_type == metric_type => Lookup::Hit(i),
+            Some(i) => Lookup::OtherType(i),
+            None => Lookup::Miss,
+        }
+    }
+
+    fn new_entry(&mut self, entry: CacheEntry) -> u32 {
+        let key = entry.key;
+        let i = match self.free_entries.pop() {
+            Some(i) => {
+                self.entries[i as usize] = entry;
+                i
+            }
+            None => {
+                self.entries.push(entry);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.index.insert(key, i);
+        self.created_entries.push(i);
         i
     }
 
@@ -332,15 +447,18 @@ impl SampleProcessor {
         body: &[u8],
         format: Format,
         ts: i64,
+        generation: u64,
         c: &mut Failed,
-    ) -> Result<Vec<Sample>, String> {
+    ) -> Result<Vec<AppendSample>, String> {
         self.iteration += 1;
         let now = self.iteration;
         self.metadata.clear();
         let mut parser = Parser::new(body, format);
         let seed = text_seed();
-        // Sized for the previous scrape (the cache holds its series).
-        let mut samples = Vec::with_capacity(self.cache.len() + 8);
+        // Sized for the previous scrape.
+        let mut samples = Vec::with_capacity(self.order.len() + 8);
+        let mut order = Vec::with_capacity(self.order.len() + 8);
+        let mut cursor = 0usize;
         let mut limit_exceeded = false;
         let mut label_buf = Vec::new();
         while let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? {
@@ -362,12 +480,10 @@ impl SampleProcessor {
             c.scraped += 1;
             let mut cache_miss = false;
             let key = xxhash_rust::xxh3::xxh3_128_with_seed(s.series, seed);
-            let slot = match self.cache.get_mut(&key) {
-                Some(e) if e.metric_type == s.metric_type => {
-                    e.seen = now;
-                    e.slot
-                }
-                _ => {
+            let lookup = self.lookup(key, s.metric_type, cursor);
+            let entry = match lookup {
+                Lookup::Hit(i) => i,
+                Lookup::OtherType(_) | Lookup::Miss => {
                     s.labels_into(&mut label_buf).map_err(|e| e.to_string())?;
                     let mut lb = LabelsBuilder::new();
                     for (n, v) in &label_buf {
@@ -379,18 +495,32 @@ impl SampleProcessor {
                     lb.set(METRIC_NAME, s.name.to_string());
                     let slot = self.mutate(lb)?.map(|labels| self.slot_for(&labels));
                     cache_miss = true;
-                    self.cache.insert(
-                        key,
-                        CacheEntry {
+                    match lookup {
+                        Lookup::OtherType(i) => {
+                            let e = &mut self.entries[i as usize];
+                            (e.slot, e.metric_type) = (slot, s.metric_type);
+                            self.created_entries.push(i);
+                            i
+                        }
+                        _ => self.new_entry(CacheEntry {
+                            key,
+                            live: true,
                             slot,
                             metric_type: s.metric_type,
                             seen: now,
-                        },
-                    );
-                    slot
+                            pos: u32::MAX,
+                        }),
+                    }
                 }
             };
-            let Some(slot) = slot else { continue };
+            let e = &mut self.entries[entry as usize];
+            if e.pos != u32::MAX && !cache_miss {
+                cursor = e.pos as usize + 1;
+            }
+            e.pos = order.len() as u32;
+            e.seen = now;
+            order.push(entry);
+            let Some(slot) = e.slot else { continue };
             // Counted before de-duplication and towards the limit, as Prometheus's appender
             // counts every append.
             c.post_relabel += 1;
@@ -399,7 +529,8 @@ impl SampleProcessor {
                 limit_exceeded = true;
                 continue;
             }
-            let Some(slot) = self.slots[slot as usize].as_mut() else {
+            let e_slot = slot;
+            let Some(slot) = self.slots[e_slot as usize].as_mut() else {
                 return Err("internal error: series cache points at a free slot".into());
             };
             if slot.seen == now {
@@ -413,12 +544,13 @@ impl SampleProcessor {
                 slot.pending = now;
             }
             c.series_added += usize::from(cache_miss);
-            samples.push(Sample {
-                series: slot.series.clone(),
-                timestamp_ms: explicit_ts.unwrap_or(ts),
-                value: s.value,
-            });
+            let sample = slot.sample(generation, explicit_ts.unwrap_or(ts), s.value);
+            if sample.series.is_some() {
+                self.announcing.push(e_slot);
+            }
+            samples.push(sample);
         }
+        self.order = order;
         if limit_exceeded {
             return Err(format!(
                 "sample limit exceeded (limit {})",

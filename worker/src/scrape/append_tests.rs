@@ -3,6 +3,7 @@
 
 use promshard_model::config::Config;
 use promshard_proto::STALE_NAN_BITS;
+use std::sync::Arc;
 
 use super::*;
 
@@ -13,12 +14,23 @@ fn processor(extra: &str) -> SampleProcessor {
     SampleProcessor::new(&cfg, target)
 }
 
+/// A new writer generation per call: every sample then carries its series, for the tests
+/// to read (the steady state, where they do not, is tested on its own).
+fn fresh() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn run(p: &mut SampleProcessor, body: &str) -> Result<Processed, Failed> {
-    p.process(body.as_bytes(), Format::Text, 1_000)
+    p.process(body.as_bytes(), Format::Text, 1_000, fresh())
+}
+
+fn series_of(s: &AppendSample) -> &Arc<Series> {
+    s.series.as_ref().expect("sample carries its series")
 }
 
 fn series(p: &Processed) -> Vec<String> {
-    let mut v: Vec<String> = p.samples.iter().map(|s| s.series.to_string()).collect();
+    let mut v: Vec<String> = p.samples.iter().map(|s| series_of(s).to_string()).collect();
     v.sort();
     v
 }
@@ -26,7 +38,7 @@ fn series(p: &Processed) -> Vec<String> {
 fn one(p: &mut SampleProcessor, body: &str) -> String {
     let out = run(p, body).unwrap();
     assert_eq!(out.samples.len(), 1, "{:?}", series(&out));
-    out.samples[0].series.to_string()
+    series_of(&out.samples[0]).to_string()
 }
 
 #[test]
@@ -138,7 +150,7 @@ fn explicit_timestamps_honored_ignored_or_tracked() {
     let ts_of = |out: &Processed, name: &str| {
         out.samples
             .iter()
-            .find(|s| s.series.get("__name__") == Some(name))
+            .find(|s| series_of(s).get("__name__") == Some(name))
             .map(|s| s.timestamp_ms)
     };
     let out = run(&mut processor(""), body).unwrap();
@@ -168,10 +180,10 @@ fn explicit_timestamps_honored_ignored_or_tracked() {
     );
 }
 
-fn names(samples: &[Sample]) -> Vec<String> {
+fn names(samples: &[AppendSample]) -> Vec<String> {
     let mut v: Vec<String> = samples
         .iter()
-        .map(|s| s.series.get("__name__").unwrap_or("").to_string())
+        .map(|s| series_of(s).get("__name__").unwrap_or("").to_string())
         .collect();
     v.sort();
     v
@@ -182,8 +194,8 @@ fn vanished_series_get_stale_markers_once_and_their_ids_retire() {
     let mut p = processor("");
     let first = run(&mut p, "a 1\nb 2\nc 3 5000\n").unwrap();
     assert!(first.stale.is_empty() && first.retired.is_empty());
-    let b_id = first.samples[1].series.id();
-    let c_id = first.samples[2].series.id();
+    let b_id = first.samples[1].id;
+    let c_id = first.samples[2].id;
     let out = run(&mut p, "a 1\n").unwrap();
     // b was tracked: a marker at the scrape's time; c had its own timestamp: none.
     assert_eq!(names(&out.stale), ["b"]);
@@ -196,12 +208,12 @@ fn vanished_series_get_stale_markers_once_and_their_ids_retire() {
     let again = run(&mut p, "a 7\n").unwrap();
     assert!(again.stale.is_empty());
     assert!(Arc::ptr_eq(
-        &again.samples[0].series,
-        &out.samples[0].series
+        series_of(&again.samples[0]),
+        series_of(&out.samples[0])
     ));
     // b comes back as a new series (new id).
     let back = run(&mut p, "a 1\nb 2\n").unwrap();
-    assert_ne!(back.samples[1].series.id(), b_id);
+    assert_ne!(back.samples[1].id, b_id);
 }
 
 #[test]
@@ -210,11 +222,11 @@ fn a_scrape_failing_midway_marks_every_previously_tracked_series_stale() {
     run(&mut p, "a 1\nb 2\nc 3\n").unwrap();
     // a and b are read again before the parse error: they still go stale with the rest.
     assert!(run(&mut p, "a 1\nb 2\nc{ 3\n").is_err());
-    assert_eq!(names(&p.fail(2_000)), ["a", "b", "c"]);
+    assert_eq!(names(&p.fail(2_000, fresh())), ["a", "b", "c"]);
     // Nothing is tracked after a failure: the next success marks nothing.
     let out = run(&mut p, "a 1\n").unwrap();
     assert!(out.stale.is_empty());
-    assert!(p.fail(3_000).len() == 1, "a is tracked again");
+    assert!(p.fail(3_000, fresh()).len() == 1, "a is tracked again");
 }
 
 #[test]
@@ -230,8 +242,8 @@ fn series_text_relabeled_to_one_label_set_is_one_series_and_a_duplicate() {
     let again = run(&mut p, "m{x=\"2\"} 3\n").unwrap();
     assert!(again.stale.is_empty() && again.retired.is_empty());
     assert!(Arc::ptr_eq(
-        &again.samples[0].series,
-        &out.samples[0].series
+        series_of(&again.samples[0]),
+        series_of(&out.samples[0])
     ));
 }
 
@@ -239,10 +251,59 @@ fn series_text_relabeled_to_one_label_set_is_one_series_and_a_duplicate() {
 fn end_of_run_marks_tracked_series_and_retire_all_returns_every_id() {
     let mut p = processor("");
     let out = run(&mut p, "a 1\nb 2 5000\n").unwrap();
-    assert_eq!(names(&p.end_of_run(9_000)), ["a"]);
+    assert_eq!(names(&p.end_of_run(9_000, fresh())), ["a"]);
     let mut ids = p.retire_all();
     ids.sort();
-    let mut want: Vec<u64> = out.samples.iter().map(|s| s.series.id()).collect();
+    let mut want: Vec<u64> = out.samples.iter().map(|s| s.id).collect();
     want.sort();
     assert_eq!(ids, want);
+}
+
+#[test]
+fn steady_scrapes_send_labels_once_per_generation_and_again_after_a_failure() {
+    let mut p = processor("");
+    let body = "a 1\nb 2\n";
+    let carried = |out: &Processed| out.samples.iter().filter(|s| s.series.is_some()).count();
+    let out = p.process(body.as_bytes(), Format::Text, 1_000, 7).unwrap();
+    assert_eq!(carried(&out), 2, "new series carry their labels");
+    let out = p.process(body.as_bytes(), Format::Text, 2_000, 7).unwrap();
+    assert_eq!(carried(&out), 0, "announced under this generation already");
+    // Reordered body, new series in between: found through the index, the new one carries.
+    let out = p
+        .process("c 3\nb 2\na 1\n".as_bytes(), Format::Text, 3_000, 7)
+        .unwrap();
+    assert_eq!(carried(&out), 1);
+    assert_eq!(out.series_added, 1);
+    // A failed scrape writes nothing: what it announced is announced again next time.
+    assert!(
+        p.process("d 4\na{ 1\n".as_bytes(), Format::Text, 4_000, 7)
+            .is_err()
+    );
+    let out = p
+        .process("d 4\n".as_bytes(), Format::Text, 5_000, 7)
+        .unwrap();
+    assert_eq!(carried(&out), 1, "d was never written");
+    // A new generation (endpoints changed) carries everything once more.
+    let out = p
+        .process("d 4\n".as_bytes(), Format::Text, 6_000, 8)
+        .unwrap();
+    assert_eq!(carried(&out), 1);
+    // Stale markers of already announced series carry nothing.
+    assert_eq!(out.stale.len(), 0);
+}
+
+#[test]
+fn a_failing_scrape_leaves_no_new_series_behind() {
+    let mut p = processor("    sample_limit: 2\n");
+    run(&mut p, "a 1\n").unwrap();
+    let (entries, slots) = (p.index.len(), p.slots.iter().flatten().count());
+    for i in 0..20 {
+        // Over the limit, with new series text every time.
+        let body = format!("a 1\nb{i} 2\nc{i} 3\n");
+        assert!(run(&mut p, &body).is_err());
+    }
+    assert_eq!(p.index.len(), entries);
+    assert_eq!(p.slots.iter().flatten().count(), slots);
+    // The series that were there before still resolve.
+    assert_eq!(run(&mut p, "a 1\n").unwrap().series_added, 0);
 }

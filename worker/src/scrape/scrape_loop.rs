@@ -16,7 +16,7 @@ use super::buffers;
 use super::scraper::Scraper;
 use crate::assignment::AssignedTarget;
 use crate::metrics::Metrics;
-use crate::remote_write::{Appender, Sample, Series};
+use crate::remote_write::{AppendSample, Appender, Series};
 use crate::status::StatusBoard;
 
 /// Why a loop stops; only `Removed` writes end-of-run stale markers, as in Prometheus.
@@ -83,6 +83,8 @@ pub(crate) struct ScrapeLoop {
     interval: Duration,
     /// `__name__` + target labels for each report series, built once.
     report_series: Vec<Arc<Series>>,
+    /// The writer generation the report series were last sent with their labels under.
+    report_announced: u64,
     last_scrape_ms: Option<i64>,
 }
 
@@ -114,6 +116,7 @@ impl ScrapeLoop {
             metrics,
             interval,
             report_series,
+            report_announced: 0,
             last_scrape_ms: None,
         }
     }
@@ -189,8 +192,12 @@ impl ScrapeLoop {
         // A pooled buffer, only while scraping: a target's body (2.6 MiB for cAdvisor) is not
         // kept between scrapes.
         let mut buf = buffers::take();
-        let result = match self.scraper.scrape(&mut buf).await {
-            Ok(format) => self.processor.process(&buf, format, ts),
+        let fetched = self.scraper.scrape(&mut buf).await;
+        // The endpoints as they are now, after the network wait.
+        let writer = self.appender.writer();
+        let generation = writer.generation();
+        let result = match fetched {
+            Ok(format) => self.processor.process(&buf, format, ts, generation),
             Err(e) => Err(e.into()),
         };
         buffers::give_back(buf);
@@ -199,7 +206,7 @@ impl ScrapeLoop {
         let mut retired = Vec::new();
         let (up, scraped, post, added, err) = match result {
             Ok(p) => {
-                self.appender.append_metadata(&p.metadata);
+                writer.append_metadata(&p.metadata);
                 out = p.samples;
                 out.extend(p.stale);
                 retired = p.retired;
@@ -213,19 +220,22 @@ impl ScrapeLoop {
             }
             Err(f) => {
                 // A failed scrape counts as empty: every previous series goes stale.
-                out = self.processor.fail(ts);
+                out = self.processor.fail(ts, generation);
                 (0.0, f.scraped, f.post_relabel, f.series_added, f.error)
             }
         };
         let values = [up, duration, scraped as f64, post as f64, added as f64];
+        let announce = self.report_announced != generation;
+        self.report_announced = generation;
         for (series, value) in self.report_series.iter().zip(values) {
-            out.push(Sample {
-                series: series.clone(),
+            out.push(AppendSample {
+                id: series.id(),
                 timestamp_ms: ts,
                 value,
+                series: announce.then(|| series.clone()),
             });
         }
-        self.appender.append(&out);
+        writer.append(&out);
         self.appender.forget(&retired);
         self.last_scrape_ms = Some(ts);
         let result = if err.is_empty() { "success" } else { "failure" };
@@ -257,14 +267,12 @@ impl ScrapeLoop {
         let stale_ts = unix_ms(SystemTime::now());
         ticker.tick().await;
         tokio::time::sleep(self.interval / 10).await;
-        let mut out = self.processor.end_of_run(stale_ts);
+        let writer = self.appender.writer();
+        let mut out = self.processor.end_of_run(stale_ts, writer.generation());
         for series in &self.report_series {
-            out.push(Sample {
-                series: series.clone(),
-                timestamp_ms: stale_ts,
-                value: stale_nan(),
-            });
+            // With its labels: cheap, once, and right even if the endpoints changed.
+            out.push(AppendSample::of(series, stale_ts, stale_nan()));
         }
-        self.appender.append(&out);
+        writer.append(&out);
     }
 }
