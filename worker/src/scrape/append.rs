@@ -196,10 +196,6 @@ pub(crate) struct SampleProcessor {
     /// Slots whose series a scrape in progress sends with their labels: if it fails, they
     /// were not written after all.
     announcing: Vec<u32>,
-    /// Entries and slots a scrape in progress created or rebuilt: if it fails they go, so a
-    /// failing target (a sample_limit, a parse error) cannot pile up series.
-    created_entries: Vec<u32>,
-    created_slots: Vec<u32>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     by_labels: HashMap<ByLabels, u32, foldhash::fast::RandomState>,
@@ -228,8 +224,6 @@ impl SampleProcessor {
             index: TextIndex::default(),
             order: Vec::new(),
             announcing: Vec::new(),
-            created_entries: Vec::new(),
-            created_slots: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             by_labels: HashMap::default(),
@@ -260,8 +254,6 @@ impl SampleProcessor {
     ) -> Result<Processed, Failed> {
         let mut c = Failed::default();
         self.announcing.clear();
-        self.created_entries.clear();
-        self.created_slots.clear();
         match self.process_counting(body, format, ts, generation, &mut c) {
             Ok(samples) => {
                 self.evict_entries();
@@ -284,20 +276,9 @@ impl SampleProcessor {
                         s.announced = 0;
                     }
                 }
-                for i in std::mem::take(&mut self.created_entries) {
-                    let e = &mut self.entries[i as usize];
-                    if e.live {
-                        self.index.remove(&e.key);
-                        e.live = false;
-                        self.free_entries.push(i);
-                    }
-                }
-                for i in std::mem::take(&mut self.created_slots) {
-                    if let Some(s) = self.slots[i as usize].take() {
-                        self.by_labels.remove(s.series.encoded());
-                        self.free.push(i);
-                    }
-                }
+                // Series text seen in a failed scrape stays cached, as in Prometheus (its
+                // `scrape_series_added` counts it once, not on every failed scrape); the next
+                // successful scrape evicts what it does not see.
                 Err(Failed { error, ..c })
             }
         }
@@ -407,7 +388,6 @@ impl SampleProcessor {
             }
         };
         self.by_labels.insert(ByLabels(series), i);
-        self.created_slots.push(i);
         i
     }
 
@@ -438,7 +418,6 @@ impl SampleProcessor {
             }
         };
         self.index.insert(key, i);
-        self.created_entries.push(i);
         i
     }
 
@@ -499,7 +478,6 @@ impl SampleProcessor {
                         Lookup::OtherType(i) => {
                             let e = &mut self.entries[i as usize];
                             (e.slot, e.metric_type) = (slot, s.metric_type);
-                            self.created_entries.push(i);
                             i
                         }
                         _ => self.new_entry(CacheEntry {
