@@ -202,87 +202,33 @@ impl Groups {
         Groups { heads, next }
     }
 
-    /// Each series: its first sample and the indexes of all its samples.
+    /// The samples of the series whose first sample is `first`, in order.
+    fn chain<'a>(
+        &'a self,
+        samples: &'a [Sample],
+        first: u32,
+    ) -> impl Iterator<Item = &'a Sample> + Clone {
+        std::iter::successors(Some(first), move |&i| {
+            Some(self.next[i as usize]).filter(|&n| n != u32::MAX)
+        })
+        .map(move |i| &samples[i as usize])
+    }
+
+    /// Each series: its first sample and all its samples.
     fn iter<'a>(
         &'a self,
         samples: &'a [Sample],
     ) -> impl Iterator<Item = (&'a Sample, impl Iterator<Item = &'a Sample> + Clone)> {
-        self.heads.iter().map(move |&(first, _)| {
-            let chain = std::iter::successors(Some(first), move |&i| {
-                Some(self.next[i as usize]).filter(|&n| n != u32::MAX)
-            })
-            .map(move |i| &samples[i as usize]);
-            (&samples[first as usize], chain)
-        })
-    }
-}
-
-/// A protobuf writer for the two request types, straight from our samples: building prost
-/// structs first cost a `String` copy per label and made encoding ~10x slower than snappy.
-/// Output is byte-for-byte what prost writes (default values omitted), checked in tests.
-mod wire {
-    pub(super) fn varint_len(v: u64) -> usize {
-        // prost's `encoded_len_varint`.
-        ((((v | 1).leading_zeros() ^ 63) * 9 + 73) / 64) as usize
-    }
-
-    pub(super) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            buf.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        buf.push(v as u8);
-    }
-
-    /// Size of a length-delimited field holding `len` bytes (key included).
-    pub(super) fn nested_len(len: usize) -> usize {
-        1 + varint_len(len as u64) + len
-    }
-
-    pub(super) fn put_nested(buf: &mut Vec<u8>, key: u8, len: usize) {
-        buf.push(key);
-        put_varint(buf, len as u64);
-    }
-
-    /// `Sample{double value = 1; int64 timestamp = 2}`, the same in 1.0 and 2.0.
-    pub(super) fn sample_len(ts: i64, v: f64) -> usize {
-        (if v != 0.0 { 9 } else { 0 })
-            + (if ts != 0 {
-                1 + varint_len(ts as u64)
-            } else {
-                0
-            })
-    }
-
-    pub(super) fn put_sample(buf: &mut Vec<u8>, key: u8, ts: i64, v: f64) {
-        put_nested(buf, key, sample_len(ts, v));
-        if v != 0.0 {
-            buf.push(0x09);
-            buf.extend_from_slice(&v.to_bits().to_le_bytes());
-        }
-        if ts != 0 {
-            buf.push(0x10);
-            put_varint(buf, ts as u64);
-        }
-    }
-
-    /// A varint field, omitted when zero.
-    pub(super) fn varint_field_len(v: u64) -> usize {
-        if v == 0 { 0 } else { 1 + varint_len(v) }
-    }
-
-    pub(super) fn put_varint_field(buf: &mut Vec<u8>, key: u8, v: u64) {
-        if v != 0 {
-            buf.push(key);
-            put_varint(buf, v);
-        }
+        self.heads
+            .iter()
+            .map(move |&(first, _)| (&samples[first as usize], self.chain(samples, first)))
     }
 }
 
 /// Encodes samples as a 1.0 `WriteRequest`, protobuf then snappy block format. A series'
 /// labels are already encoded ([`Series::encoded`](super::Series::encoded)): one copy each.
 pub fn encode_v1(samples: &[Sample], proto_buf: &mut Vec<u8>) -> Vec<u8> {
-    use wire::*;
+    use super::wire::*;
     proto_buf.clear();
     let groups = Groups::new(samples);
     for (s, points) in groups.iter(samples) {
@@ -324,7 +270,7 @@ fn metric_type(kind: &str) -> write_v2::metadata::MetricType {
 /// exposition declared it, and the created timestamp of counters, histograms and summaries
 /// whose OpenMetrics `_created` series is in the same batch.
 pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec<u8>) -> Vec<u8> {
-    use wire::*;
+    use super::wire::*;
     struct Series {
         refs: std::ops::Range<usize>,
         /// (type, help_ref, unit_ref)
@@ -387,10 +333,7 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, proto_buf: &mut Vec
     }
     for se in &series {
         let r = &refs[se.refs.clone()];
-        let points = std::iter::successors(Some(se.first), |&i| {
-            Some(groups.next[i as usize]).filter(|&n| n != u32::MAX)
-        })
-        .map(|i| &samples[i as usize]);
+        let points = groups.chain(samples, se.first);
         let packed: usize = r.iter().map(|&x| varint_len(u64::from(x))).sum();
         let labels_len = if r.is_empty() { 0 } else { nested_len(packed) };
         let samples_len: usize = points
@@ -507,11 +450,8 @@ mod tests {
             .heads
             .iter()
             .map(|&(first, _)| {
-                let points = groups
-                    .iter(samples)
-                    .find(|(s, _)| std::ptr::eq(*s, &samples[first as usize]))
-                    .map(|(_, p)| p.map(|p| (p.timestamp_ms, p.value)).collect())
-                    .unwrap_or_default();
+                let points = groups.chain(samples, first);
+                let points = points.map(|p| (p.timestamp_ms, p.value)).collect();
                 (&samples[first as usize], points)
             })
             .collect()

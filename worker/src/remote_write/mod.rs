@@ -14,6 +14,7 @@ mod client;
 mod queue;
 mod series;
 mod wal;
+mod wire;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -106,8 +107,9 @@ impl Appender {
         }
     }
 
-    /// Appends samples that all carry their series (tests, rare paths).
-    pub fn append(&self, batch: &[Sample]) {
+    /// Appends samples that all carry their series.
+    #[cfg(test)]
+    pub(crate) fn append(&self, batch: &[Sample]) {
         let batch: Vec<AppendSample> = batch.iter().map(AppendSample::from).collect();
         self.writer().append(&batch);
     }

@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use promshard_model::{Labels, LabelsBuilder};
 
+use super::wire::{get_varint, put_nested, put_str, str_len};
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 fn next_id() -> u64 {
@@ -151,58 +153,15 @@ impl fmt::Debug for Series {
     }
 }
 
-fn varint_len(v: u64) -> usize {
-    ((((v | 1).leading_zeros() ^ 63) * 9 + 73) / 64) as usize
-}
-
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-/// A string field, omitted when empty (proto3 default, as prost writes it).
-fn str_field_len(s: &str) -> usize {
-    if s.is_empty() {
-        0
-    } else {
-        1 + varint_len(s.len() as u64) + s.len()
-    }
-}
-
-fn put_str_field(buf: &mut Vec<u8>, key: u8, s: &str) {
-    if !s.is_empty() {
-        buf.push(key);
-        put_varint(buf, s.len() as u64);
-        buf.extend_from_slice(s.as_bytes());
-    }
-}
-
 /// `TimeSeries.labels = 1 { Label.name = 1, Label.value = 2 }`.
 fn put_label(buf: &mut Vec<u8>, name: &str, value: &str) {
-    buf.push(0x0a);
-    put_varint(buf, (str_field_len(name) + str_field_len(value)) as u64);
-    put_str_field(buf, 0x0a, name);
-    put_str_field(buf, 0x12, value);
+    put_nested(buf, 0x0a, str_len(name) + str_len(value));
+    put_str(buf, 0x0a, name);
+    put_str(buf, 0x12, value);
 }
 
 /// Iterates the label pairs of an encoded label set.
 pub struct LabelIter<'a>(&'a [u8]);
-
-fn get_varint(b: &mut &[u8]) -> Result<u64, &'static str> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = b.split_first().ok_or("truncated varint")?;
-        *b = rest;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err("varint too long")
-}
 
 fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], &'static str> {
     if b.len() < n {

@@ -49,6 +49,7 @@ use promshard_model::LabelsBuilder;
 use tokio::sync::Notify;
 
 use super::series::{AppendSample, Series, reserve_ids_through};
+use super::wire::put_varint;
 use super::{MetricMetadata, Sample};
 
 /// How often appended data is fsynced at the latest.
@@ -885,14 +886,6 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// One framed record of samples by series id: payload `[kind=3][u32 count][i64 base ts]`
 /// then per sample `[varint zigzag(id - previous id)][varint zigzag(ts - base ts)]
 /// [u64 value bits]`, little-endian: ~11 bytes a sample where labels took ~370.
@@ -1166,15 +1159,7 @@ impl<'a> Buf<'a> {
         Ok(a)
     }
     fn varint(&mut self) -> io::Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let [byte] = self.array()?;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(corrupt("varint too long"))
+        super::wire::get_varint(&mut self.0).map_err(corrupt)
     }
     fn string(&mut self, n: usize) -> io::Result<String> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| corrupt("label is not UTF-8"))

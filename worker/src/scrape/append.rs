@@ -36,7 +36,8 @@ use crate::remote_write::{AppendSample, MetricMetadata, Series};
 
 const EXPORTED_PREFIX: &str = "exported_";
 
-fn stale_nan() -> f64 {
+/// Prometheus's staleness marker value.
+pub(super) fn stale_nan() -> f64 {
     f64::from_bits(STALE_NAN_BITS)
 }
 

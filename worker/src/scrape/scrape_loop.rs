@@ -6,12 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use promshard_model::labels::METRIC_NAME;
 use promshard_model::target::scrape_offset_ms;
-use promshard_proto::STALE_NAN_BITS;
 use promshard_proto::control::TargetLoad;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::append::SampleProcessor;
+use super::append::{SampleProcessor, stale_nan};
 use super::buffers;
 use super::scraper::Scraper;
 use crate::assignment::AssignedTarget;
@@ -59,10 +58,6 @@ pub(crate) fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-fn stale_nan() -> f64 {
-    f64::from_bits(STALE_NAN_BITS)
 }
 
 const REPORT_NAMES: [&str; 5] = [
