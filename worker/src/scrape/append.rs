@@ -21,6 +21,7 @@
 //! a target can do anyway by exposing what it likes; with 128 bits and a per-process seed it
 //! does not happen by accident.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
@@ -31,7 +32,7 @@ use promshard_model::relabel::{self, RelabelConfig};
 use promshard_model::{Labels, LabelsBuilder};
 use promshard_proto::STALE_NAN_BITS;
 
-use super::parser::{Entry, Format, MetricType, Parser};
+use super::parser::{Entry, Format, MetricType, Parser, Sample};
 use crate::remote_write::{AppendSample, MetricMetadata, Series};
 
 const EXPORTED_PREFIX: &str = "exported_";
@@ -140,6 +141,10 @@ struct CacheEntry {
     seen: u64,
     /// Position in the order of the scrape that last saw it.
     pos: u32,
+    /// Length of the series text and the newlines in it (quoted values may span lines), for
+    /// the parser's fast path ([`Parser::next_known`]).
+    len: u32,
+    newlines: u32,
 }
 
 enum Lookup {
@@ -422,6 +427,53 @@ impl SampleProcessor {
         i
     }
 
+    /// The cache entry of a sample's series text: found, or made (labels built, relabeled,
+    /// given a slot). `true` when it was made.
+    fn entry_for<'a>(
+        &mut self,
+        s: &Sample<'a>,
+        seed: u64,
+        cursor: usize,
+        now: u64,
+        label_buf: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    ) -> Result<(u32, bool), String> {
+        let key = xxhash_rust::xxh3::xxh3_128_with_seed(s.series, seed);
+        let lookup = self.lookup(key, s.metric_type, cursor);
+        if let Lookup::Hit(i) = lookup {
+            return Ok((i, false));
+        }
+        s.labels_into(label_buf).map_err(|e| e.to_string())?;
+        let mut lb = LabelsBuilder::new();
+        for (n, v) in label_buf.iter() {
+            if lb.get(n).is_some() {
+                return Err(format!("label name {n:?} is not unique: invalid sample"));
+            }
+            lb.set(n.to_string(), v.to_string());
+        }
+        lb.set(METRIC_NAME, s.name.to_string());
+        let slot = self.mutate(lb)?.map(|labels| self.slot_for(&labels));
+        let len = u32::try_from(s.series.len()).unwrap_or(u32::MAX);
+        let newlines = s.series.iter().filter(|&&c| c == b'\n').count() as u32;
+        let i = match lookup {
+            Lookup::OtherType(i) => {
+                let e = &mut self.entries[i as usize];
+                (e.slot, e.metric_type) = (slot, s.metric_type);
+                i
+            }
+            _ => self.new_entry(CacheEntry {
+                key,
+                live: true,
+                slot,
+                metric_type: s.metric_type,
+                seen: now,
+                pos: u32::MAX,
+                len,
+                newlines,
+            }),
+        };
+        Ok((i, true))
+    }
+
     fn process_counting(
         &mut self,
         body: &[u8],
@@ -441,55 +493,45 @@ impl SampleProcessor {
         let mut cursor = 0usize;
         let mut limit_exceeded = false;
         let mut label_buf = Vec::new();
-        while let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? {
-            let s = match entry {
-                Entry::Sample(s) => s,
-                Entry::Help { name, help } => {
-                    self.family(&name).help = help.into_owned();
-                    continue;
+        loop {
+            // The entry expected next in body order, read without lexing its labels again.
+            let known = self.order.get(cursor).and_then(|&i| {
+                let e = &self.entries[i as usize];
+                let same = |text: &[u8]| xxhash_rust::xxh3::xxh3_128_with_seed(text, seed) == e.key;
+                let (len, newlines) = (e.len as usize, e.newlines as usize);
+                e.live
+                    .then(|| parser.next_known(len, newlines, e.metric_type, same))
+                    .flatten()
+                    .map(|k| (i, k.value, k.timestamp_ms))
+            });
+            let (entry, cache_miss, value, timestamp_ms) = match known {
+                Some((i, value, timestamp_ms)) => {
+                    c.scraped += 1;
+                    (i, false, value, timestamp_ms)
                 }
-                Entry::Type { name, kind } => {
-                    self.family(&name).kind = kind.as_str().to_owned();
-                    continue;
-                }
-                Entry::Unit { name, unit } => {
-                    self.family(&name).unit = unit.to_owned();
-                    continue;
-                }
-            };
-            c.scraped += 1;
-            let mut cache_miss = false;
-            let key = xxhash_rust::xxh3::xxh3_128_with_seed(s.series, seed);
-            let lookup = self.lookup(key, s.metric_type, cursor);
-            let entry = match lookup {
-                Lookup::Hit(i) => i,
-                Lookup::OtherType(_) | Lookup::Miss => {
-                    s.labels_into(&mut label_buf).map_err(|e| e.to_string())?;
-                    let mut lb = LabelsBuilder::new();
-                    for (n, v) in &label_buf {
-                        if lb.get(n).is_some() {
-                            return Err(format!("label name {n:?} is not unique: invalid sample"));
+                None => {
+                    let Some(entry) = parser.next_entry().map_err(|e| e.to_string())? else {
+                        break;
+                    };
+                    let s = match entry {
+                        Entry::Sample(s) => s,
+                        Entry::Help { name, help } => {
+                            self.family(&name).help = help.into_owned();
+                            continue;
                         }
-                        lb.set(n.to_string(), v.to_string());
-                    }
-                    lb.set(METRIC_NAME, s.name.to_string());
-                    let slot = self.mutate(lb)?.map(|labels| self.slot_for(&labels));
-                    cache_miss = true;
-                    match lookup {
-                        Lookup::OtherType(i) => {
-                            let e = &mut self.entries[i as usize];
-                            (e.slot, e.metric_type) = (slot, s.metric_type);
-                            i
+                        Entry::Type { name, kind } => {
+                            self.family(&name).kind = kind.as_str().to_owned();
+                            continue;
                         }
-                        _ => self.new_entry(CacheEntry {
-                            key,
-                            live: true,
-                            slot,
-                            metric_type: s.metric_type,
-                            seen: now,
-                            pos: u32::MAX,
-                        }),
-                    }
+                        Entry::Unit { name, unit } => {
+                            self.family(&name).unit = unit.to_owned();
+                            continue;
+                        }
+                    };
+                    // Counted before a label error can fail the scrape, as in Prometheus.
+                    c.scraped += 1;
+                    let (i, miss) = self.entry_for(&s, seed, cursor, now, &mut label_buf)?;
+                    (i, miss, s.value, s.timestamp_ms)
                 }
             };
             let e = &mut self.entries[entry as usize];
@@ -518,12 +560,12 @@ impl SampleProcessor {
                 continue;
             }
             slot.seen = now;
-            let explicit_ts = s.timestamp_ms.filter(|_| self.honor_timestamps);
+            let explicit_ts = timestamp_ms.filter(|_| self.honor_timestamps);
             if explicit_ts.is_none() || self.track_timestamps_staleness {
                 slot.pending = now;
             }
             c.series_added += usize::from(cache_miss);
-            let sample = slot.sample(generation, explicit_ts.unwrap_or(ts), s.value);
+            let sample = slot.sample(generation, explicit_ts.unwrap_or(ts), value);
             if sample.series.is_some() {
                 self.announcing.push(e_slot);
             }

@@ -299,3 +299,40 @@ fn series_text_of_a_failed_scrape_stays_cached_as_in_prometheus() {
     assert_eq!(run(&mut p, "a 1\nb{ 2\n").err().unwrap().series_added, 1);
     assert_eq!(run(&mut p, "a 1\nb{ 2\n").err().unwrap().series_added, 0);
 }
+
+/// What a scrape yields, comparable across processors (series by labels, not by id).
+fn outcome(r: Result<Processed, Failed>) -> Result<Vec<(String, u64, i64)>, (String, usize)> {
+    match r {
+        Ok(p) => {
+            let mut v: Vec<(String, u64, i64)> = p
+                .samples
+                .iter()
+                .map(|s| (series_of(s).to_string(), s.value.to_bits(), s.timestamp_ms))
+                .collect();
+            v.sort();
+            Ok(v)
+        }
+        Err(f) => Err((f.error, f.scraped)),
+    }
+}
+
+#[test]
+fn a_warm_cache_reads_each_body_as_a_cold_one_does() {
+    // Each body after the first re-reads known series text (the parser's fast path), with
+    // changed values, timestamps, broken values, reordered and new lines.
+    let bodies = [
+        "# TYPE a counter\na{x=\"1\"} 1\nb 2\nc{y=\"2\"} 3\n",
+        "# TYPE a counter\na{x=\"1\"} 4\nb 5 1500\nc{y=\"2\"} 6\n",
+        "# TYPE a counter\nc{y=\"2\"} 6\na{x=\"1\"} 4\nb 5\nd 7\n",
+        "# TYPE a counter\na{x=\"1\"} x\nb 5\n",
+        "# TYPE a counter\na{x=\"1\"} 4\nb1 5\nb {z=\"3\"} 6\n",
+        "# TYPE a gauge\na{x=\"1\"} 4\nb 5 1 2\n",
+        "a{x=\"1\"} 4\nb 5\nc{y=\"2\"} 6\n",
+    ];
+    let mut warm = processor("");
+    for body in bodies {
+        let warmed = outcome(run(&mut warm, body));
+        let cold = outcome(run(&mut processor(""), body));
+        assert_eq!(warmed, cold, "body {body:?}");
+    }
+}

@@ -46,6 +46,11 @@ pub(super) fn is_label_start(c: u8) -> bool {
     CLASS[c as usize] & L_START != 0
 }
 
+#[inline]
+pub(super) fn is_metric_continue(c: u8) -> bool {
+    CLASS[c as usize] & M_CONT != 0
+}
+
 /// End of the metric name `{M}({M}|{D})*` whose first byte is at `i` (already checked).
 #[inline]
 pub(super) fn scan_metric_name(b: &[u8], mut i: usize) -> usize {

@@ -221,6 +221,17 @@ pub enum Entry<'a> {
     Sample(Sample<'a>),
 }
 
+/// A sample line read by [`Parser::next_known`]: a series the caller has seen before, so
+/// only what changes between scrapes is parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownSample<'a> {
+    /// As [`Sample::series`].
+    pub series: &'a [u8],
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
+    pub metric_type: MetricType,
+}
+
 /// One sample line.
 ///
 /// A metric name given as a quoted string (`{"my.metric"}`, Prometheus 3 UTF-8 names) is
@@ -486,6 +497,26 @@ impl<'a> Parser<'a> {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// The next entry if it is a sample line whose [`Sample::series`] is `len` bytes long,
+    /// holds `newlines` newlines, is of `metric_type` and satisfies `same`: the series text
+    /// the caller has seen before and holds the labels of. Otherwise `None`, and nothing was
+    /// consumed: call [`Self::next_entry`]. A `Some` is exactly what `next_entry` would have
+    /// returned for the line, without lexing the labels again (most of a line's bytes).
+    ///
+    /// Text format only for now; OpenMetrics always answers `None`.
+    pub fn next_known(
+        &mut self,
+        len: usize,
+        newlines: usize,
+        metric_type: MetricType,
+        same: impl FnOnce(&'a [u8]) -> bool,
+    ) -> Option<KnownSample<'a>> {
+        if self.done || self.format != Format::Text || self.mtype != metric_type {
+            return None;
+        }
+        text::known(self, len, newlines, same)
     }
 
     /// Byte offset of the next entry.

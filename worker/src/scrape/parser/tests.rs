@@ -2032,3 +2032,154 @@ fn integer_timestamps() {
     }
     assert!(collect(b"a 1 9223372036854775808\n", Format::Text).is_err());
 }
+
+/// Every way [`Parser::next_known`] is offered series text it has seen (byte equality as
+/// `same`), at every step of `body`: each `Some` must be exactly what `next_entry` returns
+/// there, leave the parser where `next_entry` leaves it, and change nothing when `None`.
+/// Returns how many offers were taken.
+fn check_known_against_next_entry(body: &[u8], known: &[&[u8]]) -> usize {
+    let mut p = Parser::new(body, Format::Text);
+    let mut taken = 0;
+    loop {
+        for text in known {
+            let newlines = text.iter().filter(|&&c| c == b'\n').count();
+            for mtype in [p.mtype, MetricType::Counter] {
+                let mut fast = p.clone();
+                let got = fast.next_known(text.len(), newlines, mtype, |t| t == *text);
+                let Some(k) = got else {
+                    assert_eq!(
+                        (fast.pos, fast.line, fast.done),
+                        (p.pos, p.line, p.done),
+                        "a refused offer moved the parser"
+                    );
+                    continue;
+                };
+                taken += 1;
+                let mut slow = p.clone();
+                let Ok(Some(Entry::Sample(s))) = slow.next_entry() else {
+                    panic!(
+                        "next_known took {:?} where next_entry has no sample",
+                        k.series
+                    );
+                };
+                assert_eq!(k.series, s.series);
+                assert_eq!(k.value.to_bits(), s.value.to_bits());
+                assert_eq!(
+                    (k.timestamp_ms, k.metric_type),
+                    (s.timestamp_ms, s.metric_type)
+                );
+                assert_eq!(
+                    (fast.pos, fast.line, fast.done),
+                    (slow.pos, slow.line, slow.done)
+                );
+            }
+        }
+        match p.next_entry() {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return taken,
+        }
+    }
+}
+
+/// Series text of every sample of `body` (as far as it parses).
+fn series_texts(body: &[u8]) -> Vec<&[u8]> {
+    Parser::new(body, Format::Text)
+        .map_while(Result::ok)
+        .filter_map(|e| match e {
+            Entry::Sample(s) => Some(s.series),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn next_known_reads_a_steady_body_as_next_entry_does() {
+    for name in ["node_exporter.prom", "prometheus.prom"] {
+        let body = testdata(name);
+        let texts = series_texts(&body);
+        let mut p = Parser::new(&body, Format::Text);
+        let (mut fast, mut slow) = (0, 0);
+        // As the processor does: offer the next text in order, else read an entry, and
+        // offer the text again after a HELP or TYPE line.
+        for text in &texts {
+            loop {
+                let mtype = p.mtype;
+                if let Some(k) = p.next_known(text.len(), 0, mtype, |t| t == *text) {
+                    assert_eq!(k.series, *text);
+                    fast += 1;
+                    break;
+                }
+                match p.next_entry().unwrap() {
+                    Some(Entry::Sample(s)) => {
+                        assert_eq!(s.series, *text);
+                        slow += 1;
+                        break;
+                    }
+                    Some(_) => continue,
+                    None => panic!("{name}: ended before {text:?}"),
+                }
+            }
+        }
+        assert_eq!((fast, slow), (texts.len(), 0), "{name}: every sample known");
+        assert!(p.next_entry().unwrap().is_none());
+    }
+}
+
+#[test]
+fn next_known_never_differs_from_next_entry() {
+    let cases: &[(&str, &str)] = &[
+        // A name-only series, then the same name with labels, a longer name, labels without
+        // a blank, blanks before the name, a quoted name.
+        (
+            "foo 1\n",
+            "foo {a=\"b\"} 2\nfoo{a=\"b\"} 3\nfoobar 4\nfoo1 2\nfoo 5 123\n  foo 6\n",
+        ),
+        (
+            "foo{a=\"b\"} 1\n",
+            "foo{a=\"b\"}7\nfoo{a=\"b\"} 7 8\nfoo{a=\"b\"} NaN\n",
+        ),
+        ("{\"my.name\",a=\"b\"} 1\n", "{\"my.name\",a=\"b\"} +Inf\n"),
+        // A label value spanning lines.
+        ("foo{a=\"x\ny\"} 1\n", "foo{a=\"x\ny\"} 2\nbar 3\n"),
+        // What follows a known series is wrong: the error must come from next_entry.
+        (
+            "foo{a=\"b\"} 1\n",
+            "foo{a=\"b\"} x\nfoo{a=\"b\"} 1 2 3\nfoo{a=\"b\"}\nfoo{a=\"b\"} 1 99999999999999999999\n",
+        ),
+        ("foo 1\n", "foo\nfoo 1 x\nfoo{\n"),
+        // Comments and blank lines between samples, a NUL ending the input.
+        (
+            "foo 1\nbar{a=\"1\"} 2\n",
+            "# HELP foo h\n# TYPE foo counter\nfoo 1\n\n   \nbar{a=\"1\"} 2\n\0foo 3\n",
+        ),
+        ("foo 1\n", "foo 1"),
+        ("foo 1\n", "foo"),
+    ];
+    for (seen, body) in cases {
+        let known = series_texts(seen.as_bytes());
+        check_known_against_next_entry(body.as_bytes(), &known);
+        // Each line on its own, so errors at every position are reached.
+        for line in body.split_inclusive('\n') {
+            check_known_against_next_entry(line.as_bytes(), &known);
+        }
+    }
+    let taken =
+        check_known_against_next_entry(b"foo 1\nfoo{a=\"b\"} 2\n", &[b"foo", b"foo{a=\"b\"}"]);
+    assert_eq!(taken, 2, "both lines are known and must be taken");
+}
+
+#[test]
+fn next_known_on_the_real_fixtures() {
+    for name in ["node_exporter.prom", "prometheus.prom"] {
+        let body = testdata(name);
+        let texts = series_texts(&body);
+        // Offering every text everywhere is quadratic: a sample of them is enough.
+        let some: Vec<&[u8]> = texts.iter().step_by(7).copied().collect();
+        let taken = check_known_against_next_entry(&body, &some);
+        assert!(
+            taken >= some.len(),
+            "{name}: {taken} taken of {}",
+            some.len()
+        );
+    }
+}

@@ -6,10 +6,10 @@ use std::borrow::Cow;
 
 use super::float::parse_value;
 use super::lex::{
-    Escapes, QuoteRules, find_newline, go_quote, is_label_start, is_metric_start, scan_label_name,
-    scan_metric_name, scan_quoted, skip_ws, unescape, utf8,
+    Escapes, QuoteRules, find_newline, go_quote, is_label_start, is_metric_continue,
+    is_metric_start, scan_label_name, scan_metric_name, scan_quoted, skip_ws, unescape, utf8,
 };
-use super::{Entry, MetricType, ParseError, Parser, Sample, ascii_str};
+use super::{Entry, KnownSample, MetricType, ParseError, Parser, Sample, ascii_str};
 
 /// `<sLValue>\"(\\.|[^\\"])*\"`: may span lines; the lexer skips NUL bytes here, so they
 /// are kept in the value.
@@ -204,7 +204,71 @@ fn series<'a>(p: &mut Parser<'a>, start: usize, i: usize) -> Result<Sample<'a>, 
         );
         return Err(p.error(start, end, msg));
     };
+    let line = p.line;
+    let (value, timestamp_ms) = value_and_timestamp(p, start, end, newlines)?;
+    Ok(Sample {
+        series: &b[start..end],
+        name,
+        value,
+        timestamp_ms,
+        metric_type: p.mtype,
+        labels,
+        line,
+    })
+}
 
+/// The next line as a sample whose series text the caller has parsed before: `len` bytes
+/// from the line's start, containing `newlines` newlines, and `same` confirms the bytes.
+/// Skips the label lexing (most of a line); `None` leaves the parser as it was, for
+/// [`next`] to read the entry (and word any error) the usual way.
+///
+/// Equal bytes from a line's start parse the same, so the text is a valid series ending at
+/// the same place, provided it would end there: after `}`, or after a name that is not
+/// continued by the next byte nor followed by `{`.
+pub(super) fn known<'a>(
+    p: &mut Parser<'a>,
+    len: usize,
+    newlines: usize,
+    same: impl FnOnce(&'a [u8]) -> bool,
+) -> Option<KnownSample<'a>> {
+    let b = p.input;
+    let start = p.pos;
+    let c = *b.get(skip_ws(b, start))?;
+    if !(is_metric_start(c) || c == b'{') {
+        return None;
+    }
+    let end = start.checked_add(len)?;
+    let series = b.get(start..end)?;
+    if series.last() != Some(&b'}') {
+        let next = b.get(end).copied();
+        if next.is_some_and(is_metric_continue) || b.get(skip_ws(b, end)) == Some(&b'{') {
+            return None;
+        }
+    }
+    if !same(series) {
+        return None;
+    }
+    let mut q = p.clone();
+    let (value, timestamp_ms) = value_and_timestamp(&mut q, start, end, newlines).ok()?;
+    *p = q;
+    Some(KnownSample {
+        series,
+        value,
+        timestamp_ms,
+        metric_type: p.mtype,
+    })
+}
+
+/// The rest of a sample line after its series text (`start..end`): value, optional
+/// timestamp, end of line. Moves the parser to the next line.
+#[inline]
+fn value_and_timestamp(
+    p: &mut Parser<'_>,
+    start: usize,
+    end: usize,
+    newlines: usize,
+) -> Result<(f64, Option<i64>), ParseError> {
+    let b = p.input;
     // `<sValue>[^{ \t\n]+`
     let v0 = skip_ws(b, end);
     let mut v1 = v0;
@@ -256,18 +320,9 @@ fn series<'a>(p: &mut Parser<'a>, start: usize, i: usize) -> Result<Sample<'a>, 
         _ => return Err(p.unexpected(start, k, "expected timestamp or new record")),
     }
 
-    let line = p.line;
     p.pos = (k + 1).min(b.len());
     p.line += 1 + newlines;
-    Ok(Sample {
-        series: &b[start..end],
-        name,
-        value,
-        timestamp_ms,
-        metric_type: p.mtype,
-        labels,
-        line,
-    })
+    Ok((value, timestamp_ms))
 }
 
 /// The inside of `{...}` whose `{` is at `open`; returns the index after `}`.
