@@ -408,7 +408,7 @@ impl Shard {
         let mut deadline = Instant::now() + q.batch_send_deadline.0;
         let mut proto_buf = Vec::new();
         loop {
-            let chunk = if batch.samples.is_empty() {
+            let chunk = if batch.is_empty() {
                 rx.recv().await
             } else {
                 tokio::select! {
@@ -420,15 +420,15 @@ impl Shard {
                 }
             };
             let Some(chunk) = chunk else { break };
-            if batch.samples.is_empty() {
+            if batch.is_empty() {
                 deadline = Instant::now() + q.batch_send_deadline.0;
             }
             batch.push(chunk);
-            while batch.samples.len() >= max {
+            while batch.len() >= max {
                 self.send(&mut batch, max, &mut proto_buf).await;
             }
         }
-        while !batch.samples.is_empty() {
+        while !batch.is_empty() {
             self.send(&mut batch, max, &mut proto_buf).await;
         }
     }
@@ -438,9 +438,9 @@ impl Shard {
     async fn send(&self, batch: &mut Batch, max: usize, proto_buf: &mut Vec<u8>) {
         let sh = &self.sh;
         let q = &sh.cfg.queue_config;
-        let take = batch.samples.len().min(max);
+        let take = batch.len().min(max);
         let done = batch.take_records(take as u64);
-        let samples = &batch.samples[..take];
+        let samples = batch.unsent(take);
         let n = take as u64;
         let newest = samples.iter().map(|s| s.timestamp_ms).max().unwrap_or(0);
         let mut backoff = q.min_backoff.0;
@@ -503,7 +503,7 @@ impl Shard {
                 }
             }
         }
-        batch.samples.drain(..take);
+        batch.consume(take);
         sh.m.pending.dec_by(n as i64);
         sh.ack(&done);
     }
@@ -512,8 +512,12 @@ impl Shard {
 /// A shard's samples waiting to be sent, and which WAL records they came from.
 #[derive(Default)]
 struct Batch {
+    /// `samples[sent..]` wait. The sent ones are dropped when all are sent, or when they are
+    /// the larger part: taking each request's samples off the front would move the rest
+    /// every time (a shard gets a target's whole scrape, thousands of samples, at once).
     samples: Vec<Sample>,
-    /// (record, samples of it in `samples`), in order.
+    sent: usize,
+    /// (record, samples of it still waiting), in order.
     records: VecDeque<(u64, u64)>,
 }
 
@@ -524,10 +528,37 @@ impl Batch {
             Some((r, c)) if *r == chunk.record => *c += n,
             _ => self.records.push_back((chunk.record, n)),
         }
-        if self.samples.is_empty() {
+        if self.is_empty() {
             self.samples = chunk.samples;
+            self.sent = 0;
         } else {
+            if self.sent > self.samples.len() / 2 {
+                self.samples.drain(..self.sent);
+                self.sent = 0;
+            }
             self.samples.extend(chunk.samples);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.samples.len() - self.sent
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first `n` waiting samples.
+    fn unsent(&self, n: usize) -> &[Sample] {
+        &self.samples[self.sent..self.sent + n]
+    }
+
+    /// The first `n` waiting samples were sent (or given up on).
+    fn consume(&mut self, n: usize) {
+        self.sent += n;
+        if self.sent == self.samples.len() {
+            self.samples.clear();
+            self.sent = 0;
         }
     }
 
@@ -607,9 +638,26 @@ mod tests {
             samples: vec![sample(4), sample(5)],
             record: 8,
         });
+        let ts = |b: &Batch, n| {
+            b.unsent(n)
+                .iter()
+                .map(|s| s.timestamp_ms)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(b.take_records(2), [(7, 2)]);
+        assert_eq!(ts(&b, 2), [1, 2]);
+        b.consume(2);
         assert_eq!(b.take_records(2), [(7, 1), (8, 1)]);
-        assert_eq!(b.take_records(5), [(8, 1)]);
-        assert!(b.records.is_empty());
+        assert_eq!(ts(&b, 2), [3, 4]);
+        b.consume(2);
+        // More arrives while one sample waits: the sent ones make room, order is kept.
+        b.push(Chunk {
+            samples: vec![sample(6)],
+            record: 9,
+        });
+        assert_eq!((b.len(), ts(&b, 2)), (2, vec![5, 6]));
+        assert_eq!(b.take_records(5), [(8, 1), (9, 1)]);
+        b.consume(2);
+        assert!(b.records.is_empty() && b.is_empty() && b.samples.is_empty());
     }
 }
