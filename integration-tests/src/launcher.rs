@@ -9,7 +9,7 @@
 //! kept after the run: the log survives a crash of the child or of the test, and its path is
 //! printed when a test panics while the process is alive.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -67,6 +67,7 @@ impl Process {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Process {
+        remember_panic_messages();
         let log_path = log_path(name);
         let log = File::create(&log_path)
             .unwrap_or_else(|e| panic!("cannot create log file {}: {e}", log_path.display()));
@@ -246,9 +247,29 @@ impl Drop for Process {
     fn drop(&mut self) {
         if std::thread::panicking() && self.report_on_panic {
             eprintln!("{}", self.log_tail());
+            // CI shows the end of the output: the failure must not scroll away behind the logs.
+            if let Some(message) = lock(&PANIC_MESSAGES).get(&std::thread::current().id()) {
+                eprintln!("--- the test failed (repeated after the log above) ---\n{message}");
+            }
         }
         // kill_on_drop sends the SIGKILL; tokio reaps the child in the background.
     }
+}
+
+/// The panic message of each panicking test thread, for [`Process`]'s drop to repeat.
+static PANIC_MESSAGES: LazyLock<Mutex<HashMap<std::thread::ThreadId, String>>> =
+    LazyLock::new(Mutex::default);
+
+/// Chains a panic hook that keeps each thread's panic message (the default hook still prints).
+fn remember_panic_messages() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            lock(&PANIC_MESSAGES).insert(std::thread::current().id(), info.to_string());
+            previous(info);
+        }));
+    });
 }
 
 /// The last lines of a log file, with its path, for failure messages.
