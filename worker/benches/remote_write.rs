@@ -18,7 +18,9 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use parser::{Entry, Format, Parser};
 use promshard_model::LabelsBuilder;
-use promshard_worker::remote_write::{MetadataMap, MetricMetadata, Sample, encode_v1, encode_v2};
+use promshard_worker::remote_write::{
+    EncodeBuffers, MetadataMap, MetricMetadata, Sample, encode_v1, encode_v2,
+};
 
 const MAX_SAMPLES_PER_SEND: usize = 2_000;
 
@@ -77,7 +79,7 @@ fn scrape(body: &[u8]) -> (Vec<Sample>, MetadataMap) {
 fn bench(c: &mut Criterion) {
     let (samples, metadata) = scrape(&testdata("cadvisor_110pods.prom"));
     let batches: Vec<&[Sample]> = samples.chunks(MAX_SAMPLES_PER_SEND).collect();
-    let mut buf = Vec::new();
+    let mut buf = EncodeBuffers::default();
     let v1: usize = batches.iter().map(|b| encode_v1(b, &mut buf).len()).sum();
     let v2: usize = batches
         .iter()
@@ -100,7 +102,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("samples/cadvisor_110pods");
     g.throughput(Throughput::Elements(samples.len() as u64));
     g.bench_function(BenchmarkId::from_parameter("1.0 encode+snappy"), |b| {
-        let mut buf = Vec::new();
+        let mut buf = EncodeBuffers::default();
         b.iter(|| {
             for batch in &batches {
                 black_box(encode_v1(black_box(batch), &mut buf));
@@ -108,7 +110,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function(BenchmarkId::from_parameter("2.0 encode+snappy"), |b| {
-        let mut buf = Vec::new();
+        let mut buf = EncodeBuffers::default();
         b.iter(|| {
             for batch in &batches {
                 black_box(encode_v2(black_box(batch), &metadata, &mut buf));

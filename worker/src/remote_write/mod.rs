@@ -29,8 +29,8 @@ use crate::metrics::{LabelSet, Metrics};
 pub use series::{AppendSample, LabelIter, Sample, Series};
 
 pub use client::{
-    MetadataMap, Protocol, SendError, V1_CONTENT_TYPE, V2_CONTENT_TYPE, WriteClient, encode_v1,
-    encode_v2,
+    EncodeBuffers, MetadataMap, Protocol, SendError, V1_CONTENT_TYPE, V2_CONTENT_TYPE, WriteClient,
+    encode_v1, encode_v2,
 };
 
 /// Default per-endpoint WAL bound (`--wal.max-bytes`).

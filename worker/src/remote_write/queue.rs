@@ -33,7 +33,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::client::{MetadataMap, Protocol, SendError, WriteClient, encode_v1, encode_v2};
+use super::client::{
+    EncodeBuffers, MetadataMap, Protocol, SendError, WriteClient, encode_v1, encode_v2,
+};
 use super::wal::{Cursor, Position, Wal};
 use super::{Sample, Series, endpoint_labels};
 use crate::metrics::Metrics;
@@ -406,7 +408,7 @@ impl Shard {
         let max = (q.max_samples_per_send as usize).max(1);
         let mut batch = Batch::default();
         let mut deadline = Instant::now() + q.batch_send_deadline.0;
-        let mut proto_buf = Vec::new();
+        let mut bufs = EncodeBuffers::default();
         loop {
             let chunk = if batch.is_empty() {
                 rx.recv().await
@@ -414,7 +416,7 @@ impl Shard {
                 tokio::select! {
                     chunk = rx.recv() => chunk,
                     _ = tokio::time::sleep_until(deadline) => {
-                        self.send(&mut batch, usize::MAX, &mut proto_buf).await;
+                        self.send(&mut batch, usize::MAX, &mut bufs).await;
                         continue;
                     }
                 }
@@ -425,17 +427,17 @@ impl Shard {
             }
             batch.push(chunk);
             while batch.len() >= max {
-                self.send(&mut batch, max, &mut proto_buf).await;
+                self.send(&mut batch, max, &mut bufs).await;
             }
         }
         while !batch.is_empty() {
-            self.send(&mut batch, max, &mut proto_buf).await;
+            self.send(&mut batch, max, &mut bufs).await;
         }
     }
 
     /// Sends the first `max` samples of `batch` until they are delivered or refused for good,
     /// and takes them out of it.
-    async fn send(&self, batch: &mut Batch, max: usize, proto_buf: &mut Vec<u8>) {
+    async fn send(&self, batch: &mut Batch, max: usize, bufs: &mut EncodeBuffers) {
         let sh = &self.sh;
         let q = &sh.cfg.queue_config;
         let take = batch.len().min(max);
@@ -452,10 +454,10 @@ impl Shard {
                 Protocol::V1
             };
             let body = match protocol {
-                Protocol::V1 => encode_v1(samples, proto_buf),
+                Protocol::V1 => encode_v1(samples, bufs),
                 Protocol::V2 => {
                     let metadata = sh.metadata.read().unwrap_or_else(|e| e.into_inner());
-                    encode_v2(samples, &metadata, proto_buf)
+                    encode_v2(samples, &metadata, bufs)
                 }
             };
             let len = body.len() as u64;
