@@ -99,8 +99,11 @@ pub struct SlotReport {
 }
 
 /// Checks a series scraped every `interval_ms` (timestamps are scrape start times, one per
-/// slot): consecutive timestamps must be one interval apart. The gap is rounded to whole
-/// intervals, so scheduling jitter up to half an interval is not mistaken for a miss.
+/// slot). Scrapes are scheduled at a fixed phase and can only be late, by scheduling delay
+/// (a loop skips a tick it missed entirely), so a sample belongs to the slot at or before it:
+/// a scrape that a loaded machine started 700 ms late still fills its slot, where rounding
+/// the gaps between samples would count one miss and one double for it. The phase is the one
+/// that makes the samples least late in total.
 pub fn slot_report(samples: &[(i64, f64)], interval_ms: i64) -> SlotReport {
     let mut ts: Vec<i64> = samples.iter().map(|(t, _)| *t).collect();
     ts.sort_unstable();
@@ -108,15 +111,36 @@ pub fn slot_report(samples: &[(i64, f64)], interval_ms: i64) -> SlotReport {
         samples: ts.len(),
         ..SlotReport::default()
     };
-    for w in ts.windows(2) {
-        let slots = ((w[1] - w[0]) as f64 / interval_ms as f64).round() as i64;
-        match slots {
+    let phase = phase_of(&ts, interval_ms);
+    let slots: Vec<i64> = ts
+        .iter()
+        .map(|t| (t - phase).div_euclid(interval_ms))
+        .collect();
+    for w in slots.windows(2) {
+        match w[1] - w[0] {
             0 => r.doubled += 1,
             1 => {}
             n => r.missed += (n - 1) as usize,
         }
     }
     r
+}
+
+/// The residue modulo `interval_ms` from which the samples are least late in total.
+fn phase_of(ts: &[i64], interval_ms: i64) -> i64 {
+    let mut residues: Vec<i64> = ts.iter().map(|t| t.rem_euclid(interval_ms)).collect();
+    residues.sort_unstable();
+    let mut candidates = residues.clone();
+    candidates.dedup();
+    candidates
+        .into_iter()
+        .min_by_key(|&p| {
+            residues
+                .iter()
+                .map(|&r| (r - p).rem_euclid(interval_ms))
+                .sum::<i64>()
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -129,5 +153,11 @@ mod tests {
         assert_eq!(slot_report(&s(&[0, 1000, 2010, 2990]), 1000).missed, 0);
         let r = slot_report(&s(&[0, 1000, 3000, 3020, 4000]), 1000);
         assert_eq!((r.missed, r.doubled, r.samples), (1, 1, 5));
+        // One scrape 700 ms late fills its slot; two in one slot are a double even when
+        // the phase sits just before a whole second.
+        let late = slot_report(&s(&[990, 1990, 3690, 3990, 4990]), 1000);
+        assert_eq!((late.missed, late.doubled), (0, 0));
+        let r = slot_report(&s(&[990, 1990, 2010, 2990, 4990]), 1000);
+        assert_eq!((r.missed, r.doubled), (1, 1));
     }
 }
