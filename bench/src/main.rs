@@ -35,6 +35,10 @@ struct Cli {
     /// target/release/promshard; build it first with `cargo build --release --bin promshard`).
     #[arg(long, env = "PROMSHARD_BIN")]
     promshard_bin: Option<PathBuf>,
+    /// `queue_config.max_samples_per_send` for both systems (default: each one's own,
+    /// promshard 2,000 as Prometheus 3, Prometheus 2.42 500).
+    #[arg(long)]
+    max_samples_per_send: Option<u32>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         fixture: cli.fixture,
         systems,
         promshard_bin,
+        max_samples_per_send: cli.max_samples_per_send,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

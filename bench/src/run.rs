@@ -38,6 +38,9 @@ pub struct Options {
     pub fixture: FixtureKind,
     pub systems: Vec<System>,
     pub promshard_bin: PathBuf,
+    /// `queue_config.max_samples_per_send` for both; `None`: each system's own default
+    /// (promshard 2,000 as Prometheus 3; Prometheus 2.42 500).
+    pub max_samples_per_send: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -103,17 +106,25 @@ impl Measurement {
 }
 
 /// The scrape configuration both systems run: one static job listing every farm target.
-pub fn prometheus_yml(targets: &[String], interval: Duration, sink_url: &str) -> String {
+pub fn prometheus_yml(
+    targets: &[String],
+    interval: Duration,
+    sink_url: &str,
+    max_samples_per_send: Option<u32>,
+) -> String {
     let secs = prom_duration(interval);
     let list = targets
         .iter()
         .map(|t| format!("'{t}'"))
         .collect::<Vec<_>>()
         .join(", ");
+    let queue = max_samples_per_send
+        .map(|n| format!("    queue_config: {{max_samples_per_send: {n}}}\n"))
+        .unwrap_or_default();
     format!(
         "global:\n  scrape_interval: {secs}\n  scrape_timeout: {secs}\n\
          scrape_configs:\n  - job_name: farm\n    static_configs:\n      - targets: [{list}]\n\
-         remote_write:\n  - url: {sink_url}\n"
+         remote_write:\n  - url: {sink_url}\n{queue}"
     )
 }
 
@@ -134,7 +145,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Measurement>> {
         target.set_body_bytes(fixture.body.clone());
     }
     let sink = NullSink::start().await.context("starting the null sink")?;
-    let config = prometheus_yml(&sim.addresses(), opts.interval, &sink.url());
+    let config = prometheus_yml(
+        &sim.addresses(),
+        opts.interval,
+        &sink.url(),
+        opts.max_samples_per_send,
+    );
     let active_series = opts.targets * (fixture.series + REPORT_SERIES);
     eprintln!(
         "farm: {} targets × {} series ({:?}, {} KiB per scrape) = {active_series} active series, \
@@ -429,6 +445,7 @@ mod tests {
             &["127.0.0.1:1".into(), "127.0.0.1:2".into()],
             Duration::from_secs(5),
             "http://127.0.0.1:3/api/v1/write",
+            None,
         );
         assert_eq!(
             yml,
@@ -436,6 +453,11 @@ mod tests {
              scrape_configs:\n  - job_name: farm\n    static_configs:\n      \
              - targets: ['127.0.0.1:1', '127.0.0.1:2']\n\
              remote_write:\n  - url: http://127.0.0.1:3/api/v1/write\n"
+        );
+        let yml = prometheus_yml(&[], Duration::from_secs(5), "http://s", Some(500));
+        assert!(
+            yml.ends_with("  - url: http://s\n    queue_config: {max_samples_per_send: 500}\n"),
+            "{yml}"
         );
     }
 

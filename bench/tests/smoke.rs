@@ -18,6 +18,7 @@ async fn both_systems_deliver_to_the_sink_and_are_measured() {
         fixture: FixtureKind::Node,
         systems: vec![System::Promshard, System::Prometheus],
         promshard_bin: promshard_integration_tests::promshard_bin(),
+        max_samples_per_send: None,
     };
     let results = run::run(&opts).await.unwrap();
     assert_eq!(
