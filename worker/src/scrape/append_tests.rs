@@ -300,8 +300,11 @@ fn series_text_of_a_failed_scrape_stays_cached_as_in_prometheus() {
     assert_eq!(run(&mut p, "a 1\nb{ 2\n").err().unwrap().series_added, 0);
 }
 
+/// Samples as (series, value bits, timestamp), or the error and the samples scraped.
+type Outcome = Result<Vec<(String, u64, i64)>, (String, usize)>;
+
 /// What a scrape yields, comparable across processors (series by labels, not by id).
-fn outcome(r: Result<Processed, Failed>) -> Result<Vec<(String, u64, i64)>, (String, usize)> {
+fn outcome(r: Result<Processed, Failed>) -> Outcome {
     match r {
         Ok(p) => {
             let mut v: Vec<(String, u64, i64)> = p
