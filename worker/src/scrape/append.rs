@@ -48,6 +48,11 @@ fn text_seed() -> u64 {
     *SEED.get_or_init(rand::random)
 }
 
+/// The cache key of a series text: the one hash both the fast path and a lookup compare.
+fn text_key(text: &[u8], seed: u64) -> u128 {
+    xxhash_rust::xxh3::xxh3_128_with_seed(text, seed)
+}
+
 /// The keys are already uniform hashes: use their low bits as they are.
 #[derive(Default)]
 struct PassThrough(u64);
@@ -437,7 +442,7 @@ impl SampleProcessor {
         now: u64,
         label_buf: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
     ) -> Result<(u32, bool), String> {
-        let key = xxhash_rust::xxh3::xxh3_128_with_seed(s.series, seed);
+        let key = text_key(s.series, seed);
         let lookup = self.lookup(key, s.metric_type, cursor);
         if let Lookup::Hit(i) = lookup {
             return Ok((i, false));
@@ -497,7 +502,7 @@ impl SampleProcessor {
             // The entry expected next in body order, read without lexing its labels again.
             let known = self.order.get(cursor).and_then(|&i| {
                 let e = &self.entries[i as usize];
-                let same = |text: &[u8]| xxhash_rust::xxh3::xxh3_128_with_seed(text, seed) == e.key;
+                let same = |text: &[u8]| text_key(text, seed) == e.key;
                 let (len, newlines) = (e.len as usize, e.newlines as usize);
                 e.live
                     .then(|| parser.next_known(len, newlines, e.metric_type, same))
