@@ -231,6 +231,7 @@ pub fn encode_v1(samples: &[Sample], bufs: &mut EncodeBuffers) -> Vec<u8> {
     use super::wire::*;
     let proto_buf = &mut bufs.proto;
     proto_buf.clear();
+    super::series::warm_labels(samples.iter().map(|s| &*s.series));
     let groups = Groups::new(samples);
     for (s, points) in groups.iter(samples) {
         let labels = s.series.encoded();

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use super::client::{
     EncodeBuffers, MetadataMap, Protocol, SendError, WriteClient, encode_v1, encode_v2,
 };
+use super::series::warm;
 use super::wal::{Cursor, Position, Wal};
 use super::{Sample, Series, endpoint_labels};
 use crate::metrics::Metrics;
@@ -535,6 +536,7 @@ impl Batch {
             self.sent = 0;
         } else {
             if self.sent > self.samples.len() / 2 {
+                warm(self.samples[..self.sent].iter().map(|s| &*s.series));
                 self.samples.drain(..self.sent);
                 self.sent = 0;
             }
@@ -559,6 +561,7 @@ impl Batch {
     fn consume(&mut self, n: usize) {
         self.sent += n;
         if self.sent == self.samples.len() {
+            warm(self.samples.iter().map(|s| &*s.series));
             self.samples.clear();
             self.sent = 0;
         }

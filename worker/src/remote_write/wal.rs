@@ -48,7 +48,7 @@ use std::time::Duration;
 use promshard_model::LabelsBuilder;
 use tokio::sync::Notify;
 
-use super::series::{AppendSample, Series, reserve_ids_through};
+use super::series::{AppendSample, Series, reserve_ids_through, warm};
 use super::wire::put_varint;
 use super::{MetricMetadata, Sample};
 
@@ -942,7 +942,7 @@ fn decode_refs(payload: &[u8], series: &SeriesTable) -> io::Result<(Vec<Sample>,
         .get(5..)
         .ok_or_else(|| corrupt("record ends early"))?);
     let base = i64::from_le_bytes(b.array()?);
-    let mut out = Vec::with_capacity(count.min(1 << 20) as usize);
+    let mut found = Vec::with_capacity(count.min(1 << 20) as usize);
     let mut unknown = 0;
     let mut prev = 0u64;
     for _ in 0..count {
@@ -951,11 +951,7 @@ fn decode_refs(payload: &[u8], series: &SeriesTable) -> io::Result<(Vec<Sample>,
         let timestamp_ms = base.wrapping_add(unzigzag(b.varint()?));
         let value = f64::from_bits(u64::from_le_bytes(b.array()?));
         match series.get(id) {
-            Some(s) => out.push(Sample {
-                series: s.clone(),
-                timestamp_ms,
-                value,
-            }),
+            Some(s) => found.push((s, timestamp_ms, value)),
             None => unknown += 1,
         }
     }
@@ -965,6 +961,16 @@ fn decode_refs(payload: &[u8], series: &SeriesTable) -> io::Result<(Vec<Sample>,
             "WAL samples refer to series whose labels are missing (series file lost or damaged); dropping them"
         );
     }
+    // All ids first, then the series' headers in a loop of their own, then the refcounts.
+    warm(found.iter().map(|(s, _, _)| &***s));
+    let out = found
+        .into_iter()
+        .map(|(s, timestamp_ms, value)| Sample {
+            series: s.clone(),
+            timestamp_ms,
+            value,
+        })
+        .collect();
     Ok((out, unknown))
 }
 
