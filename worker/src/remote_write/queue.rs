@@ -267,7 +267,13 @@ impl QueueManager {
                 d if d.is_zero() => i64::MIN,
                 d => unix_ms_now() - d.as_millis() as i64,
             };
-            let mut chunks: Vec<Vec<Sample>> = (0..n).map(|_| Vec::new()).collect();
+            // Sized so that growing them does not copy a record's samples over and over.
+            let per_shard = match n {
+                1 => record.samples.len(),
+                n => record.samples.len() / n * 5 / 4 + 16,
+            };
+            let mut chunks: Vec<Vec<Sample>> =
+                (0..n).map(|_| Vec::with_capacity(per_shard)).collect();
             let mut total = 0u64;
             for mut s in record.samples {
                 if s.timestamp_ms < oldest_ok {
