@@ -39,6 +39,10 @@ struct Cli {
     /// promshard 2,000 as Prometheus 3, Prometheus 2.42 500).
     #[arg(long)]
     max_samples_per_send: Option<u32>,
+    /// Run the whole comparison this many times and end with the median of each figure and
+    /// ratio (a shared machine's noise moves single runs by 10–20 %).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -83,19 +87,31 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(&opts)) {
-        Ok(results) => {
-            println!(
-                "{} targets × {:?} fixture, interval {:?}, warm-up {:?}, window {:?}\n",
-                opts.targets, opts.fixture, opts.interval, opts.warmup, opts.duration
-            );
-            println!("{}", report::table(&results));
-            print!("{}", report::conditions(&results));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    let mut all = Vec::new();
+    for round in 1..=cli.rounds {
+        let results = match runtime.block_on(run::run(&opts)) {
+            Ok(results) => results,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let of = if cli.rounds > 1 {
+            format!("round {round} of {}: ", cli.rounds)
+        } else {
+            String::new()
+        };
+        println!(
+            "{of}{} targets × {:?} fixture, interval {:?}, warm-up {:?}, window {:?}\n",
+            opts.targets, opts.fixture, opts.interval, opts.warmup, opts.duration
+        );
+        println!("{}", report::table(&results));
+        println!("{}", report::conditions(&results));
+        all.push(results);
     }
+    if cli.rounds > 1 {
+        println!("all rounds (system totals; promshard = master + worker)\n");
+        print!("{}", report::rounds(&all));
+    }
+    ExitCode::SUCCESS
 }

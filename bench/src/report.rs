@@ -105,10 +105,86 @@ pub fn conditions(results: &[Measurement]) -> String {
     out
 }
 
+/// Several paired rounds: each round's CPU and memory figures and ratios, then the median of
+/// each column. On a shared machine one round can be 10–20 % off for either system; the
+/// median of paired ratios is steadier than any single one.
+pub fn rounds(rounds: &[Vec<Measurement>]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| round | promshard CPU-s/M | Prometheus CPU-s/M | CPU ratio | promshard B/series | Prometheus B/series | RSS ratio |"
+    );
+    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut columns: [Vec<f64>; 6] = Default::default();
+    for (i, results) in rounds.iter().enumerate() {
+        let get = |system: System, figure: fn(&Measurement, &Usage) -> f64| {
+            results
+                .iter()
+                .find(|m| m.system == system)
+                .map_or(f64::NAN, |m| figure(m, &m.total))
+        };
+        let cpu = |m: &Measurement, u: &Usage| m.cpu_per_million(u);
+        let rss = |m: &Measurement, u: &Usage| m.steady_bytes_per_series(u);
+        let (a, b) = (get(System::Promshard, cpu), get(System::Prometheus, cpu));
+        let (c, d) = (get(System::Promshard, rss), get(System::Prometheus, rss));
+        let row = [a, b, a / b, c, d, c / d];
+        for (col, v) in columns.iter_mut().zip(row) {
+            col.push(v);
+        }
+        let _ = writeln!(out, "| {} | {} |", i + 1, round_cells(&row));
+    }
+    let medians = columns.map(|c| median(&c));
+    let _ = writeln!(out, "| median | {} |", round_cells(&medians));
+    out
+}
+
+fn round_cells(row: &[f64; 6]) -> String {
+    let decimals = [2, 2, 2, 0, 0, 2];
+    row.iter()
+        .zip(decimals)
+        .enumerate()
+        .map(|(i, (v, d))| {
+            let v = cell(Some(*v), d);
+            if i == 2 || i == 5 {
+                format!("{v}×")
+            } else {
+                v
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The median of the finite values (the mean of the middle two for an even count); NaN for
+/// none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn cell(value: Option<f64>, decimals: usize) -> String {
     match value {
         Some(v) if v.is_finite() => format!("{v:.decimals$}"),
         Some(_) => "n/a".to_owned(),
         None => "–".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_unusable_values() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[f64::NAN, 5.0, 1.0, 9.0]), 5.0);
+        assert!(median(&[f64::NAN]).is_nan());
+        assert!(median(&[]).is_nan());
     }
 }
