@@ -154,6 +154,8 @@ struct CacheEntry {
     /// the parser's fast path ([`Parser::next_known`]).
     len: u32,
     newlines: u32,
+    /// The format the text was last parsed in: the fast path only takes it in the same one.
+    format: Format,
 }
 
 enum Lookup {
@@ -441,6 +443,7 @@ impl SampleProcessor {
     fn entry_for<'a>(
         &mut self,
         s: &Sample<'a>,
+        format: Format,
         secret: &TextSecret,
         cursor: usize,
         now: u64,
@@ -449,6 +452,7 @@ impl SampleProcessor {
         let key = text_key(s.series, secret);
         let lookup = self.lookup(key, s.metric_type, cursor);
         if let Lookup::Hit(i) = lookup {
+            self.entries[i as usize].format = format;
             return Ok((i, false));
         }
         s.labels_into(label_buf).map_err(|e| e.to_string())?;
@@ -466,7 +470,7 @@ impl SampleProcessor {
         let i = match lookup {
             Lookup::OtherType(i) => {
                 let e = &mut self.entries[i as usize];
-                (e.slot, e.metric_type) = (slot, s.metric_type);
+                (e.slot, e.metric_type, e.format) = (slot, s.metric_type, format);
                 i
             }
             _ => self.new_entry(CacheEntry {
@@ -478,6 +482,7 @@ impl SampleProcessor {
                 pos: u32::MAX,
                 len,
                 newlines,
+                format,
             }),
         };
         Ok((i, true))
@@ -508,7 +513,7 @@ impl SampleProcessor {
                 let e = &self.entries[i as usize];
                 let same = |text: &[u8]| text_key(text, secret) == e.key;
                 let (len, newlines) = (e.len as usize, e.newlines as usize);
-                e.live
+                (e.live && e.format == format)
                     .then(|| parser.next_known(len, newlines, e.metric_type, same))
                     .flatten()
                     .map(|k| (i, k.value, k.timestamp_ms))
@@ -539,7 +544,8 @@ impl SampleProcessor {
                     };
                     // Counted before a label error can fail the scrape, as in Prometheus.
                     c.scraped += 1;
-                    let (i, miss) = self.entry_for(&s, secret, cursor, now, &mut label_buf)?;
+                    let (i, miss) =
+                        self.entry_for(&s, format, secret, cursor, now, &mut label_buf)?;
                     (i, miss, s.value, s.timestamp_ms)
                 }
             };

@@ -339,3 +339,40 @@ fn a_warm_cache_reads_each_body_as_a_cold_one_does() {
         assert_eq!(warmed, cold, "body {body:?}");
     }
 }
+
+#[test]
+fn a_warm_cache_reads_a_body_in_another_format_as_a_cold_one_does() {
+    fn run_in(p: &mut SampleProcessor, body: &str, format: Format) -> Outcome {
+        outcome(p.process(body.as_bytes(), format, 1_000, fresh()))
+    }
+    // The text format allows a blank after a label's comma and before `{`; OpenMetrics does
+    // not, so text seen in one format must not take the other's fast path.
+    let bodies = [
+        ("a{x=\"1\", y=\"2\"} 1\nb 2\n", Format::Text),
+        ("a{x=\"1\", y=\"2\"} 1\nb 2\n# EOF\n", Format::OpenMetrics),
+        (
+            "a{x=\"1\",y=\"2\"} 3\nb 4 1.5\n# EOF\n",
+            Format::OpenMetrics,
+        ),
+        ("a{x=\"1\",y=\"2\"} 5\nb 6 1500\n", Format::Text),
+        (
+            "a{x=\"1\",y=\"2\"} 7\nb 8 # {t=\"x\"} 1\n# EOF\n",
+            Format::OpenMetrics,
+        ),
+        (
+            "a{x=\"1\",y=\"2\"} 9\nb 10 # {t=\"x\"} x\n# EOF\n",
+            Format::OpenMetrics,
+        ),
+    ];
+    let mut warm = processor("");
+    for (body, format) in bodies {
+        let warmed = run_in(&mut warm, body, format);
+        let cold = run_in(&mut processor(""), body, format);
+        assert_eq!(warmed, cold, "{format:?} body {body:?}");
+    }
+    assert!(
+        run_in(&mut processor(""), bodies[1].0, Format::OpenMetrics).is_err(),
+        "a blank inside braces fails an OpenMetrics scrape"
+    );
+    assert!(run_in(&mut processor(""), bodies[4].0, Format::OpenMetrics).is_ok());
+}

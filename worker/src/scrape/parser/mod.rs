@@ -23,6 +23,12 @@
 //! [`Sample::labels_into`], which a caller with a series cache only calls on a miss: the
 //! labels are a pure function of `(series, metric_type)`.
 //!
+//! A caller that expects a series it has seen can skip even the syntax check of its text:
+//! [`Parser::next_known`] takes the text's length and a check of its bytes (the caller's
+//! hash), and parses only the value, timestamp and (OpenMetrics) exemplar after it. Equal
+//! bytes from a line's start parse the same, so this returns exactly what `next_entry` would,
+//! in both formats; on anything else it declines and `next_entry` reads the line.
+//!
 //! Nothing here depends on anything but `std`, so the fuzz target can compile this module on
 //! its own.
 
@@ -505,7 +511,8 @@ impl<'a> Parser<'a> {
     /// consumed: call [`Self::next_entry`]. A `Some` is exactly what `next_entry` would have
     /// returned for the line, without lexing the labels again (most of a line's bytes).
     ///
-    /// Text format only for now; OpenMetrics always answers `None`.
+    /// The caller must have seen the text under this parser's format: the two formats'
+    /// series grammars differ (the text format allows blanks inside braces).
     pub fn next_known(
         &mut self,
         len: usize,
@@ -513,10 +520,13 @@ impl<'a> Parser<'a> {
         metric_type: MetricType,
         same: impl FnOnce(&'a [u8]) -> bool,
     ) -> Option<KnownSample<'a>> {
-        if self.done || self.format != Format::Text || self.mtype != metric_type {
+        if self.done || self.mtype != metric_type {
             return None;
         }
-        text::known(self, len, newlines, same)
+        match self.format {
+            Format::Text => text::known(self, len, newlines, same),
+            Format::OpenMetrics => openmetrics::known(self, len, newlines, same),
+        }
     }
 
     /// Byte offset of the next entry.

@@ -9,7 +9,7 @@ use super::lex::{
     Escapes, QuoteRules, find_newline, go_quote, is_label_start, is_metric_start, scan_label_name,
     scan_metric_name, scan_quoted, unescape, utf8,
 };
-use super::{Entry, MetricType, ParseError, Parser, Sample, ascii_str};
+use super::{Entry, KnownSample, MetricType, ParseError, Parser, Sample, ascii_str};
 
 /// `<sLValue>\"(\\.|[^\\"\n])*\"`: one line; NUL bytes are skipped by the lexer (kept).
 const LABEL_VALUE: QuoteRules = QuoteRules {
@@ -210,6 +210,66 @@ fn series<'a>(p: &mut Parser<'a>, start: usize) -> Result<Sample<'a>, ParseError
         return Err(p.error(start, end, msg));
     };
 
+    let line = p.line;
+    let (value, timestamp_ms) = value_and_rest(p, start, end, newlines)?;
+    Ok(Sample {
+        series: &b[start..end],
+        name,
+        value,
+        timestamp_ms,
+        metric_type: p.mtype,
+        labels,
+        line,
+    })
+}
+
+/// A sample line whose series text (`start..start + len`) the caller has seen and passes
+/// `same`: [`Parser::next_known`] for OpenMetrics. `None` leaves the parser where it was,
+/// for [`next`] to read the entry (and word any error) the usual way.
+///
+/// Equal bytes from a line's start parse the same, so the text is a valid series ending at
+/// the same place, provided it would end there. OpenMetrics puts exactly one space after the
+/// series text, which [`value_and_rest`] requires: a name that goes on, or is followed by
+/// `{`, fails there. The caller must have seen the text under this format: the text format's
+/// series grammar is looser (blanks inside braces, between name and `{`).
+pub(super) fn known<'a>(
+    p: &mut Parser<'a>,
+    len: usize,
+    newlines: usize,
+    same: impl FnOnce(&'a [u8]) -> bool,
+) -> Option<KnownSample<'a>> {
+    let b = p.input;
+    let start = p.pos;
+    let c = *b.get(start)?;
+    if !(is_metric_start(c) || c == b'{') {
+        return None;
+    }
+    let end = start.checked_add(len)?;
+    let series = b.get(start..end)?;
+    if b.get(end) != Some(&b' ') || !same(series) {
+        return None;
+    }
+    let mut q = p.clone();
+    let (value, timestamp_ms) = value_and_rest(&mut q, start, end, newlines).ok()?;
+    *p = q;
+    Some(KnownSample {
+        series,
+        value,
+        timestamp_ms,
+        metric_type: p.mtype,
+    })
+}
+
+/// The rest of a sample line after its series text (`start..end`): value, optional
+/// timestamp, optional exemplar, end of line. Moves the parser to the next line.
+#[inline]
+fn value_and_rest(
+    p: &mut Parser<'_>,
+    start: usize,
+    end: usize,
+    newlines: usize,
+) -> Result<(f64, Option<i64>), ParseError> {
+    let b = p.input;
     // `<sValue>{S}[^ \n]+`
     if b.get(end) != Some(&b' ') {
         return Err(p.unexpected(start, end, "expected value after metric"));
@@ -249,18 +309,9 @@ fn series<'a>(p: &mut Parser<'a>, start: usize) -> Result<Sample<'a>, ParseError
         Some(_) => return Err(p.unexpected(start, k, "expected timestamp or exemplar")),
     }
 
-    let line = p.line;
     p.pos = k + 1;
     p.line += 1 + newlines;
-    Ok(Sample {
-        series: &b[start..end],
-        name,
-        value,
-        timestamp_ms,
-        metric_type: p.mtype,
-        labels,
-        line,
-    })
+    Ok((value, timestamp_ms))
 }
 
 fn parse_float(p: &mut Parser<'_>, start: usize, v0: usize, v1: usize) -> Result<f64, ParseError> {

@@ -2037,8 +2037,8 @@ fn integer_timestamps() {
 /// `same`), at every step of `body`: each `Some` must be exactly what `next_entry` returns
 /// there, leave the parser where `next_entry` leaves it, and change nothing when `None`.
 /// Returns how many offers were taken.
-fn check_known_against_next_entry(body: &[u8], known: &[&[u8]]) -> usize {
-    let mut p = Parser::new(body, Format::Text);
+fn check_known_against_next_entry(body: &[u8], format: Format, known: &[&[u8]]) -> usize {
+    let mut p = Parser::new(body, format);
     let mut taken = 0;
     loop {
         for text in known {
@@ -2082,8 +2082,8 @@ fn check_known_against_next_entry(body: &[u8], known: &[&[u8]]) -> usize {
 }
 
 /// Series text of every sample of `body` (as far as it parses).
-fn series_texts(body: &[u8]) -> Vec<&[u8]> {
-    Parser::new(body, Format::Text)
+fn series_texts(body: &[u8], format: Format) -> Vec<&[u8]> {
+    Parser::new(body, format)
         .map_while(Result::ok)
         .filter_map(|e| match e {
             Entry::Sample(s) => Some(s.series),
@@ -2096,7 +2096,7 @@ fn series_texts(body: &[u8]) -> Vec<&[u8]> {
 fn next_known_reads_a_steady_body_as_next_entry_does() {
     for name in ["node_exporter.prom", "prometheus.prom"] {
         let body = testdata(name);
-        let texts = series_texts(&body);
+        let texts = series_texts(&body, Format::Text);
         let mut p = Parser::new(&body, Format::Text);
         let (mut fast, mut slow) = (0, 0);
         // As the processor does: offer the next text in order, else read an entry, and
@@ -2156,15 +2156,18 @@ fn next_known_never_differs_from_next_entry() {
         ("foo 1\n", "foo"),
     ];
     for (seen, body) in cases {
-        let known = series_texts(seen.as_bytes());
-        check_known_against_next_entry(body.as_bytes(), &known);
+        let known = series_texts(seen.as_bytes(), Format::Text);
+        check_known_against_next_entry(body.as_bytes(), Format::Text, &known);
         // Each line on its own, so errors at every position are reached.
         for line in body.split_inclusive('\n') {
-            check_known_against_next_entry(line.as_bytes(), &known);
+            check_known_against_next_entry(line.as_bytes(), Format::Text, &known);
         }
     }
-    let taken =
-        check_known_against_next_entry(b"foo 1\nfoo{a=\"b\"} 2\n", &[b"foo", b"foo{a=\"b\"}"]);
+    let taken = check_known_against_next_entry(
+        b"foo 1\nfoo{a=\"b\"} 2\n",
+        Format::Text,
+        &[b"foo", b"foo{a=\"b\"}"],
+    );
     assert_eq!(taken, 2, "both lines are known and must be taken");
 }
 
@@ -2172,14 +2175,72 @@ fn next_known_never_differs_from_next_entry() {
 fn next_known_on_the_real_fixtures() {
     for name in ["node_exporter.prom", "prometheus.prom"] {
         let body = testdata(name);
-        let texts = series_texts(&body);
+        let texts = series_texts(&body, Format::Text);
         // Offering every text everywhere is quadratic: a sample of them is enough.
         let some: Vec<&[u8]> = texts.iter().step_by(7).copied().collect();
-        let taken = check_known_against_next_entry(&body, &some);
+        let taken = check_known_against_next_entry(&body, Format::Text, &some);
         assert!(
             taken >= some.len(),
             "{name}: {taken} taken of {}",
             some.len()
         );
     }
+}
+
+#[test]
+fn next_known_never_differs_from_next_entry_in_openmetrics() {
+    let cases: &[(&str, &str)] = &[
+        // A name-only series, then the name with labels, continued, with a blank before `{`
+        // (an error in OpenMetrics), float timestamps, exemplars.
+        (
+            "foo 1\n# EOF\n",
+            "foo 1\nfoo{a=\"b\"} 2\nfoobar 3\nfoo1 4\nfoo 5 1520879607.789\nfoo 6 # {x=\"y\"} 1 2\nfoo 7 1.5 # {x=\"y\"} 1\nfoo {a=\"b\"} 8\n# EOF\n",
+        ),
+        (
+            "foo{a=\"b\"} 1\n# EOF\n",
+            "foo{a=\"b\"} +Inf\nfoo{a=\"b\"}  1\nfoo{a=\"b\"} 1 \nfoo{a=\"b\"}1\nfoo{a=\"b\"} NaN 1e3\n# EOF\n",
+        ),
+        (
+            "{\"my.name\",a=\"b\"} 1\n# EOF\n",
+            "{\"my.name\",a=\"b\"} 2 3\n# EOF\n",
+        ),
+        // A quoted name spanning lines (label values cannot): line numbers must follow.
+        (
+            "{\"my\nname\",a=\"b\"} 1\n# EOF\n",
+            "{\"my\nname\",a=\"b\"} 2\nfoo x\n# EOF\n",
+        ),
+        // What follows a known series is wrong: the error must come from next_entry.
+        (
+            "foo{a=\"b\"} 1\n# EOF\n",
+            "foo{a=\"b\"} x\nfoo{a=\"b\"} 1 +Inf\nfoo{a=\"b\"} 1 2 3\nfoo{a=\"b\"} 1 # {a=\"x\"} x\nfoo{a=\"b\"} 1 # {} 1\nfoo{a=\"b\"} 1 #{a=\"x\"} 1\nfoo{a=\"b\"}\nfoo{a=\"b\"} 1\n",
+        ),
+        // No `# EOF`, the input ending after a known series, data after `# EOF`.
+        ("foo 1\n# EOF\n", "foo 1"),
+        ("foo 1\n# EOF\n", "foo 1\n"),
+        ("foo 1\n# EOF\n", "foo"),
+        ("foo 1\n# EOF\n", "# EOF\nfoo 1\n"),
+        // Blank and comment lines are errors in OpenMetrics.
+        ("foo 1\n# EOF\n", "\nfoo 1\n# EOF\n"),
+        ("foo 1\n# EOF\n", " foo 1\n# EOF\n"),
+    ];
+    for (seen, body) in cases {
+        let known = series_texts(seen.as_bytes(), Format::OpenMetrics);
+        assert!(!known.is_empty(), "{seen:?} parses");
+        check_known_against_next_entry(body.as_bytes(), Format::OpenMetrics, &known);
+        for line in body.split_inclusive('\n') {
+            check_known_against_next_entry(line.as_bytes(), Format::OpenMetrics, &known);
+        }
+    }
+    // Prometheus's own OpenMetrics test input: every series offered everywhere.
+    let body = format!("{OM_INPUT}\n# EOF\n");
+    let texts = series_texts(body.as_bytes(), Format::OpenMetrics);
+    assert!(texts.len() > 10, "OM_INPUT parses: {} series", texts.len());
+    let taken = check_known_against_next_entry(body.as_bytes(), Format::OpenMetrics, &texts);
+    assert!(taken >= texts.len(), "{taken} taken of {}", texts.len());
+    let taken = check_known_against_next_entry(
+        b"foo 1\nfoo{a=\"b\"} 2 1.5 # {x=\"y\"} 1\n# EOF\n",
+        Format::OpenMetrics,
+        &[b"foo", b"foo{a=\"b\"}"],
+    );
+    assert_eq!(taken, 2, "both lines are known and must be taken");
 }
