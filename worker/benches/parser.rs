@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use parser::{Entry, Format, Parser};
+use parser::{Entry, Format, MetricType, Parser};
 
 /// `shared/testdata` beside the repository (or `PROMSHARD_TESTDATA`).
 fn testdata(name: &str) -> Vec<u8> {
@@ -64,6 +64,44 @@ fn parse_with_labels(body: &[u8]) -> usize {
     n
 }
 
+/// Each sample's series text, type and newlines, as a processor's cache holds them.
+fn known_texts(body: &[u8], format: Format) -> Vec<(&[u8], MetricType, usize)> {
+    Parser::new(body, format)
+        .map(|e| e.expect("fixture parses"))
+        .filter_map(|e| match e {
+            Entry::Sample(s) => Some((
+                s.series,
+                s.metric_type,
+                s.series.iter().filter(|&&c| c == b'\n').count(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A steady scrape as the processor reads it: the expected series offered first
+/// (`next_known`, bytes compared where the processor compares a hash), `next_entry` for the
+/// rest (metadata lines).
+fn parse_known(body: &[u8], format: Format, texts: &[(&[u8], MetricType, usize)]) -> usize {
+    let mut p = Parser::new(body, format);
+    let mut n = 0;
+    for &(text, mtype, newlines) in texts {
+        loop {
+            if let Some(k) = p.next_known(text.len(), newlines, mtype, |t| t == text) {
+                black_box((k.value, k.timestamp_ms));
+                n += 1;
+                break;
+            }
+            match p.next_entry().expect("fixture parses") {
+                Some(Entry::Sample(_)) => panic!("a known series was not taken"),
+                Some(_) => continue,
+                None => return n,
+            }
+        }
+    }
+    n
+}
+
 fn parse_reference(body: &str) -> usize {
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("fixture parses");
@@ -99,6 +137,31 @@ fn bench(c: &mut Criterion) {
             g.finish();
         }
     }
+    // The known-series fast path in both formats, on the cAdvisor fixture; as OpenMetrics
+    // it only needs `# EOF` (its millisecond timestamps then read as seconds, which parse
+    // the same way).
+    let text = testdata("cadvisor_110pods.prom");
+    let mut om = text.clone();
+    om.extend_from_slice(b"# EOF\n");
+    let mut g = c.benchmark_group("samples/cadvisor_110pods.prom/formats");
+    for (format, body) in [(Format::Text, &text), (Format::OpenMetrics, &om)] {
+        let texts = known_texts(body, format);
+        g.throughput(Throughput::Elements(texts.len() as u64));
+        g.bench_function(BenchmarkId::new("next_entry", format!("{format:?}")), |b| {
+            b.iter(|| {
+                let mut p = Parser::new(black_box(body), format);
+                let mut n = 0usize;
+                while let Some(e) = p.next_entry().expect("fixture parses") {
+                    n += usize::from(matches!(e, Entry::Sample(_)));
+                }
+                n
+            })
+        });
+        g.bench_function(BenchmarkId::new("next_known", format!("{format:?}")), |b| {
+            b.iter(|| parse_known(black_box(body), format, &texts))
+        });
+    }
+    g.finish();
 }
 
 criterion_group! {
