@@ -13,6 +13,7 @@
 mod client;
 mod queue;
 mod series;
+mod series_table;
 mod wal;
 mod wire;
 
