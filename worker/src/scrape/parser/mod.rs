@@ -529,6 +529,28 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The end both formats' fast paths share: the series text `start..end` is known, `rest`
+    /// reads the rest of the line (value, timestamp, ...) on a copy of the parser, which is
+    /// kept only if it succeeds. On an error the parser is left as it was, for `next_entry`
+    /// to report it in full.
+    fn take_known(
+        &mut self,
+        start: usize,
+        end: usize,
+        newlines: usize,
+        rest: impl FnOnce(&mut Self, usize, usize, usize) -> Result<(f64, Option<i64>), ParseError>,
+    ) -> Option<KnownSample<'a>> {
+        let mut q = self.clone();
+        let (value, timestamp_ms) = rest(&mut q, start, end, newlines).ok()?;
+        *self = q;
+        Some(KnownSample {
+            series: &self.input[start..end],
+            value,
+            timestamp_ms,
+            metric_type: self.mtype,
+        })
+    }
+
     /// Byte offset of the next entry.
     pub fn position(&self) -> usize {
         self.pos

@@ -249,15 +249,7 @@ pub(super) fn known<'a>(
     if b.get(end) != Some(&b' ') || !same(series) {
         return None;
     }
-    let mut q = p.clone();
-    let (value, timestamp_ms) = value_and_rest(&mut q, start, end, newlines).ok()?;
-    *p = q;
-    Some(KnownSample {
-        series,
-        value,
-        timestamp_ms,
-        metric_type: p.mtype,
-    })
+    p.take_known(start, end, newlines, value_and_rest)
 }
 
 /// The rest of a sample line after its series text (`start..end`): value, optional

@@ -248,15 +248,7 @@ pub(super) fn known<'a>(
     if !same(series) {
         return None;
     }
-    let mut q = p.clone();
-    let (value, timestamp_ms) = value_and_timestamp(&mut q, start, end, newlines).ok()?;
-    *p = q;
-    Some(KnownSample {
-        series,
-        value,
-        timestamp_ms,
-        metric_type: p.mtype,
-    })
+    p.take_known(start, end, newlines, value_and_timestamp)
 }
 
 /// The rest of a sample line after its series text (`start..end`): value, optional
