@@ -523,31 +523,63 @@ impl<'a> Parser<'a> {
         if self.done || self.mtype != metric_type {
             return None;
         }
-        match self.format {
-            Format::Text => text::known(self, len, newlines, same),
-            Format::OpenMetrics => openmetrics::known(self, len, newlines, same),
+        let (b, start) = (self.input, self.pos);
+        let end = start.checked_add(len).filter(|&e| e <= b.len())?;
+        let ends = match self.format {
+            Format::Text => text::series_ends_at(b, start, end),
+            Format::OpenMetrics => openmetrics::series_ends_at(b, start, end),
+        };
+        if !ends || !same(&b[start..end]) {
+            return None;
         }
-    }
-
-    /// The end both formats' fast paths share: the series text `start..end` is known, `rest`
-    /// reads the rest of the line (value, timestamp, ...) on a copy of the parser, which is
-    /// kept only if it succeeds. On an error the parser is left as it was, for `next_entry`
-    /// to report it in full.
-    fn take_known(
-        &mut self,
-        start: usize,
-        end: usize,
-        newlines: usize,
-        rest: impl FnOnce(&mut Self, usize, usize, usize) -> Result<(f64, Option<i64>), ParseError>,
-    ) -> Option<KnownSample<'a>> {
+        // The rest of the line on a copy, kept only if it reads: on an error the parser is
+        // left as it was, for `next_entry` to report it in full.
         let mut q = self.clone();
-        let (value, timestamp_ms) = rest(&mut q, start, end, newlines).ok()?;
+        let (value, timestamp_ms) = match self.format {
+            Format::Text => text::value_and_timestamp(&mut q, start, end, newlines),
+            Format::OpenMetrics => openmetrics::value_and_rest(&mut q, start, end, newlines),
+        }
+        .ok()?;
         *self = q;
         Some(KnownSample {
             series: &self.input[start..end],
             value,
             timestamp_ms,
             metric_type: self.mtype,
+        })
+    }
+
+    /// The end both formats' sample lines share: the series text `start..end` was read
+    /// (`name` from it, `labels` its braces, `newlines` inside it); `rest` reads the value
+    /// and what follows it and moves to the next line.
+    #[inline]
+    fn sample_after_series(
+        &mut self,
+        start: usize,
+        end: usize,
+        name: Option<Cow<'a, str>>,
+        labels: &'a [u8],
+        newlines: usize,
+        rest: impl FnOnce(&mut Self, usize, usize, usize) -> Result<(f64, Option<i64>), ParseError>,
+    ) -> Result<Sample<'a>, ParseError> {
+        let b = self.input;
+        let Some(name) = name else {
+            let msg = format!(
+                "metric name not set while parsing: {}",
+                go_quote(&b[start..end])
+            );
+            return Err(self.error(start, end, msg));
+        };
+        let line = self.line;
+        let (value, timestamp_ms) = rest(self, start, end, newlines)?;
+        Ok(Sample {
+            series: &b[start..end],
+            name,
+            value,
+            timestamp_ms,
+            metric_type: self.mtype,
+            labels,
+            line,
         })
     }
 

@@ -9,7 +9,7 @@ use super::lex::{
     Escapes, QuoteRules, find_newline, go_quote, is_label_start, is_metric_start, scan_label_name,
     scan_metric_name, scan_quoted, unescape, utf8,
 };
-use super::{Entry, KnownSample, MetricType, ParseError, Parser, Sample, ascii_str};
+use super::{Entry, MetricType, ParseError, Parser, Sample, ascii_str};
 
 /// `<sLValue>\"(\\.|[^\\"\n])*\"`: one line; NUL bytes are skipped by the lexer (kept).
 const LABEL_VALUE: QuoteRules = QuoteRules {
@@ -202,60 +202,24 @@ fn series<'a>(p: &mut Parser<'a>, start: usize) -> Result<Sample<'a>, ParseError
         end = parse_labels(p, start, open, &mut name, &mut newlines)?;
         labels = &b[open..end];
     }
-    let Some(name) = name else {
-        let msg = format!(
-            "metric name not set while parsing: {}",
-            go_quote(&b[start..end])
-        );
-        return Err(p.error(start, end, msg));
-    };
-
-    let line = p.line;
-    let (value, timestamp_ms) = value_and_rest(p, start, end, newlines)?;
-    Ok(Sample {
-        series: &b[start..end],
-        name,
-        value,
-        timestamp_ms,
-        metric_type: p.mtype,
-        labels,
-        line,
-    })
+    p.sample_after_series(start, end, name, labels, newlines, value_and_rest)
 }
 
-/// A sample line whose series text (`start..start + len`) the caller has seen and passes
-/// `same`: [`Parser::next_known`] for OpenMetrics. `None` leaves the parser where it was,
-/// for [`next`] to read the entry (and word any error) the usual way.
-///
-/// Equal bytes from a line's start parse the same, so the text is a valid series ending at
-/// the same place, provided it would end there. OpenMetrics puts exactly one space after the
-/// series text, which [`value_and_rest`] requires: a name that goes on, or is followed by
-/// `{`, fails there. The caller must have seen the text under this format: the text format's
-/// series grammar is looser (blanks inside braces, between name and `{`).
-pub(super) fn known<'a>(
-    p: &mut Parser<'a>,
-    len: usize,
-    newlines: usize,
-    same: impl FnOnce(&'a [u8]) -> bool,
-) -> Option<KnownSample<'a>> {
-    let b = p.input;
-    let start = p.pos;
-    let c = *b.get(start)?;
-    if !(is_metric_start(c) || c == b'{') {
-        return None;
-    }
-    let end = start.checked_add(len)?;
-    let series = b.get(start..end)?;
-    if b.get(end) != Some(&b' ') || !same(series) {
-        return None;
-    }
-    p.take_known(start, end, newlines, value_and_rest)
+/// [`text::series_ends_at`](super::text::series_ends_at) for OpenMetrics. Equal bytes from a
+/// line's start parse the same; OpenMetrics puts exactly one space after the series text, so a
+/// name that goes on, or is followed by `{`, does not end there (and [`value_and_rest`] would
+/// refuse it too). The text format's series grammar is looser (blanks inside braces, between
+/// name and `{`): the caller must have seen the text under this format.
+pub(super) fn series_ends_at(b: &[u8], start: usize, end: usize) -> bool {
+    b.get(start)
+        .is_some_and(|&c| is_metric_start(c) || c == b'{')
+        && b.get(end) == Some(&b' ')
 }
 
 /// The rest of a sample line after its series text (`start..end`): value, optional
 /// timestamp, optional exemplar, end of line. Moves the parser to the next line.
 #[inline]
-fn value_and_rest(
+pub(super) fn value_and_rest(
     p: &mut Parser<'_>,
     start: usize,
     end: usize,

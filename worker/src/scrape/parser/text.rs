@@ -9,7 +9,7 @@ use super::lex::{
     Escapes, QuoteRules, find_newline, go_quote, is_label_start, is_metric_continue,
     is_metric_start, scan_label_name, scan_metric_name, scan_quoted, skip_ws, unescape, utf8,
 };
-use super::{Entry, KnownSample, MetricType, ParseError, Parser, Sample, ascii_str};
+use super::{Entry, MetricType, ParseError, Parser, Sample, ascii_str};
 
 /// `<sLValue>\"(\\.|[^\\"])*\"`: may span lines; the lexer skips NUL bytes here, so they
 /// are kept in the value.
@@ -197,64 +197,29 @@ fn series<'a>(p: &mut Parser<'a>, start: usize, i: usize) -> Result<Sample<'a>, 
         end = parse_labels(p, start, open, &mut name, &mut newlines)?;
         labels = &b[open..end];
     }
-    let Some(name) = name else {
-        let msg = format!(
-            "metric name not set while parsing: {}",
-            go_quote(&b[start..end])
-        );
-        return Err(p.error(start, end, msg));
-    };
-    let line = p.line;
-    let (value, timestamp_ms) = value_and_timestamp(p, start, end, newlines)?;
-    Ok(Sample {
-        series: &b[start..end],
-        name,
-        value,
-        timestamp_ms,
-        metric_type: p.mtype,
-        labels,
-        line,
-    })
+    p.sample_after_series(start, end, name, labels, newlines, value_and_timestamp)
 }
 
-/// The next line as a sample whose series text the caller has parsed before: `len` bytes
-/// from the line's start, containing `newlines` newlines, and `same` confirms the bytes.
-/// Skips the label lexing (most of a line); `None` leaves the parser as it was, for
-/// [`next`] to read the entry (and word any error) the usual way.
-///
-/// Equal bytes from a line's start parse the same, so the text is a valid series ending at
-/// the same place, provided it would end there: after `}`, or after a name that is not
-/// continued by the next byte nor followed by `{`.
-pub(super) fn known<'a>(
-    p: &mut Parser<'a>,
-    len: usize,
-    newlines: usize,
-    same: impl FnOnce(&'a [u8]) -> bool,
-) -> Option<KnownSample<'a>> {
-    let b = p.input;
-    let start = p.pos;
-    let c = *b.get(skip_ws(b, start))?;
+/// Whether a series text seen before, `start..end` of the input, is one where a full parse
+/// would start and end a series ([`Parser::next_known`]): equal bytes from a line's start
+/// parse the same, so it is, provided it would end there: after `}`, or after a name that is
+/// not continued by the next byte nor followed by `{` (blanks allowed before it).
+pub(super) fn series_ends_at(b: &[u8], start: usize, end: usize) -> bool {
+    let Some(&c) = b.get(skip_ws(b, start)) else {
+        return false;
+    };
     if !(is_metric_start(c) || c == b'{') {
-        return None;
+        return false;
     }
-    let end = start.checked_add(len)?;
-    let series = b.get(start..end)?;
-    if series.last() != Some(&b'}') {
-        let next = b.get(end).copied();
-        if next.is_some_and(is_metric_continue) || b.get(skip_ws(b, end)) == Some(&b'{') {
-            return None;
-        }
-    }
-    if !same(series) {
-        return None;
-    }
-    p.take_known(start, end, newlines, value_and_timestamp)
+    b[start..end].last() == Some(&b'}')
+        || !(b.get(end).copied().is_some_and(is_metric_continue)
+            || b.get(skip_ws(b, end)) == Some(&b'{'))
 }
 
 /// The rest of a sample line after its series text (`start..end`): value, optional
 /// timestamp, end of line. Moves the parser to the next line.
 #[inline]
-fn value_and_timestamp(
+pub(super) fn value_and_timestamp(
     p: &mut Parser<'_>,
     start: usize,
     end: usize,
