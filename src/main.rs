@@ -46,6 +46,10 @@ enum Command {
         /// (default: the worker grace period).
         #[arg(long = "placement.settle", value_parser = parse_duration)]
         placement_settle: Option<Duration>,
+        /// How long a moved target's new owner holds its samples until the old owner reports
+        /// it delivered everything before the handoff (default: 3 scrape intervals + 10s).
+        #[arg(long = "handoff.fence-timeout", value_parser = parse_duration)]
+        handoff_fence_timeout: Option<Duration>,
         #[command(flatten)]
         operator: MasterSecurityArgs,
         #[command(flatten)]
@@ -248,6 +252,7 @@ fn main() -> ExitCode {
                 placement_strategy,
                 placement_epsilon,
                 placement_settle,
+                handoff_fence_timeout,
                 operator,
                 election,
             } => {
@@ -270,6 +275,7 @@ fn main() -> ExitCode {
                         token_file: operator.grpc_token_file,
                     },
                     leader_election: election.settings(),
+                    fence_timeout: handoff_fence_timeout,
                 };
                 promshard::run_master(opts, listen_grpc, listen_http).await
             }

@@ -115,6 +115,20 @@ impl Control for ControlService {
                         }
                     }
                     Ok(Some(WorkerMessage {
+                        msg: Some(Msg::Delivered(d)),
+                    })) => {
+                        let ev = Event::Delivered {
+                            worker: worker.clone(),
+                            conn,
+                            target_id: d.target_id,
+                            at_ms: d.at_ms,
+                            endpoints: d.endpoints,
+                        };
+                        if events.send(ev).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Some(WorkerMessage {
                         msg: Some(Msg::Drain(_)),
                     })) => {
                         let ev = Event::Draining {

@@ -6,6 +6,11 @@
 //! every target, then send each connected worker a snapshot (new session) or a delta (changed
 //! assignment). Readers (HTTP) get an immutable [`View`] through a `watch` channel and never
 //! touch the writer's state.
+//!
+//! Cluster-wide order at the receivers ([`crate::fences`]): moved targets are fenced at their
+//! new owner until the old one reports delivery (relayed as a Release), workers that come back
+//! after their targets moved get cuts in their snapshot, and every connected worker's lease is
+//! renewed a few times per lease period.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,7 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use promshard_model::config::Config;
 use promshard_proto::control::{
-    Delta, HandOff, MasterMessage, Snapshot, Target as WireTarget, master_message::Msg,
+    Cut, Delta, HandOff, Lease, MasterMessage, Release, Snapshot, Target as WireTarget,
+    master_message::Msg,
 };
 use promshard_proto::prometheus::Label as WireLabel;
 use tokio::sync::{mpsc, watch};
@@ -22,6 +28,7 @@ use tonic::Status;
 
 use crate::control::Loads;
 use crate::discovery::{TargetGroup, Update};
+use crate::fences::{FenceBook, FenceRecord, FenceTimeout};
 use crate::metrics::Metrics;
 use crate::placement::{self, Item, Strategy};
 use crate::targets::{self, ActiveTarget, JobTargets};
@@ -47,7 +54,18 @@ pub struct Settings {
     /// placing anything. Workers keep scraping their persisted assignments meanwhile, so a
     /// restarted master moves no target just because workers reconnect one by one.
     pub settle: Duration,
+    /// How long a moved target's new owner waits for the old one's delivery report.
+    pub fence_timeout: FenceTimeout,
 }
+
+/// The lease a worker gets: half the grace period, so the other half covers transit delay and
+/// clock skew between workers (see `crate::fences`).
+pub fn lease_for(grace: Duration) -> Duration {
+    (grace / 2).max(Duration::from_millis(200))
+}
+
+/// Fence outcomes kept for the API (explain).
+const FENCE_HISTORY: usize = 10_000;
 
 #[derive(Debug)]
 pub enum Event {
@@ -72,6 +90,14 @@ pub enum Event {
         worker: String,
         conn: u64,
         generation: u64,
+    },
+    /// The worker delivered what it scraped of a target before `at_ms` to `endpoints`.
+    Delivered {
+        worker: String,
+        conn: u64,
+        target_id: String,
+        at_ms: i64,
+        endpoints: Vec<String>,
     },
     /// A new, fully validated config: every job is recomputed and every connected worker gets
     /// a fresh snapshot carrying it. Discovery is restarted by the caller.
@@ -106,6 +132,8 @@ pub struct View {
     pub config: Arc<Config>,
     /// Recent handoffs, oldest first, and the ones in flight (outcome "pending").
     pub handoffs: Arc<Vec<HandoffRecord>>,
+    /// Recent fences (finished, oldest first) and the ones waiting (state "waiting").
+    pub fences: Arc<Vec<FenceRecord>>,
 }
 
 struct WorkerState {
@@ -184,6 +212,10 @@ pub struct Coordinator {
     /// In-flight handoffs by target id.
     handoffs: HashMap<String, Handoff>,
     handoff_log: std::collections::VecDeque<HandoffRecord>,
+    fences: FenceBook,
+    fence_log: std::collections::VecDeque<FenceRecord>,
+    /// The lease every connected worker is granted, renewed every third of it.
+    lease: Duration,
     view: watch::Sender<Arc<View>>,
     metrics: Arc<Metrics>,
 }
@@ -222,6 +254,9 @@ impl Coordinator {
             group_cache: HashMap::new(),
             handoffs: HashMap::new(),
             handoff_log: std::collections::VecDeque::new(),
+            fences: FenceBook::new(settings.fence_timeout),
+            fence_log: std::collections::VecDeque::new(),
+            lease: lease_for(settings.grace),
             view,
             metrics,
         };
@@ -229,8 +264,9 @@ impl Coordinator {
     }
 
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval((self.lease / 3).min(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_check = Instant::now();
         loop {
             let next_expiry = self.workers.values().filter_map(|w| w.expires).min();
             let first = tokio::select! {
@@ -240,11 +276,15 @@ impl Coordinator {
                 },
                 _ = sleep_until_opt(next_expiry) => None,
                 _ = tick.tick() => {
+                    self.renew_leases();
+                    self.finish_fences();
                     let settling = self.settle_until.is_some();
                     let due = self.last_rebalance.elapsed() >= REBALANCE_EVERY;
-                    if !settling && !due {
+                    // Once a second at least while settling; rebalancing when due.
+                    if !(due || settling && last_check.elapsed() >= Duration::from_secs(1)) {
                         continue;
                     }
+                    last_check = Instant::now();
                     None
                 }
             };
@@ -261,7 +301,53 @@ impl Coordinator {
             }
             self.expire_workers();
             self.reconcile();
+            self.finish_fences();
         }
+    }
+
+    /// Renews the lease of every worker that has this session's snapshot (a worker takes a
+    /// lease only after applying it, so a Lease before the snapshot would be ignored anyway).
+    fn renew_leases(&self) {
+        let lease = Lease {
+            duration_ms: self.lease.as_millis() as i64,
+        };
+        for w in self.workers.values().filter(|w| !w.needs_snapshot) {
+            if let Some(tx) = &w.tx {
+                // A full outbox means a worker that is not reading: it will be dropped by the
+                // next delta; a missed lease only delays its samples.
+                let _ = tx.try_send(Ok(MasterMessage {
+                    msg: Some(Msg::Lease(lease)),
+                }));
+            }
+        }
+    }
+
+    /// Records fences that are over (released everywhere, or past their deadline).
+    fn finish_fences(&mut self) {
+        let endpoints: Vec<String> = self
+            .config
+            .remote_write
+            .iter()
+            .map(|r| r.display_name())
+            .collect();
+        let now = unix_ms(SystemTime::now());
+        for r in self.fences.finish(now, &endpoints) {
+            if r.state == "timed_out" {
+                tracing::warn!(target = %r.target_id, from = %r.from, to = %r.to, released = ?r.released, "handoff fence timed out: the old owner did not report delivery in time");
+            }
+            self.metrics
+                .fences
+                .get_or_create(&vec![("outcome".into(), r.state.into())])
+                .inc();
+            if self.fence_log.len() >= FENCE_HISTORY {
+                self.fence_log.pop_front();
+            }
+            self.fence_log.push_back(r);
+        }
+        self.fences.expire(now);
+        self.metrics
+            .fences_waiting
+            .set(self.fences.waiting_count() as i64);
     }
 
     fn handle(&mut self, ev: Event) {
@@ -344,6 +430,36 @@ impl Coordinator {
             } => {
                 if let Some(w) = self.workers.get_mut(&worker).filter(|w| w.conn == conn) {
                     w.acked_generation = w.acked_generation.max(generation);
+                    self.fences.acked(&worker, generation);
+                }
+            }
+            Event::Delivered {
+                worker,
+                conn,
+                target_id,
+                at_ms,
+                endpoints,
+            } => {
+                if self.workers.get(&worker).is_none_or(|w| w.conn != conn) {
+                    return;
+                }
+                let Some((to, released)) = self
+                    .fences
+                    .delivered(&worker, &target_id, at_ms, &endpoints)
+                else {
+                    return;
+                };
+                tracing::debug!(target = %target_id, from = %worker, %to, endpoints = ?released, "relaying delivery to the new owner");
+                if let Some(tx) = self.workers.get(&to).and_then(|w| w.tx.as_ref()) {
+                    // A lost Release (full outbox: the worker is dropped and gets a snapshot,
+                    // which lists the released endpoints) costs nothing.
+                    let _ = tx.try_send(Ok(MasterMessage {
+                        msg: Some(Msg::Release(Release {
+                            target_id,
+                            at_ms,
+                            endpoints: released,
+                        })),
+                    }));
                 }
             }
         }
@@ -383,13 +499,30 @@ impl Coordinator {
     fn expire_workers(&mut self) {
         let now = Instant::now();
         let before = self.workers.len();
+        let mut gone = Vec::new();
         self.workers.retain(|id, w| {
             let keep = w.expires.is_none_or(|t| t > now);
             if !keep {
                 tracing::warn!(worker = %id, "grace period over: reassigning its targets");
+                let held: Vec<String> = w.assigned.iter().chain(&w.claimed).cloned().collect();
+                gone.push((id.clone(), held));
             }
             keep
         });
+        // Its targets go to others, fenced, with a cut kept for it in case it comes back (it
+        // may still be scraping them, cut off from the master but not from its targets).
+        for (id, held) in gone {
+            let taken: std::collections::HashSet<&str> = self
+                .workers
+                .values()
+                .flat_map(|w| w.assigned.iter().map(String::as_str))
+                .collect();
+            let held: Vec<String> = held
+                .into_iter()
+                .filter(|t| !taken.contains(t.as_str()))
+                .collect();
+            self.fences.worker_gone(&id, held);
+        }
         if self.workers.len() != before {
             self.metrics.reassignments.inc();
         }
@@ -549,6 +682,23 @@ impl Coordinator {
                 .handoffs
                 .get_or_create(&vec![("outcome".into(), "cancelled".into())])
                 .inc();
+            let stays_at_to = connected(&h.to)
+                && desired
+                    .get(h.to.as_str())
+                    .is_some_and(|d| d.contains_key(id.as_str()));
+            if stays_at_to && !connected(&h.from) {
+                // The old owner went away mid-handoff; it may still be scraping (a partition).
+                if h.to_generation != 0 {
+                    // The new owner has it from `at`: keep its fence, cut the old owner there.
+                    self.fences.keep_as_cut(&id, &h.from, h.at_ms);
+                } else {
+                    // Not sent yet: it goes to the new owner as a target taken from the old.
+                    self.fences.cancel(&id, &h.to, h.at_ms);
+                    self.fences.worker_gone(&h.from, [id.clone()]);
+                }
+            } else {
+                self.fences.cancel(&id, &h.to, h.at_ms);
+            }
             log_handoff(&mut self.handoff_log, id, &h, "cancelled");
         }
         // New moves between two connected workers become handoffs.
@@ -581,12 +731,20 @@ impl Coordinator {
                     continue;
                 }
                 if let Some((from, since)) = holders.get(id.as_str()).filter(|(f, _)| *f != to) {
+                    let at_ms = (now_ms + HANDOFF_LEAD.as_millis() as i64).max(*since);
+                    self.fences.open(
+                        id,
+                        from,
+                        to,
+                        at_ms,
+                        interval_of(&self.config, &want[id].job),
+                    );
                     self.handoffs.insert(
                         id.to_string(),
                         Handoff {
                             from: from.to_string(),
                             to: to.to_string(),
-                            at_ms: (now_ms + HANDOFF_LEAD.as_millis() as i64).max(*since),
+                            at_ms,
                             to_generation: 0,
                         },
                     );
@@ -622,6 +780,29 @@ impl Coordinator {
                     .filter(|h| h.to == *id)
                     .map_or(0, |h| h.at_ms)
             };
+            // Targets taken from a worker that went away start fenced at the new owner.
+            let new_here: Vec<&String> = want
+                .keys()
+                .filter(|k| {
+                    !self.workers[id].assigned.contains(*k)
+                        && self.handoffs.get(*k).is_none_or(|h| h.to != *id)
+                })
+                .collect();
+            for k in new_here {
+                self.fences
+                    .placed(k, id, now_ms, interval_of(&self.config, &want[k].job));
+            }
+            let fences = &self.fences;
+            let wire = |tid: &str, t: &ActiveTarget| {
+                let mut wt = wire_target(t);
+                wt.start_at_ms = start_at(tid);
+                if let Some(f) = fences.fence_at(tid, id) {
+                    wt.start_at_ms = wt.start_at_ms.max(f.at_ms);
+                    wt.fence_until_ms = f.until_ms;
+                    wt.released = f.released.iter().cloned().collect();
+                }
+                wt
+            };
             let w = &self.workers[id];
             let generation = self.next_generation + 1;
             let (msg_ok, assigned, sent_to_new): (bool, BTreeSet<String>, Vec<String>) =
@@ -632,9 +813,8 @@ impl Coordinator {
                     let mut assigned = BTreeSet::new();
                     let mut sent = Vec::new();
                     for (tid, t) in want {
-                        let mut wt = wire_target(t);
-                        wt.start_at_ms = start_at(tid);
-                        if wt.start_at_ms != 0 {
+                        let wt = wire(tid, t);
+                        if start_at(tid) != 0 {
                             sent.push(tid.to_string());
                         }
                         all.push(wt);
@@ -652,21 +832,18 @@ impl Coordinator {
                         }
                     }
                     ready.clear(); // handed off with the next delta, after this snapshot's ack
-                    let ok = send_snapshot(&tx, generation, &self.worker_config_yaml, all);
+                    let cuts = self.cuts_for(id, generation, now_ms, &assigned, &owners);
+                    let ok = send_snapshot(&tx, generation, &self.worker_config_yaml, all, cuts);
                     (ok, assigned, sent)
                 } else {
                     let added: Vec<WireTarget> = want
                         .iter()
                         .filter(|(k, _)| !w.assigned.contains(*k))
-                        .map(|(k, t)| {
-                            let mut wt = wire_target(t);
-                            wt.start_at_ms = start_at(k);
-                            wt
-                        })
+                        .map(|(k, t)| wire(k, t))
                         .collect();
                     let sent: Vec<String> = added
                         .iter()
-                        .filter(|t| t.start_at_ms != 0)
+                        .filter(|t| start_at(&t.id) != 0)
                         .map(|t| t.id.clone())
                         .collect();
                     let ready_ids: std::collections::HashSet<&str> =
@@ -775,6 +952,39 @@ impl Coordinator {
         self.publish(owners, &desired);
     }
 
+    /// The cuts for a worker's new session: targets taken from it while it was away (with the
+    /// new owner's fence), and targets it claims in its hello that others own now and the
+    /// master knows no boundary for (a master restart in between): everything it holds of those
+    /// is dropped, since another worker has been sending them.
+    fn cuts_for(
+        &mut self,
+        id: &str,
+        generation: u64,
+        now_ms: i64,
+        assigned: &BTreeSet<String>,
+        owners: &HashMap<String, String>,
+    ) -> Vec<Cut> {
+        let mut cuts = self
+            .fences
+            .cuts_for(id, generation, now_ms, |t| assigned.contains(t));
+        let known: std::collections::HashSet<String> =
+            cuts.iter().map(|c| c.target_id.clone()).collect();
+        for t in &self.workers[id].claimed {
+            let elsewhere = owners.get(t).is_some_and(|o| o != id);
+            if elsewhere && !assigned.contains(t) && !known.contains(t) {
+                cuts.push(Cut {
+                    target_id: t.clone(),
+                    at_ms: now_ms,
+                    send_before: false,
+                });
+            }
+        }
+        if !cuts.is_empty() {
+            tracing::info!(worker = %id, cuts = cuts.len(), "telling a returning worker which of its targets moved");
+        }
+        cuts
+    }
+
     fn find_target(&self, id: &str) -> Option<Arc<ActiveTarget>> {
         self.jobs
             .values()
@@ -829,6 +1039,13 @@ impl Coordinator {
             owners,
             workers,
             config: self.config.clone(),
+            fences: Arc::new(
+                self.fence_log
+                    .iter()
+                    .cloned()
+                    .chain(self.fences.waiting())
+                    .collect(),
+            ),
             handoffs: Arc::new(
                 self.handoff_log
                     .iter()
@@ -867,6 +1084,8 @@ fn wire_target(t: &ActiveTarget) -> WireTarget {
             .collect(),
         placement_key: format!("{:016x}", t.placement_key),
         start_at_ms: 0,
+        fence_until_ms: 0,
+        released: Vec::new(),
     }
 }
 
@@ -899,8 +1118,22 @@ fn unix_ms(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// The scrape interval of a target's job (what its fence's default deadline is made of).
+fn interval_of(config: &Config, job: &str) -> Duration {
+    config
+        .scrape_config(job)
+        .map_or(Duration::from_secs(60), |c| c.interval().0)
+}
+
 /// Sends a snapshot in chunks; returns false if the worker's queue could not take it.
-fn send_snapshot(tx: &WorkerTx, generation: u64, config_yaml: &str, all: Vec<WireTarget>) -> bool {
+fn send_snapshot(
+    tx: &WorkerTx,
+    generation: u64,
+    config_yaml: &str,
+    all: Vec<WireTarget>,
+    cuts: Vec<Cut>,
+) -> bool {
+    let mut cuts = Some(cuts);
     let mut chunks: Vec<Vec<WireTarget>> = Vec::new();
     let mut it = all.into_iter().peekable();
     while it.peek().is_some() {
@@ -920,6 +1153,7 @@ fn send_snapshot(tx: &WorkerTx, generation: u64, config_yaml: &str, all: Vec<Wir
             },
             targets,
             last_chunk: i + 1 == n,
+            cuts: cuts.take().unwrap_or_default(),
         };
         if tx
             .try_send(Ok(MasterMessage {

@@ -106,6 +106,7 @@ fn explain_active(
         "relabel": relabel_steps(view.config.scrape_config(&t.job), &t.discovered),
         "owner": owner_why(view, loads, placement, t, owner.map(String::as_str)),
         "handoffs": handoffs(view, &t.id),
+        "fences": fences(view, &t.id),
         "series": load.map(|l| l.series),
         "health": load.map_or("unknown", |l| if l.health.is_empty() { "unknown" } else { &l.health }),
         "lastScrape": load.map(|l| crate::http::rfc3339_ms(l.last_scrape_ms)),
@@ -123,6 +124,7 @@ fn explain_dropped(view: &View, d: &DroppedTarget) -> Value {
         "relabel": relabel_steps(view.config.scrape_config(&d.job), &d.discovered),
         "owner": Value::Null,
         "handoffs": [],
+        "fences": [],
     })
 }
 
@@ -280,6 +282,26 @@ fn handoffs(view: &View, id: &str) -> Vec<Value> {
                 "to": h.to,
                 "at": crate::http::rfc3339_ms(h.at_ms),
                 "outcome": h.outcome,
+            })
+        })
+        .collect()
+}
+
+/// The target's fences: after a move, its new owner holds its samples until the old owner has
+/// delivered everything before the boundary to each remote-write endpoint (`state`: waiting,
+/// released, timed_out; `released`: the endpoints reported so far).
+fn fences(view: &View, id: &str) -> Vec<Value> {
+    view.fences
+        .iter()
+        .filter(|f| f.target_id == id)
+        .map(|f| {
+            json!({
+                "from": f.from,
+                "to": f.to,
+                "at": crate::http::rfc3339_ms(f.at_ms),
+                "until": crate::http::rfc3339_ms(f.until_ms),
+                "state": f.state,
+                "released": f.released,
             })
         })
         .collect()

@@ -10,6 +10,7 @@ pub mod control;
 pub mod coordinator;
 pub mod discovery;
 pub mod explain;
+pub mod fences;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -50,6 +51,9 @@ pub struct Options {
     pub grpc_security: tls::GrpcSecurity,
     /// Several replicas with one leader (`--leader-election`); `None`: this master leads.
     pub leader_election: Option<leader::Settings>,
+    /// `--handoff.fence-timeout`: how long a moved target's new owner holds its samples for
+    /// the old owner's delivery report (`None`: three scrape intervals plus ten seconds).
+    pub fence_timeout: Option<Duration>,
 }
 
 /// Reads and validates a config file; the error names the file, the job and the field.
@@ -109,6 +113,9 @@ async fn lead(
         settle: opts
             .settle
             .unwrap_or(opts.worker_grace.max(Duration::from_secs(7))),
+        fence_timeout: opts
+            .fence_timeout
+            .map_or(fences::FenceTimeout::Auto, fences::FenceTimeout::Fixed),
     };
     let loads = control::Loads::default();
     let (coordinator, view) =

@@ -21,6 +21,11 @@ pub struct Metrics {
     /// The latest handoff instant scheduled (Unix seconds): until then, two workers share
     /// some target's slots.
     pub handoff_last_instant: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Fences by how they ended: released (the old owner reported delivery to every
+    /// endpoint) or timed_out.
+    pub fences: Family<LabelSet, Counter>,
+    /// Fences waiting for their old owner's report.
+    pub fences_waiting: Gauge,
     kube_requests: Family<LabelSet, Counter>,
     kube_watch_restarts: Family<LabelSet, Counter>,
     kube_watch_errors: Family<LabelSet, Counter>,
@@ -45,6 +50,18 @@ impl Metrics {
             "handoffs",
             "Make-before-break target handoffs between workers, by outcome",
             handoffs.clone(),
+        );
+        let fences = Family::<LabelSet, Counter>::default();
+        registry.register(
+            "handoff_fences",
+            "Fences on moved targets by outcome: released (the old owner reported delivery to every remote-write endpoint) or timed_out",
+            fences.clone(),
+        );
+        let fences_waiting = Gauge::default();
+        registry.register(
+            "handoff_fences_waiting",
+            "Moved targets whose new owner holds their samples until the old owner reports delivery",
+            fences_waiting.clone(),
         );
         let handoffs_in_flight = Gauge::default();
         let handoff_last_instant = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -139,6 +156,8 @@ impl Metrics {
             handoffs,
             handoffs_in_flight,
             handoff_last_instant,
+            fences,
+            fences_waiting,
             kube_requests,
             kube_watch_restarts,
             kube_watch_errors,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use promshard_model::Labels;
 use promshard_model::config::Config;
 use promshard_proto::control::{
-    MasterMessage, Snapshot, Target as WireTarget, master_message::Msg,
+    Cut, MasterMessage, Snapshot, Target as WireTarget, master_message::Msg,
 };
 use prost::Message;
 
@@ -28,6 +28,12 @@ pub struct AssignedTarget {
     /// Unix ms before which the target is not scraped (it is being handed over to this worker
     /// and the previous owner scrapes the slots before); 0 = scrape from the next slot.
     pub start_at_ms: i64,
+    /// The fence's deadline (Unix ms; 0 = no fence): until the previous owner reports delivery
+    /// through the master, or until then, this worker holds the target's samples (see
+    /// `crate::gate`).
+    pub fence_until_ms: i64,
+    /// Endpoints the fence is already released for.
+    pub released: Vec<String>,
 }
 
 /// An applied assignment, immutable once published.
@@ -37,6 +43,9 @@ pub struct Assignment {
     pub config: Arc<Config>,
     pub config_yaml: String,
     pub targets: BTreeMap<String, Arc<AssignedTarget>>,
+    /// Targets taken from this worker while it was away from the master, from the latest
+    /// snapshot (kept on disk so a restart still drops what another worker delivers).
+    pub cuts: Vec<Cut>,
 }
 
 /// What applying a message changed, beyond the new target map.
@@ -53,6 +62,8 @@ pub struct Applied {
     /// is already out of the assignment (a restart does not resume it); its loop scrapes the
     /// slots before the instant and stops without stale markers.
     pub handoffs: Vec<(String, i64)>,
+    /// Targets that moved away while this worker was away (a snapshot after a partition).
+    pub cuts: Vec<Cut>,
 }
 
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -65,13 +76,15 @@ pub enum ProtocolError {
     Config(String),
     #[error("empty message")]
     Empty,
+    #[error("not an assignment message")]
+    NotAssignment,
 }
 
 #[derive(Default)]
 pub struct AssignmentState {
     pub current: Assignment,
-    /// A snapshot being assembled from chunks: (generation, config yaml, targets so far).
-    pending: Option<(u64, String, Vec<WireTarget>)>,
+    /// A snapshot being assembled from chunks: (generation, config yaml, targets so far, cuts).
+    pending: Option<(u64, String, Vec<WireTarget>, Vec<Cut>)>,
 }
 
 fn convert(t: WireTarget) -> Arc<AssignedTarget> {
@@ -81,6 +94,8 @@ fn convert(t: WireTarget) -> Arc<AssignedTarget> {
         id: t.id,
         job: t.job,
         start_at_ms: t.start_at_ms,
+        fence_until_ms: t.fence_until_ms,
+        released: t.released,
     })
 }
 
@@ -101,11 +116,12 @@ impl AssignmentState {
     /// applied a delta, `None` while a chunked snapshot is still arriving.
     pub fn apply(&mut self, msg: MasterMessage) -> Result<Option<Applied>, ProtocolError> {
         match msg.msg.ok_or(ProtocolError::Empty)? {
+            Msg::Lease(_) | Msg::Release(_) => Err(ProtocolError::NotAssignment),
             Msg::Snapshot(s) => {
-                let (generation, mut yaml, mut targets) = match self.pending.take() {
-                    None => (s.generation, s.config_yaml, Vec::new()),
-                    Some((g, y, t)) if g == s.generation => (g, y, t),
-                    Some((g, _, _)) => {
+                let (generation, mut yaml, mut targets, mut cuts) = match self.pending.take() {
+                    None => (s.generation, s.config_yaml, Vec::new(), Vec::new()),
+                    Some((g, y, t, c)) if g == s.generation => (g, y, t, c),
+                    Some((g, _, _, _)) => {
                         return Err(ProtocolError::ChunkMismatch {
                             got: s.generation,
                             expected: g,
@@ -113,11 +129,12 @@ impl AssignmentState {
                     }
                 };
                 targets.extend(s.targets);
+                cuts.extend(s.cuts);
                 if !s.last_chunk {
                     if yaml.is_empty() {
                         yaml = String::new();
                     }
-                    self.pending = Some((generation, yaml, targets));
+                    self.pending = Some((generation, yaml, targets, cuts));
                     return Ok(None);
                 }
                 let config = if yaml == self.current.config_yaml {
@@ -143,12 +160,14 @@ impl AssignmentState {
                     config,
                     config_yaml: yaml,
                     targets,
+                    cuts: cuts.clone(),
                 };
                 Ok(Some(Applied {
                     generation,
                     removed: Vec::new(),
                     handed_off,
                     handoffs: Vec::new(),
+                    cuts,
                 }))
             }
             Msg::Delta(d) => {
@@ -179,6 +198,7 @@ impl AssignmentState {
                         .into_iter()
                         .map(|h| (h.target_id, h.stop_at_ms))
                         .collect(),
+                    cuts: Vec::new(),
                 }))
             }
         }
@@ -206,9 +226,12 @@ impl AssignmentState {
                         .collect(),
                     placement_key: format!("{:016x}", t.placement_key),
                     start_at_ms: t.start_at_ms,
+                    fence_until_ms: t.fence_until_ms,
+                    released: t.released.clone(),
                 })
                 .collect(),
             last_chunk: true,
+            cuts: a.cuts.clone(),
         };
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!("{FILE}.tmp"));
@@ -264,6 +287,8 @@ mod tests {
             }],
             placement_key: "00000000000000ff".into(),
             start_at_ms: 0,
+            fence_until_ms: 0,
+            released: Vec::new(),
         }
     }
     fn snap(generation: u64, ids: &[&str], last: bool, yaml: &str) -> MasterMessage {
@@ -273,6 +298,7 @@ mod tests {
                 config_yaml: yaml.into(),
                 targets: ids.iter().map(|i| target(i)).collect(),
                 last_chunk: last,
+                cuts: Vec::new(),
             })),
         }
     }
@@ -329,6 +355,7 @@ mod tests {
                 removed: vec!["a".into()],
                 handed_off: vec!["moved".into()],
                 handoffs: Vec::new(),
+                cuts: Vec::new(),
             }
         );
         assert_eq!(ids(&st), ["b", "c", "d"]);
@@ -387,15 +414,56 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshots_cuts_come_with_it_from_any_chunk_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = AssignmentState::default();
+        let cut = |id: &str| Cut {
+            target_id: id.into(),
+            at_ms: 5_000,
+            send_before: true,
+        };
+        let mut first = snap(3, &["a"], false, YAML);
+        let mut last = snap(3, &["b"], true, "");
+        if let (Some(Msg::Snapshot(f)), Some(Msg::Snapshot(l))) = (&mut first.msg, &mut last.msg) {
+            f.cuts.push(cut("x"));
+            l.cuts.push(cut("y"));
+        }
+        assert_eq!(st.apply(first), Ok(None));
+        let applied = st.apply(last).unwrap().unwrap();
+        assert_eq!(applied.cuts, vec![cut("x"), cut("y")]);
+        st.save(dir.path()).unwrap();
+        assert_eq!(
+            AssignmentState::load(dir.path()).cuts,
+            vec![cut("x"), cut("y")]
+        );
+        // A lease is not an assignment: the control client handles it.
+        assert_eq!(
+            st.apply(MasterMessage {
+                msg: Some(Msg::Lease(promshard_proto::control::Lease {
+                    duration_ms: 1
+                }))
+            }),
+            Err(ProtocolError::NotAssignment)
+        );
+    }
+
+    #[test]
     fn save_and_load_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut st = AssignmentState::default();
-        st.apply(snap(9, &["a", "b"], true, YAML)).unwrap();
+        let mut s = snap(9, &["a", "b"], true, YAML);
+        if let Some(Msg::Snapshot(s)) = &mut s.msg {
+            s.targets[0].start_at_ms = 1_000;
+            s.targets[0].fence_until_ms = 9_000;
+            s.targets[0].released = vec!["rw".into()];
+        }
+        st.apply(s).unwrap();
         st.save(dir.path()).unwrap();
         let loaded = AssignmentState::load(dir.path());
         assert_eq!(loaded.generation, 9);
         assert_eq!(loaded.config.scrape_configs[0].job_name, "j");
         assert_eq!(loaded.targets, st.current.targets);
+        assert_eq!(loaded.targets["a"].fence_until_ms, 9_000);
         assert_eq!(
             AssignmentState::load(&dir.path().join("missing")).generation,
             0

@@ -2,6 +2,15 @@
 //! them, and sends load reports. Reconnects forever with capped, jittered exponential backoff;
 //! while the master is away the worker keeps scraping its last assignment.
 //!
+//! Ack after apply: a change is acknowledged only once the worker's main loop has applied it
+//! (scrape loops started or told to stop, fences set), over a bounded channel, so the master's
+//! "the new owner is ready" is true when it hands a target over.
+//!
+//! It also carries the delivery gate's traffic (`crate::gate`): leases (taken only after this
+//! stream's snapshot is applied, so a worker back from a partition learns what moved before it
+//! sends anything held), releases for fenced targets, and this worker's Delivered reports (kept
+//! and re-sent on the next stream when this one breaks).
+//!
 //! With several master URLs (masters with leader election outside Kubernetes, where no Service
 //! points at the leader only), a failed connect or a standby's `UNAVAILABLE` moves on to the
 //! next URL at once; the backoff applies between full rounds.
@@ -11,18 +20,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use promshard_proto::control::control_client::ControlClient;
+use promshard_proto::control::master_message::Msg as MasterMsg;
 use promshard_proto::control::{Ack, Drain, Hello, LoadReport, WorkerMessage, worker_message::Msg};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
 use crate::assignment::{Applied, Assignment, AssignmentState};
+use crate::gate::{DeliveryGate, tag_of};
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// An applied assignment for the worker's main loop; `done` is answered once it is in force.
+pub struct Change {
+    pub assignment: Arc<Assignment>,
+    pub applied: Applied,
+    pub done: oneshot::Sender<()>,
+}
 
 pub struct ControlClientTask {
     /// One master URL, or several, comma-separated.
@@ -34,8 +52,11 @@ pub struct ControlClientTask {
     pub state: AssignmentState,
     pub status: Arc<StatusBoard>,
     pub metrics: Arc<Metrics>,
-    /// Every applied change goes to the worker's main loop, in order.
-    pub changes: mpsc::UnboundedSender<(Arc<Assignment>, Applied)>,
+    /// Every applied change goes to the worker's main loop, in order (bounded: a slow main
+    /// loop slows the stream, it does not pile up assignments).
+    pub changes: mpsc::Sender<Change>,
+    /// Leases, releases and Delivered reports.
+    pub gate: Arc<DeliveryGate>,
     /// Series this worker accepts (`--max-series`, 0 = unlimited), sent in the hello.
     pub capacity_series: u64,
     /// Becomes true on SIGTERM: the worker asks the master to hand its targets off.
@@ -127,6 +148,8 @@ impl ControlClientTask {
             .into_inner();
         self.metrics.master_connected.set(1);
         tracing::info!(%master, "connected to master");
+        // Reports sent on a stream that broke may never have reached the master: again.
+        self.gate.resend_recent_reports();
 
         self.status.mark_all_dirty();
         let reporter = {
@@ -151,9 +174,14 @@ impl ControlClientTask {
         let _guard = AbortOnDrop(reporter);
 
         let mut applied_any = false;
+        // Leases count only once this stream's snapshot is applied (see the module comment).
+        let mut snapshot_applied = false;
         let mut drain = self.drain.clone();
         let mut drain_sent = false;
         loop {
+            self.send_reports(&out_tx)
+                .await
+                .map_err(|e| (applied_any, e))?;
             if !drain_sent && *drain.borrow_and_update() {
                 drain_sent = true;
                 tracing::info!("draining: asking the master to hand every target off");
@@ -167,12 +195,32 @@ impl ControlClientTask {
             let next = tokio::select! {
                 m = inbound.message() => m,
                 Ok(()) = drain.changed(), if !drain_sent => continue,
+                () = self.gate.reported.notified() => continue,
             };
             let msg = match next {
                 Ok(Some(m)) => m,
                 Ok(None) => return Ok(applied_any),
                 Err(e) => return Err((applied_any, format!("stream: {e}"))),
             };
+            match &msg.msg {
+                Some(MasterMsg::Lease(lease)) => {
+                    if snapshot_applied {
+                        let until = crate::gate::now_ms() + lease.duration_ms;
+                        self.gate.update(|g| g.set_lease(until));
+                        self.metrics.lease_until.set(until as f64 / 1000.0);
+                    }
+                    continue;
+                }
+                Some(MasterMsg::Release(r)) => {
+                    tracing::debug!(target = %r.target_id, at = r.at_ms, endpoints = ?r.endpoints, "fence released");
+                    let tag = tag_of(&r.target_id);
+                    self.gate
+                        .update(|g| g.release(tag, r.at_ms, r.endpoints.iter().cloned()));
+                    continue;
+                }
+                _ => {}
+            }
+            let is_snapshot = matches!(msg.msg, Some(MasterMsg::Snapshot(_)));
             let applied = match self.state.apply(msg) {
                 Ok(Some(a)) => a,
                 Ok(None) => continue,
@@ -185,9 +233,16 @@ impl ControlClientTask {
                 tracing::error!(error = %e, dir = %self.data_dir.display(), "cannot persist assignment");
             }
             self.metrics.assignment_generation.set(generation as i64);
-            let _ = self
-                .changes
-                .send((Arc::new(self.state.current.clone()), applied));
+            let (done, applied_rx) = oneshot::channel();
+            let change = Change {
+                assignment: Arc::new(self.state.current.clone()),
+                applied,
+                done,
+            };
+            if self.changes.send(change).await.is_err() || applied_rx.await.is_err() {
+                return Err((applied_any, "the worker is shutting down".into()));
+            }
+            snapshot_applied |= is_snapshot;
             let ack = WorkerMessage {
                 msg: Some(Msg::Ack(Ack { generation })),
             };
@@ -195,6 +250,23 @@ impl ControlClientTask {
                 return Err((applied_any, "outbound stream closed".into()));
             }
         }
+    }
+}
+
+impl ControlClientTask {
+    /// Sends the gate's Delivered reports; on a broken stream they wait for the next one.
+    async fn send_reports(&self, out: &mpsc::Sender<WorkerMessage>) -> Result<(), String> {
+        let reports = self.gate.take_reports();
+        for (i, d) in reports.iter().enumerate() {
+            let msg = WorkerMessage {
+                msg: Some(Msg::Delivered(d.clone())),
+            };
+            if out.send(msg).await.is_err() {
+                self.gate.requeue_reports(reports[i..].to_vec());
+                return Err("outbound stream closed".into());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod assignment;
 pub mod control;
+pub mod gate;
 pub mod http;
 pub mod http_client;
 pub mod metrics;
@@ -21,7 +22,8 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use assignment::{Applied, AssignmentState};
+use assignment::{Applied, Assignment, AssignmentState};
+use gate::{DeliveryGate, tag_of};
 
 pub struct Options {
     /// The master's gRPC URL, e.g. `http://127.0.0.1:9400`.
@@ -49,12 +51,16 @@ pub async fn run(
         .with_context(|| format!("creating data dir {}", opts.data_dir.display()))?;
     let metrics = Arc::new(metrics::Metrics::new());
     let status = Arc::new(status::StatusBoard::default());
+    // Nothing is sent before a master grants a lease: this worker may be back from a
+    // partition during which its targets moved.
+    let gate = Arc::new(DeliveryGate::new(true));
     let (mut rw, appender) = remote_write::RemoteWriteManager::new(
         metrics.clone(),
         opts.data_dir.join("wal"),
         opts.wal_max_bytes,
+        gate.clone(),
     );
-    let mut scrapes = scrape::ScrapeManager::new(appender, status.clone(), metrics.clone());
+    let mut scrapes = scrape::ScrapeManager::new(appender.clone(), status.clone(), metrics.clone());
 
     // Resume the persisted assignment before the master answers: a restarted worker keeps
     // scraping even while the master is down.
@@ -66,17 +72,17 @@ pub async fn run(
             targets = persisted.targets.len(),
             "resuming persisted assignment"
         );
+        let applied = Applied {
+            generation: persisted.generation,
+            cuts: persisted.cuts.clone(),
+            ..Applied::default()
+        };
         rw.apply(&persisted.config);
-        scrapes.sync(
-            &persisted,
-            &Applied {
-                generation: persisted.generation,
-                ..Applied::default()
-            },
-        );
+        sync_gate(&gate, &appender, &persisted, &applied);
+        scrapes.sync(&persisted, &applied);
     }
 
-    let (changes_tx, mut changes) = mpsc::unbounded_channel();
+    let (changes_tx, mut changes) = mpsc::channel::<control::Change>(1);
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let client = control::ControlClientTask {
         master: opts.master.clone(),
@@ -87,6 +93,7 @@ pub async fn run(
         status,
         metrics: metrics.clone(),
         changes: changes_tx,
+        gate: gate.clone(),
         capacity_series: opts.max_series,
         drain: drain_rx,
     };
@@ -108,8 +115,8 @@ pub async fn run(
     loop {
         tokio::select! {
             change = changes.recv() => {
-                let Some((a, applied)) = change else { break };
-                held = apply_change(&mut rw, &mut scrapes, &a, &applied);
+                let Some(c) = change else { break };
+                held = apply_change(&gate, &appender, &mut rw, &mut scrapes, c);
             }
             _ = stop_rx.wait_for(|s| *s) => break,
         }
@@ -128,8 +135,8 @@ pub async fn run(
             }
             tokio::select! {
                 change = changes.recv() => {
-                    let Some((a, applied)) = change else { break };
-                    held = apply_change(&mut rw, &mut scrapes, &a, &applied);
+                    let Some(c) = change else { break };
+                    held = apply_change(&gate, &appender, &mut rw, &mut scrapes, c);
                 }
                 _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
                 _ = tokio::time::sleep_until(deadline) => {
@@ -139,19 +146,24 @@ pub async fn run(
             }
         }
     }
-    drop(drain_tx);
-    client.abort();
     scrapes.shutdown();
     // Send what was scraped before the handoff instants, so the drained worker's last slots
-    // arrive now rather than whenever (if ever) it starts again with this data dir.
-    if !rw
-        .flush(tokio::time::Instant::now() + opts.drain_timeout)
-        .await
-    {
+    // arrive now rather than whenever (if ever) it starts again with this data dir, and tell
+    // the new owners (through the master) that they may send theirs: their fences wait for it.
+    let deadline = tokio::time::Instant::now() + opts.drain_timeout;
+    if !rw.flush(deadline).await {
         tracing::warn!(
             "remote write not flushed within the drain timeout; the rest stays in the WAL"
         );
     }
+    while gate.pending_reports() > 0
+        && metrics.master_connected.get() == 1
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(drain_tx);
+    client.abort();
     server
         .await
         .context("HTTP server task")?
@@ -159,20 +171,65 @@ pub async fn run(
     Ok(())
 }
 
-/// Brings remote write and scraping in line with a newly applied assignment; returns how many
-/// targets the worker now holds.
+/// Brings the gate, remote write and scraping in line with a newly applied assignment, then
+/// lets the control client ack it; returns how many targets the worker now holds.
 fn apply_change(
+    gate: &DeliveryGate,
+    appender: &remote_write::Appender,
     rw: &mut remote_write::RemoteWriteManager,
     scrapes: &mut scrape::ScrapeManager,
-    a: &assignment::Assignment,
-    applied: &Applied,
+    c: control::Change,
 ) -> usize {
+    let (a, applied) = (&c.assignment, &c.applied);
     tracing::info!(
         generation = a.generation,
         targets = a.targets.len(),
         "assignment applied"
     );
     rw.apply(&a.config);
+    // Before the loops: a new target's first record must find its fence in place.
+    sync_gate(gate, appender, a, applied);
     scrapes.sync(a, applied);
+    let _ = c.done.send(());
     a.targets.len()
+}
+
+/// Fences of targets handed to this worker, cuts of targets taken from it while it was away
+/// (and their delivery watches), and targets that came back after a cut.
+fn sync_gate(
+    gate: &DeliveryGate,
+    appender: &remote_write::Appender,
+    a: &Assignment,
+    applied: &Applied,
+) {
+    let now = gate::now_ms();
+    gate.update(|g| {
+        for c in &applied.cuts {
+            g.add_cut(tag_of(&c.target_id), c.at_ms, c.send_before);
+        }
+        for t in a.targets.values() {
+            let tag = tag_of(&t.id);
+            if t.fence_until_ms != 0 {
+                g.add_fence(
+                    tag,
+                    t.start_at_ms,
+                    t.fence_until_ms,
+                    t.released.iter().cloned(),
+                );
+            }
+            g.reacquired(
+                tag,
+                if t.start_at_ms > 0 {
+                    t.start_at_ms
+                } else {
+                    now
+                },
+            );
+        }
+        g.expire(now);
+    });
+    for c in &applied.cuts {
+        tracing::info!(target = %c.target_id, at = c.at_ms, send_before = c.send_before, "a target moved while this worker was away from the master");
+        appender.watch_delivery(&c.target_id, tag_of(&c.target_id), c.at_ms);
+    }
 }

@@ -27,6 +27,13 @@ pub struct Metrics {
     pub rw_shards: Family<LabelSet, Gauge>,
     pub rw_wal_bytes: Family<LabelSet, Gauge>,
     pub rw_v2_fallbacks: Family<LabelSet, Counter>,
+    pub rw_held: Family<LabelSet, Gauge>,
+    pub rw_out_of_order: Family<LabelSet, Counter>,
+    pub rw_split_requests: Family<LabelSet, Counter>,
+    pub handoff_dropped: Family<LabelSet, Counter>,
+    pub fence_timeouts: Family<LabelSet, Counter>,
+    /// The lease's end as this worker sees it (Unix seconds; 0 before the first).
+    pub lease_until: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -49,6 +56,12 @@ impl Metrics {
             rw_shards: Family::default(),
             rw_wal_bytes: Family::default(),
             rw_v2_fallbacks: Family::default(),
+            rw_held: Family::default(),
+            rw_out_of_order: Family::default(),
+            rw_split_requests: Family::default(),
+            handoff_dropped: Family::default(),
+            fence_timeouts: Family::default(),
+            lease_until: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -130,6 +143,36 @@ impl Metrics {
             "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
             "Newest sample timestamp successfully sent, in seconds",
             m.rw_highest_sent.clone(),
+        );
+        registry.register(
+            "promshard_remote_write_held_samples",
+            "Samples in the WAL held back by the delivery gate (a fenced handoff, a lapsed lease)",
+            m.rw_held.clone(),
+        );
+        registry.register(
+            "promshard_remote_write_out_of_order_samples",
+            "Samples the receiver refused as out of order, out of bounds or a duplicate timestamp, found by splitting the refused request (the rest of it was delivered)",
+            m.rw_out_of_order.clone(),
+        );
+        registry.register(
+            "promshard_remote_write_split_requests",
+            "Requests re-sent in parts after the receiver refused one for an out-of-order sample",
+            m.rw_split_requests.clone(),
+        );
+        registry.register(
+            "promshard_handoff_dropped_samples",
+            "Samples not sent because another worker owns those slots (the target moved while this worker was cut off from the master)",
+            m.handoff_dropped.clone(),
+        );
+        registry.register(
+            "promshard_handoff_fence_timeouts",
+            "Fences given up on: a moved target's samples were sent before its old owner reported delivery to the endpoint",
+            m.fence_timeouts.clone(),
+        );
+        registry.register(
+            "promshard_worker_lease_expiry_seconds",
+            "When this worker's lease from the master runs out (Unix seconds); samples scraped later are held until it is renewed",
+            m.lease_until.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -37,9 +37,37 @@ pub enum SendError {
     /// 415 to a 2.0 request: the receiver only speaks 1.0.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// A 400 or 409 that the receiver explains as an out-of-order, out-of-bounds or duplicate
+    /// sample. Prometheus, Mimir and Thanos receive roll back the whole request for one such
+    /// sample: the sender splits it to deliver the rest (see `queue::Shard::send`).
+    #[error("out of order: {0}")]
+    OutOfOrder(String),
     /// Any other 4xx: the data will never be accepted; drop and count it.
     #[error("non-recoverable: {0}")]
     Fatal(String),
+}
+
+/// Whether a refusal is about one sample's time: the receivers' own words, as they send them
+/// (Prometheus `storage.ErrOutOfOrderSample`, `ErrOutOfBounds`, `ErrDuplicateSampleForTimestamp`;
+/// Mimir `err-mimir-sample-out-of-order`, `-sample-timestamp-too-old`,
+/// `-sample-duplicate-timestamp`; Thanos receive's 409 with Prometheus's messages).
+pub(crate) fn is_out_of_order(status: StatusCode, body: &str) -> bool {
+    if status != StatusCode::BAD_REQUEST && status != StatusCode::CONFLICT {
+        return false;
+    }
+    let body = body.to_ascii_lowercase();
+    [
+        "out of order",
+        "out-of-order",
+        "out of bounds",
+        "out-of-bounds",
+        "duplicate sample",
+        "duplicate-timestamp",
+        "too old",
+        "too-old",
+    ]
+    .iter()
+    .any(|p| body.contains(p))
 }
 
 pub struct WriteClient {
@@ -133,6 +161,8 @@ impl WriteClient {
         let message = format!("server returned HTTP status {status}: {body}");
         if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && protocol == Protocol::V2 {
             Err(SendError::UnsupportedMediaType(message))
+        } else if is_out_of_order(status, &body) {
+            Err(SendError::OutOfOrder(message))
         } else if status.is_server_error()
             || (status == StatusCode::TOO_MANY_REQUESTS && self.retry_on_429)
         {
@@ -497,6 +527,36 @@ mod tests {
                 (&samples[first as usize], points)
             })
             .collect()
+    }
+
+    #[test]
+    fn refusals_about_a_samples_time_are_told_apart_from_other_refusals() {
+        let bad = StatusCode::BAD_REQUEST;
+        // Prometheus 2.42 and 3.x (write_handler.go answers http.Error(err.Error())).
+        assert!(is_out_of_order(bad, "out of order sample\n"));
+        assert!(is_out_of_order(bad, "out of bounds"));
+        assert!(is_out_of_order(bad, "duplicate sample for timestamp"));
+        // Mimir's documented error ids.
+        assert!(is_out_of_order(
+            bad,
+            "failed pushing to ingester: the sample has been rejected because another sample with a more recent timestamp has already been ingested and out-of-order samples are not allowed (err-mimir-sample-out-of-order)"
+        ));
+        assert!(is_out_of_order(bad, "(err-mimir-sample-timestamp-too-old)"));
+        // Thanos receive answers 409 Conflict.
+        assert!(is_out_of_order(
+            StatusCode::CONFLICT,
+            "add 3 samples: out of order sample"
+        ));
+        // Other refusals, and the words under another status, are not.
+        assert!(!is_out_of_order(bad, "invalid label name"));
+        assert!(!is_out_of_order(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "out of order sample"
+        ));
+        assert!(!is_out_of_order(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "out of order sample"
+        ));
     }
 
     /// One series per label set, as a scrape keeps them.

@@ -9,11 +9,21 @@
 //! scrape loop tells the appender when it retires a series ([`Appender::forget`]) so the WAL
 //! can let go of its labels once nothing unsent refers to them. Each WAL is bounded by `--wal.max-bytes`; past it, that endpoint's
 //! oldest data is dropped and counted, the others are unaffected.
+//!
+//! Every record names the target it was scraped from and when, so the [delivery
+//! gate](crate::gate) can hold a target's records (a fenced handoff, a lapsed lease) without
+//! holding anything else. After a handoff away from this worker, [`Appender::watch_delivery`]
+//! reports, per endpoint, when everything of the target up to then is delivered: the master
+//! relays that to the new owner, whose fence then opens.
 
 mod client;
+#[cfg(test)]
+mod gate_tests;
+mod progress;
 mod queue;
 mod series;
 mod series_table;
+mod shard;
 mod wal;
 mod wire;
 
@@ -25,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use promshard_model::config::{Config, RemoteWriteConfig};
 use tokio::sync::watch;
 
+use crate::gate::DeliveryGate;
 use crate::metrics::{LabelSet, Metrics};
 
 pub use series::{AppendSample, LabelIter, Sample, Series};
@@ -68,7 +79,22 @@ pub struct Appender {
     endpoints: watch::Receiver<Arc<Published>>,
     /// WAL failures to record a series (each moves the generation on).
     failures: Arc<AtomicU64>,
+    /// Targets handed away, waiting until each endpoint has delivered what they scraped.
+    watches: Arc<std::sync::Mutex<Vec<DeliveryWatch>>>,
 }
+
+/// A target this worker handed to another at `at_ms`: per endpoint, where its WAL ended when the
+/// target's last record was in. Done for an endpoint once that WAL delivered everything before
+/// that point and holds none of the target's records.
+struct DeliveryWatch {
+    target_id: String,
+    tag: u64,
+    at_ms: i64,
+    pending: Vec<(String, Arc<wal::Wal>, wal::Position)>,
+}
+
+/// How often delivery watches are checked: a handoff's fence opens this much later at most.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The endpoints, numbered: a new list gets a new epoch in the same value, so no writer can
 /// pair a new list with an old generation.
@@ -108,12 +134,64 @@ impl Appender {
         }
     }
 
-    /// Appends samples that all carry their series.
+    /// Appends samples that all carry their series, as one scrape of target tag 1.
     #[cfg(test)]
     pub(crate) fn append(&self, batch: &[Sample]) {
         let batch: Vec<AppendSample> = batch.iter().map(AppendSample::from).collect();
-        self.writer().append(&batch);
+        let at = batch.first().map_or(0, |s| s.timestamp_ms);
+        self.writer().append(&batch, 1, at);
     }
+
+    /// The target `target_id` (tag `tag`) was handed to another worker at `at_ms` and this worker
+    /// will append nothing more of it: report, per endpoint, once everything of it appended so far
+    /// is delivered (or dropped for good). The master relays the reports to the new owner.
+    pub fn watch_delivery(&self, target_id: &str, tag: u64, at_ms: i64) {
+        let pending = self
+            .endpoints
+            .borrow()
+            .endpoints
+            .iter()
+            .map(|e| (e.name.clone(), e.wal.clone(), e.wal.end_position()))
+            .collect();
+        self.watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(DeliveryWatch {
+                target_id: target_id.to_string(),
+                tag,
+                at_ms,
+                pending,
+            });
+    }
+
+    /// Handed-off targets whose delivery is not reported yet.
+    pub fn watched(&self) -> usize {
+        self.watches.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Checks the delivery watches and reports what is done to the gate (for the control stream).
+fn check_watches(watches: &std::sync::Mutex<Vec<DeliveryWatch>>, gate: &DeliveryGate) {
+    let mut ws = watches.lock().unwrap_or_else(|e| e.into_inner());
+    ws.retain_mut(|w| {
+        let mut done = Vec::new();
+        w.pending.retain(|(name, wal, end)| {
+            let ok = wal.delivered_through(*end, w.tag);
+            if ok {
+                done.push(name.clone());
+            }
+            !ok
+        });
+        if !done.is_empty() {
+            tracing::debug!(target = %w.target_id, at = w.at_ms, endpoints = ?done, "handed-off target delivered");
+            gate.report(promshard_proto::control::Delivered {
+                target_id: w.target_id.clone(),
+                at_ms: w.at_ms,
+                endpoints: done,
+            });
+        }
+        !w.pending.is_empty()
+    });
 }
 
 impl Writer {
@@ -121,13 +199,14 @@ impl Writer {
         self.generation
     }
 
-    /// Writes one scrape's samples to every endpoint's WAL. Never waits for the network; a
+    /// Writes one scrape's samples to every endpoint's WAL, as a record of the target `tag`
+    /// scraped at `at_ms` (what the delivery gate decides on). Never waits for the network; a
     /// WAL that cannot be written (disk full) loses the batch for that endpoint, counted.
-    pub fn append(&self, batch: &[AppendSample]) {
+    pub fn append(&self, batch: &[AppendSample], tag: u64, at_ms: i64) {
         if batch.is_empty() || self.published.endpoints.is_empty() {
             return;
         }
-        let record = wal::encode_samples(batch);
+        let record = wal::encode_samples(batch, tag, at_ms);
         let n = batch.len() as u64;
         for e in self.published.endpoints.iter() {
             e.m.samples_in.inc_by(n);
@@ -231,6 +310,15 @@ pub struct RemoteWriteManager {
     metrics: Arc<Metrics>,
     wal_root: PathBuf,
     wal_max_bytes: u64,
+    gate: Arc<DeliveryGate>,
+    watches: Arc<std::sync::Mutex<Vec<DeliveryWatch>>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RemoteWriteManager {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
 }
 
 /// A WAL directory name from the endpoint's name: readable, and unique per name.
@@ -257,12 +345,29 @@ fn wal_dir(root: &Path, name: &str) -> PathBuf {
 
 impl RemoteWriteManager {
     /// `wal_root` holds one WAL directory per endpoint (by `name`, or the URL hash Prometheus
-    /// uses when unnamed), each bounded by `wal_max_bytes`.
-    pub fn new(metrics: Arc<Metrics>, wal_root: PathBuf, wal_max_bytes: u64) -> (Self, Appender) {
+    /// uses when unnamed), each bounded by `wal_max_bytes`. `gate` decides when a record may
+    /// leave (must be called inside a Tokio runtime: it starts the delivery-watch task).
+    pub fn new(
+        metrics: Arc<Metrics>,
+        wal_root: PathBuf,
+        wal_max_bytes: u64,
+        gate: Arc<DeliveryGate>,
+    ) -> (Self, Appender) {
         let (publish, rx) = watch::channel(Arc::new(Published {
             epoch: 1,
             endpoints: Vec::new(),
         }));
+        let watches: Arc<std::sync::Mutex<Vec<DeliveryWatch>>> = Arc::default();
+        let watcher = tokio::spawn({
+            let (watches, gate) = (watches.clone(), gate.clone());
+            async move {
+                let mut every = tokio::time::interval(WATCH_EVERY);
+                loop {
+                    every.tick().await;
+                    check_watches(&watches, &gate);
+                }
+            }
+        });
         (
             RemoteWriteManager {
                 running: Vec::new(),
@@ -270,10 +375,14 @@ impl RemoteWriteManager {
                 metrics,
                 wal_root,
                 wal_max_bytes,
+                gate,
+                watches: watches.clone(),
+                watcher,
             },
             Appender {
                 endpoints: rx,
                 failures: Arc::default(),
+                watches,
             },
         )
     }
@@ -332,14 +441,22 @@ impl RemoteWriteManager {
     }
 
     /// Waits until every endpoint has sent everything appended so far (its WAL read to the
-    /// end and nothing in flight), or until `deadline`; returns whether it got there. Used by
-    /// the graceful drain: what is not sent by then stays in the WAL for the next start.
+    /// end and nothing in flight) and every handed-off target's delivery is reported, or until
+    /// `deadline`; returns whether it got there. Used by the graceful drain: what is not sent by
+    /// then stays in the WAL for the next start. Held records do not count: they wait for the
+    /// gate, not for the network.
     pub async fn flush(&self, deadline: tokio::time::Instant) -> bool {
         loop {
+            check_watches(&self.watches, &self.gate);
             let done = self
                 .running
                 .iter()
-                .all(|r| r.endpoint.wal.unread_bytes() == 0 && r.endpoint.m.pending.get() == 0);
+                .all(|r| r.endpoint.wal.unread_bytes() == 0 && r.endpoint.m.pending.get() == 0)
+                && self
+                    .watches
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty();
             if done {
                 return true;
             }
@@ -369,6 +486,7 @@ impl RemoteWriteManager {
             wal.clone(),
             m.clone(),
             MetadataMap::new(),
+            self.gate.clone(),
         )?;
         let sync_wal = wal.clone();
         let sync = tokio::spawn(async move {
@@ -421,8 +539,12 @@ mod tests {
     #[tokio::test]
     async fn a_changed_endpoint_keeps_its_wal_and_a_removed_one_deletes_it() {
         let root = tempfile::tempdir().unwrap();
-        let (mut rw, appender) =
-            RemoteWriteManager::new(Arc::new(Metrics::new()), root.path().join("wal"), 1 << 20);
+        let (mut rw, appender) = RemoteWriteManager::new(
+            Arc::new(Metrics::new()),
+            root.path().join("wal"),
+            1 << 20,
+            Arc::new(DeliveryGate::new(false)),
+        );
         // Nothing listens on port 1: everything stays in the WAL.
         rw.apply(&config(
             "remote_write: [{url: 'http://127.0.0.1:1/w', name: up1}]",

@@ -15,6 +15,16 @@
 //! once it and everything before it are done. A restart replays from there, so a crash re-sends
 //! at most what was in flight (at-least-once) and loses nothing.
 //!
+//! Held records: the [delivery gate](crate::gate) decides, per record and endpoint, whether a
+//! target's scrape may go now. A record it holds is passed over, not waited on (no head-of-line
+//! blocking: other targets' records flow), registered as a hole in the WAL, and sent, in WAL
+//! order and before anything read later, once the gate lets it go; a later record of a target
+//! with held records is held too, so a series never overtakes itself.
+//!
+//! Out-of-order refusals: a receiver that refuses a request for one old sample (Prometheus, Mimir
+//! and Thanos roll back the whole request) gets it again in parts, halved by series, so only the
+//! refused samples are lost and counted (`promshard_remote_write_out_of_order_samples_total`).
+//!
 //! Shard count adapts between `min_shards` and `max_shards`: it doubles when the reader spent
 //! most of the last period waiting for busy shards while sends succeed (a backlog is draining
 //! or the upstream is slow), and shrinks by one when shards sat idle with no backlog. Changing
@@ -33,12 +43,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::client::{
-    EncodeBuffers, MetadataMap, Protocol, SendError, WriteClient, encode_v1, encode_v2,
-};
-use super::series::warm;
+use super::client::{MetadataMap, WriteClient};
+use super::progress::Hole;
+use super::shard::Shard;
 use super::wal::{Cursor, Position, Wal};
 use super::{Sample, Series, endpoint_labels};
+use crate::gate::{Decision, DeliveryGate, GateEvent, NO_TAG};
 use crate::metrics::Metrics;
 
 /// How often the shard count is reconsidered.
@@ -47,9 +57,9 @@ const RESHARD_EVERY: Duration = Duration::from_secs(10);
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Samples of one WAL record on their way to one shard.
-struct Chunk {
-    samples: Vec<Sample>,
-    record: u64,
+pub(super) struct Chunk {
+    pub(super) samples: Vec<Sample>,
+    pub(super) record: u64,
 }
 
 /// Each series' labels after external labels and `write_relabel_configs` (`None`: dropped),
@@ -84,27 +94,37 @@ impl RelabelCache {
     }
 }
 
+/// What finishing a record's samples does: move the committed position (a record read in
+/// order), or let go of a held record that was sent after its release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Done {
+    Advance(Position),
+    Unhold(Position),
+}
+
 /// Delivery progress of the records read from the WAL.
 struct Progress {
     /// Sequence number of `pending[0]`.
     base: u64,
-    /// (end of the record, samples not yet delivered).
-    pending: VecDeque<(Position, u64)>,
+    /// (what finishing the record does, samples not yet delivered).
+    pending: VecDeque<(Done, u64)>,
 }
 
-struct Shared {
-    cfg: RemoteWriteConfig,
+pub(super) struct Shared {
+    pub(super) cfg: RemoteWriteConfig,
+    /// The endpoint's name, as the delivery gate and the master know it.
+    name: String,
     external: Vec<(String, String)>,
     wal: Arc<Wal>,
-    client: WriteClient,
+    pub(super) client: WriteClient,
     /// Starts true for `protobuf_message: io.prometheus.write.v2.Request`; a 415 turns it off.
-    v2: AtomicBool,
+    pub(super) v2: AtomicBool,
     /// What the WAL's metadata records said so far, for 2.0 requests.
-    metadata: std::sync::RwLock<MetadataMap>,
+    pub(super) metadata: std::sync::RwLock<MetadataMap>,
     progress: Mutex<Progress>,
-    m: EndpointMetrics,
+    pub(super) m: EndpointMetrics,
     /// Failed sends in this resharding period: no scaling up into an outage.
-    failures: AtomicU64,
+    pub(super) failures: AtomicU64,
 }
 
 /// This endpoint's series of the worker's metrics, resolved once.
@@ -122,6 +142,11 @@ pub(super) struct EndpointMetrics {
     pub(super) shards: Gauge,
     pub(super) wal_bytes: Gauge,
     pub(super) fallbacks: Counter,
+    pub(super) held: Gauge,
+    pub(super) out_of_order: Counter,
+    pub(super) split_requests: Counter,
+    pub(super) handoff_dropped: Counter,
+    pub(super) fence_timeouts: Counter,
 }
 
 impl EndpointMetrics {
@@ -140,14 +165,20 @@ impl EndpointMetrics {
             shards: m.rw_shards.get_or_create(&l).clone(),
             wal_bytes: m.rw_wal_bytes.get_or_create(&l).clone(),
             fallbacks: m.rw_v2_fallbacks.get_or_create(&l).clone(),
+            held: m.rw_held.get_or_create(&l).clone(),
+            out_of_order: m.rw_out_of_order.get_or_create(&l).clone(),
+            split_requests: m.rw_split_requests.get_or_create(&l).clone(),
+            handoff_dropped: m.handoff_dropped.get_or_create(&l).clone(),
+            fence_timeouts: m.fence_timeouts.get_or_create(&l).clone(),
         }
     }
 }
 
 impl Shared {
     /// `n` samples of record `seq` are done (sent or given up on).
-    fn ack(&self, done: &[(u64, u64)]) {
+    pub(super) fn ack(&self, done: &[(u64, u64)]) {
         let mut advanced = None;
+        let mut unheld = Vec::new();
         {
             let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
             for &(seq, n) in done {
@@ -159,8 +190,11 @@ impl Shared {
                 }
             }
             while p.pending.front().is_some_and(|e| e.1 == 0) {
-                if let Some((end, _)) = p.pending.pop_front() {
-                    advanced = Some(end);
+                if let Some((done, _)) = p.pending.pop_front() {
+                    match done {
+                        Done::Advance(end) => advanced = Some(end),
+                        Done::Unhold(start) => unheld.push(start),
+                    }
                     p.base += 1;
                 }
             }
@@ -170,12 +204,69 @@ impl Shared {
         {
             tracing::warn!(wal = %self.wal.dir().display(), error = %e, "cannot record WAL progress");
         }
+        for start in unheld {
+            if let Err(e) = self.wal.unhold(start) {
+                tracing::warn!(wal = %self.wal.dir().display(), error = %e, "cannot record WAL progress");
+            }
+        }
         self.m.wal_bytes.set(self.wal.bytes() as i64);
     }
 }
 
 pub(super) struct QueueManager {
     shared: Arc<Shared>,
+    gate: Arc<DeliveryGate>,
+}
+
+/// How often held records are looked at again without a change at the gate (a fence's
+/// deadline passing is a change of time only).
+const HELD_RECHECK: Duration = Duration::from_millis(250);
+
+/// Records the reader went past that the gate holds (their positions in the WAL), with how
+/// many there are per target: a later record of a target with held ones is held too, so no
+/// series overtakes itself.
+#[derive(Default)]
+struct Held {
+    records: std::collections::BTreeMap<Position, Hole>,
+    per_tag: std::collections::HashMap<u64, usize>,
+}
+
+impl Held {
+    fn insert(&mut self, pos: Position, hole: Hole) {
+        if self.records.insert(pos, hole).is_none() {
+            *self.per_tag.entry(hole.tag).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, pos: Position) {
+        if let Some(h) = self.records.remove(&pos)
+            && let Some(n) = self.per_tag.get_mut(&h.tag)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_tag.remove(&h.tag);
+            }
+        }
+    }
+
+    fn has_tag(&self, tag: u64) -> bool {
+        self.per_tag.contains_key(&tag)
+    }
+
+    fn samples(&self) -> u64 {
+        self.records.values().map(|h| h.samples).sum()
+    }
+}
+
+/// The reading side of a queue manager: turns records into chunks for the shards.
+struct Reader {
+    sh: Arc<Shared>,
+    shards: ShardSet,
+    n: usize,
+    seq: u64,
+    blocked: Duration,
+    relabel: bool,
+    relabeled: RelabelCache,
 }
 
 impl QueueManager {
@@ -185,6 +276,7 @@ impl QueueManager {
         wal: Arc<Wal>,
         m: EndpointMetrics,
         metadata: MetadataMap,
+        gate: Arc<DeliveryGate>,
     ) -> anyhow::Result<Self> {
         let client = WriteClient::new(&cfg)?;
         // Whatever an earlier manager of this WAL read but did not deliver is read again.
@@ -192,6 +284,7 @@ impl QueueManager {
         let v2 = cfg.protobuf_message == ProtobufMessage::V2;
         Ok(QueueManager {
             shared: Arc::new(Shared {
+                name: cfg.display_name(),
                 cfg,
                 external,
                 wal,
@@ -205,48 +298,78 @@ impl QueueManager {
                 m,
                 failures: AtomicU64::new(0),
             }),
+            gate,
         })
     }
 
     pub(super) async fn run(self) {
         let sh = self.shared;
+        let gate = self.gate;
         let q = sh.cfg.queue_config.clone();
         let (min, max) = (q.min_shards.max(1) as usize, q.max_shards.max(1) as usize);
-        let mut n = min;
         // A manager restarted with new settings re-reads what its predecessor had queued.
         sh.m.pending.set(0);
-        let mut shards = ShardSet::start(&sh, n);
+        let mut r = Reader {
+            shards: ShardSet::start(&sh, min),
+            sh: sh.clone(),
+            n: min,
+            seq: 0,
+            blocked: Duration::ZERO,
+            relabel: !sh.external.is_empty() || !sh.cfg.write_relabel_configs.is_empty(),
+            relabeled: RelabelCache::default(),
+        };
         let mut cursor = Cursor::default();
-        let mut seq: u64 = 0;
         let mut period_start = Instant::now();
-        let mut blocked = Duration::ZERO;
-        let relabel = !sh.external.is_empty() || !sh.cfg.write_relabel_configs.is_empty();
-        let mut relabeled = RelabelCache::default();
+        let mut held = Held::default();
+        for (pos, hole) in sh.wal.holes() {
+            held.insert(pos, hole);
+        }
+        let mut gate_changes = gate.subscribe();
+        // Held records from before a restart are looked at first.
+        let mut last_recheck: Option<Instant> = None;
+        let mut events = Vec::new();
         loop {
             sh.m.wal_bytes.set(sh.wal.bytes() as i64);
             if period_start.elapsed() >= RESHARD_EVERY {
                 let want = desired_shards(
-                    n,
+                    r.n,
                     min,
                     max,
-                    blocked.as_secs_f64() / period_start.elapsed().as_secs_f64(),
+                    r.blocked.as_secs_f64() / period_start.elapsed().as_secs_f64(),
                     sh.failures.swap(0, Ordering::Relaxed) > 0,
                     sh.wal.unread_bytes(),
                 );
-                if want != n {
-                    tracing::info!(url = %sh.cfg.url, from = n, to = want, "resharding remote write");
-                    shards.drain().await;
-                    n = want;
-                    shards = ShardSet::start(&sh, n);
+                if want != r.n {
+                    tracing::info!(url = %sh.cfg.url, from = r.n, to = want, "resharding remote write");
+                    let old = std::mem::replace(&mut r.shards, ShardSet::empty());
+                    old.drain().await;
+                    r.n = want;
+                    r.shards = ShardSet::start(&sh, r.n);
                 }
                 period_start = Instant::now();
-                blocked = Duration::ZERO;
-                relabeled.next_period();
+                r.blocked = Duration::ZERO;
+                r.relabeled.next_period();
             }
+            let gate_changed = gate_changes.has_changed().unwrap_or(false);
+            if !held.records.is_empty()
+                && (gate_changed || last_recheck.is_none_or(|t| t.elapsed() >= HELD_RECHECK))
+            {
+                gate_changes.borrow_and_update();
+                last_recheck = Some(Instant::now());
+                if !r.release_held(&gate, &mut held, &mut events).await {
+                    return;
+                }
+            } else if gate_changed {
+                gate_changes.borrow_and_update();
+            }
+            sh.m.held.set(held.samples() as i64);
             let record = match sh.wal.read_next(&mut cursor) {
-                Ok(Some(r)) => r,
+                Ok(Some(rec)) => rec,
                 Ok(None) => {
-                    let _ = tokio::time::timeout(IDLE_POLL, sh.wal.appended.notified()).await;
+                    tokio::select! {
+                        _ = tokio::time::timeout(IDLE_POLL, sh.wal.appended.notified()) => {}
+                        _ = gate_changes.changed(), if !held.records.is_empty() => {}
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -257,71 +380,208 @@ impl QueueManager {
             };
             if !record.metadata.is_empty() {
                 let mut map = sh.metadata.write().unwrap_or_else(|e| e.into_inner());
-                for m in record.metadata {
-                    map.insert(m.family.clone(), m);
+                for m in &record.metadata {
+                    map.insert(m.family.clone(), m.clone());
                 }
             }
             let read = record.samples.len() as u64 + record.unknown;
-            // `sample_age_limit`: a backlog older than this is not worth sending (0: no limit).
-            let oldest_ok = match q.sample_age_limit.0 {
-                d if d.is_zero() => i64::MIN,
-                d => unix_ms_now() - d.as_millis() as i64,
-            };
-            // Sized so that growing them does not copy a record's samples over and over.
-            let per_shard = match n {
-                1 => record.samples.len(),
-                n => record.samples.len() / n * 5 / 4 + 16,
-            };
-            let mut chunks: Vec<Vec<Sample>> =
-                (0..n).map(|_| Vec::with_capacity(per_shard)).collect();
-            let mut total = 0u64;
-            for mut s in record.samples {
-                if s.timestamp_ms < oldest_ok {
-                    continue;
-                }
-                if relabel {
-                    match relabeled.get(&sh.cfg, &sh.external, &s.series) {
-                        Some(series) => s.series = series,
-                        None => continue,
-                    }
-                }
-                total += 1;
-                chunks[shard_of(&s.series, n)].push(s);
-            }
-            sh.m.dropped.inc_by(read - total);
-            {
-                let mut p = sh.progress.lock().unwrap_or_else(|e| e.into_inner());
-                if p.pending.is_empty() {
-                    p.base = seq;
-                }
-                p.pending.push_back((record.end, total));
-            }
-            if total == 0 {
-                sh.ack(&[]);
-            }
-            sh.m.pending.inc_by(total as i64);
-            for (i, samples) in chunks.into_iter().enumerate() {
-                if samples.is_empty() {
-                    continue;
-                }
-                let chunk = Chunk {
-                    samples,
-                    record: seq,
+            if record.tag != NO_TAG && read > 0 {
+                let decision = if held.records.contains_key(&record.start) {
+                    // Read again after a rewind: it is held already.
+                    None
+                } else if held.has_tag(record.tag) {
+                    Some(Decision::Hold)
+                } else {
+                    Some(gate.decide(
+                        &sh.name,
+                        record.tag,
+                        record.at_ms,
+                        unix_ms_now(),
+                        &mut events,
+                    ))
                 };
-                match shards.senders[i].try_send(chunk) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(chunk)) => {
-                        let t = Instant::now();
-                        if shards.senders[i].send(chunk).await.is_err() {
-                            return;
-                        }
-                        blocked += t.elapsed();
+                count_events(&sh, &mut events);
+                match decision {
+                    None => {
+                        r.skip(Done::Advance(record.end));
+                        continue;
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    Some(Decision::Hold) => {
+                        let hole = Hole {
+                            tag: record.tag,
+                            at_ms: record.at_ms,
+                            samples: read,
+                        };
+                        sh.wal.hold(record.start, hole);
+                        held.insert(record.start, hole);
+                        r.skip(Done::Advance(record.end));
+                        continue;
+                    }
+                    Some(Decision::Drop) => {
+                        sh.m.handoff_dropped.inc_by(read);
+                        sh.m.dropped.inc_by(read);
+                        r.skip(Done::Advance(record.end));
+                        continue;
+                    }
+                    Some(Decision::Send) => {}
                 }
             }
-            seq += 1;
+            if !r
+                .dispatch(record.samples, read, Done::Advance(record.end))
+                .await
+            {
+                return;
+            }
         }
+    }
+}
+
+/// Counts what the gate reported while deciding.
+fn count_events(sh: &Shared, events: &mut Vec<GateEvent>) {
+    for e in events.drain(..) {
+        match e {
+            GateEvent::FenceTimedOut { .. } => {
+                tracing::warn!(url = %sh.cfg.url, "a moved target's fence timed out before its previous owner reported delivery; sending its samples (order across workers is no longer guaranteed for it)");
+                sh.m.fence_timeouts.inc();
+            }
+        }
+    }
+}
+
+impl Reader {
+    /// A record that sends nothing now (held, dropped, or held already): its place in the log
+    /// is done.
+    fn skip(&mut self, done: Done) {
+        {
+            let mut p = self.sh.progress.lock().unwrap_or_else(|e| e.into_inner());
+            if p.pending.is_empty() {
+                p.base = self.seq;
+            }
+            p.pending.push_back((done, 0));
+        }
+        self.seq += 1;
+        self.sh.ack(&[]);
+    }
+
+    /// Sends held records the gate lets go now, in WAL order, before anything read later; drops
+    /// the ones it refuses for good. Returns false when the shards are gone.
+    async fn release_held(
+        &mut self,
+        gate: &DeliveryGate,
+        held: &mut Held,
+        events: &mut Vec<GateEvent>,
+    ) -> bool {
+        let sh = self.sh.clone();
+        let now = unix_ms_now();
+        let mut waiting: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let candidates: Vec<(Position, Hole)> =
+            held.records.iter().map(|(p, h)| (*p, *h)).collect();
+        for (pos, hole) in candidates {
+            if waiting.contains(&hole.tag) {
+                continue;
+            }
+            let decision = gate.decide(&sh.name, hole.tag, hole.at_ms, now, events);
+            count_events(&sh, events);
+            match decision {
+                Decision::Hold => {
+                    waiting.insert(hole.tag);
+                }
+                Decision::Drop => {
+                    held.remove(pos);
+                    sh.m.handoff_dropped.inc_by(hole.samples);
+                    sh.m.dropped.inc_by(hole.samples);
+                    if let Err(e) = sh.wal.unhold(pos) {
+                        tracing::warn!(wal = %sh.wal.dir().display(), error = %e, "cannot record WAL progress");
+                    }
+                }
+                Decision::Send => {
+                    held.remove(pos);
+                    match sh.wal.read_hole(pos) {
+                        Ok(Some(rec)) => {
+                            let read = rec.samples.len() as u64 + rec.unknown;
+                            if !self.dispatch(rec.samples, read, Done::Unhold(pos)).await {
+                                return false;
+                            }
+                        }
+                        // The bound deleted its segment (and counted it).
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(wal = %sh.wal.dir().display(), error = %e, samples = hole.samples, "cannot read a held WAL record back; its samples are lost");
+                            sh.m.dropped.inc_by(hole.samples);
+                            let _ = sh.wal.unhold(pos);
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Applies `sample_age_limit` and relabeling, and hands each shard its part of a record's
+    /// samples. `read`: the record's samples including ones without labels (dropped).
+    async fn dispatch(&mut self, samples: Vec<Sample>, read: u64, done: Done) -> bool {
+        let sh = self.sh.clone();
+        let q = &sh.cfg.queue_config;
+        // `sample_age_limit`: a backlog older than this is not worth sending (0: no limit).
+        let oldest_ok = match q.sample_age_limit.0 {
+            d if d.is_zero() => i64::MIN,
+            d => unix_ms_now() - d.as_millis() as i64,
+        };
+        let n = self.n;
+        // Sized so that growing them does not copy a record's samples over and over.
+        let per_shard = match n {
+            1 => samples.len(),
+            n => samples.len() / n * 5 / 4 + 16,
+        };
+        let mut chunks: Vec<Vec<Sample>> = (0..n).map(|_| Vec::with_capacity(per_shard)).collect();
+        let mut total = 0u64;
+        for mut s in samples {
+            if s.timestamp_ms < oldest_ok {
+                continue;
+            }
+            if self.relabel {
+                match self.relabeled.get(&sh.cfg, &sh.external, &s.series) {
+                    Some(series) => s.series = series,
+                    None => continue,
+                }
+            }
+            total += 1;
+            chunks[shard_of(&s.series, n)].push(s);
+        }
+        sh.m.dropped.inc_by(read - total);
+        {
+            let mut p = sh.progress.lock().unwrap_or_else(|e| e.into_inner());
+            if p.pending.is_empty() {
+                p.base = self.seq;
+            }
+            p.pending.push_back((done, total));
+        }
+        if total == 0 {
+            sh.ack(&[]);
+        }
+        sh.m.pending.inc_by(total as i64);
+        for (i, samples) in chunks.into_iter().enumerate() {
+            if samples.is_empty() {
+                continue;
+            }
+            let chunk = Chunk {
+                samples,
+                record: self.seq,
+            };
+            match self.shards.senders[i].try_send(chunk) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(chunk)) => {
+                    let t = Instant::now();
+                    if self.shards.senders[i].send(chunk).await.is_err() {
+                        return false;
+                    }
+                    self.blocked += t.elapsed();
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        self.seq += 1;
+        true
     }
 }
 
@@ -398,197 +658,18 @@ impl ShardSet {
         ShardSet { senders, tasks }
     }
 
+    /// No shards (a placeholder while the real ones are replaced).
+    fn empty() -> ShardSet {
+        ShardSet {
+            senders: Vec::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
     /// Closes the shards' queues and waits until they have delivered everything in them.
     async fn drain(mut self) {
         self.senders.clear();
         while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-struct Shard {
-    sh: Arc<Shared>,
-}
-
-impl Shard {
-    async fn run(self, mut rx: mpsc::Receiver<Chunk>) {
-        let q = &self.sh.cfg.queue_config;
-        let max = (q.max_samples_per_send as usize).max(1);
-        let mut batch = Batch::default();
-        let mut deadline = Instant::now() + q.batch_send_deadline.0;
-        let mut bufs = EncodeBuffers::default();
-        loop {
-            let chunk = if batch.is_empty() {
-                rx.recv().await
-            } else {
-                tokio::select! {
-                    chunk = rx.recv() => chunk,
-                    _ = tokio::time::sleep_until(deadline) => {
-                        self.send(&mut batch, usize::MAX, &mut bufs).await;
-                        continue;
-                    }
-                }
-            };
-            let Some(chunk) = chunk else { break };
-            if batch.is_empty() {
-                deadline = Instant::now() + q.batch_send_deadline.0;
-            }
-            batch.push(chunk);
-            while batch.len() >= max {
-                self.send(&mut batch, max, &mut bufs).await;
-            }
-        }
-        while !batch.is_empty() {
-            self.send(&mut batch, max, &mut bufs).await;
-        }
-    }
-
-    /// Sends the first `max` samples of `batch` until they are delivered or refused for good,
-    /// and takes them out of it.
-    async fn send(&self, batch: &mut Batch, max: usize, bufs: &mut EncodeBuffers) {
-        let sh = &self.sh;
-        let q = &sh.cfg.queue_config;
-        let take = batch.len().min(max);
-        let done = batch.take_records(take as u64);
-        let samples = batch.unsent(take);
-        let n = take as u64;
-        let newest = samples.iter().map(|s| s.timestamp_ms).max().unwrap_or(0);
-        let mut backoff = q.min_backoff.0;
-        let mut attempt = 0;
-        loop {
-            let protocol = if sh.v2.load(Ordering::Relaxed) {
-                Protocol::V2
-            } else {
-                Protocol::V1
-            };
-            let body = match protocol {
-                Protocol::V1 => encode_v1(samples, bufs),
-                Protocol::V2 => {
-                    let metadata = sh.metadata.read().unwrap_or_else(|e| e.into_inner());
-                    encode_v2(samples, &metadata, bufs)
-                }
-            };
-            let len = body.len() as u64;
-            match sh.client.send(body, protocol, attempt).await {
-                Ok(None) if protocol == Protocol::V2 => {
-                    // A 1.0-only receiver (Prometheus before 3.0) decodes a 2.0 body as an
-                    // empty 1.0 request and answers 2xx having stored nothing; only the
-                    // missing written-count header tells. Fall back and send it again.
-                    tracing::warn!(url = %sh.cfg.url, "receiver accepted remote write 2.0 without X-Prometheus-Remote-Write-Samples-Written (a 1.0-only receiver); falling back to 1.0 and re-sending");
-                    sh.v2.store(false, Ordering::Relaxed);
-                    sh.m.fallbacks.inc();
-                }
-                Ok(_) => {
-                    sh.m.sent.inc_by(n);
-                    sh.m.bytes_sent.inc_by(len);
-                    let secs = newest / 1000;
-                    if secs > sh.m.highest_sent.get() {
-                        sh.m.highest_sent.set(secs);
-                    }
-                    break;
-                }
-                Err(SendError::UnsupportedMediaType(message)) => {
-                    // The spec's signal that the receiver only speaks 1.0: fall back for good
-                    // (until the config changes) and send this batch again at once.
-                    tracing::warn!(url = %sh.cfg.url, error = %message, "receiver refused remote write 2.0; falling back to 1.0");
-                    sh.v2.store(false, Ordering::Relaxed);
-                    sh.m.fallbacks.inc();
-                }
-                Err(SendError::Recoverable {
-                    message,
-                    retry_after,
-                }) => {
-                    sh.m.retried.inc_by(n);
-                    sh.failures.fetch_add(1, Ordering::Relaxed);
-                    let wait = retry_after.unwrap_or(backoff);
-                    tracing::warn!(url = %sh.cfg.url, error = %message, ?wait, attempt, "remote write failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(q.max_backoff.0);
-                    attempt += 1;
-                }
-                Err(SendError::Fatal(message)) => {
-                    sh.m.failed.inc_by(n);
-                    tracing::error!(url = %sh.cfg.url, error = %message, samples = n, "remote write rejected; dropping batch");
-                    break;
-                }
-            }
-        }
-        batch.consume(take);
-        sh.m.pending.dec_by(n as i64);
-        sh.ack(&done);
-    }
-}
-
-/// A shard's samples waiting to be sent, and which WAL records they came from.
-#[derive(Default)]
-struct Batch {
-    /// `samples[sent..]` wait. The sent ones are dropped when all are sent, or when they are
-    /// the larger part: taking each request's samples off the front would move the rest
-    /// every time (a shard gets a target's whole scrape, thousands of samples, at once).
-    samples: Vec<Sample>,
-    sent: usize,
-    /// (record, samples of it still waiting), in order.
-    records: VecDeque<(u64, u64)>,
-}
-
-impl Batch {
-    fn push(&mut self, chunk: Chunk) {
-        let n = chunk.samples.len() as u64;
-        match self.records.back_mut() {
-            Some((r, c)) if *r == chunk.record => *c += n,
-            _ => self.records.push_back((chunk.record, n)),
-        }
-        if self.is_empty() {
-            self.samples = chunk.samples;
-            self.sent = 0;
-        } else {
-            if self.sent > self.samples.len() / 2 {
-                warm(self.samples[..self.sent].iter().map(|s| &*s.series));
-                self.samples.drain(..self.sent);
-                self.sent = 0;
-            }
-            self.samples.extend(chunk.samples);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.samples.len() - self.sent
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The first `n` waiting samples.
-    fn unsent(&self, n: usize) -> &[Sample] {
-        &self.samples[self.sent..self.sent + n]
-    }
-
-    /// The first `n` waiting samples were sent (or given up on).
-    fn consume(&mut self, n: usize) {
-        self.sent += n;
-        if self.sent == self.samples.len() {
-            warm(self.samples.iter().map(|s| &*s.series));
-            self.samples.clear();
-            self.sent = 0;
-        }
-    }
-
-    /// The records the first `n` samples belong to, counted, taken out of `records`.
-    fn take_records(&mut self, mut n: u64) -> Vec<(u64, u64)> {
-        let mut done = Vec::new();
-        while n > 0 {
-            let Some((r, c)) = self.records.front_mut() else {
-                break;
-            };
-            let k = (*c).min(n);
-            done.push((*r, k));
-            *c -= k;
-            n -= k;
-            if *c == 0 {
-                self.records.pop_front();
-            }
-        }
-        done
     }
 }
 
@@ -625,50 +706,5 @@ mod tests {
         let spread: std::collections::HashSet<usize> =
             (0..50).map(|i| shard_of(&s(&i.to_string()), 7)).collect();
         assert!(spread.len() > 4, "{spread:?}");
-    }
-
-    #[test]
-    fn a_batch_counts_what_it_sends_against_the_records_it_came_from() {
-        let sample = |ts| {
-            Sample::new(
-                &promshard_model::Labels::from_pairs([("__name__", "m")]),
-                ts,
-                1.0,
-            )
-        };
-        let mut b = Batch::default();
-        b.push(Chunk {
-            samples: vec![sample(1), sample(2)],
-            record: 7,
-        });
-        b.push(Chunk {
-            samples: vec![sample(3)],
-            record: 7,
-        });
-        b.push(Chunk {
-            samples: vec![sample(4), sample(5)],
-            record: 8,
-        });
-        let ts = |b: &Batch, n| {
-            b.unsent(n)
-                .iter()
-                .map(|s| s.timestamp_ms)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(b.take_records(2), [(7, 2)]);
-        assert_eq!(ts(&b, 2), [1, 2]);
-        b.consume(2);
-        assert_eq!(b.take_records(2), [(7, 1), (8, 1)]);
-        assert_eq!(ts(&b, 2), [3, 4]);
-        b.consume(2);
-        // More arrives while one sample waits: the sent ones make room, order is kept.
-        b.push(Chunk {
-            samples: vec![sample(6)],
-            record: 9,
-        });
-        assert_eq!((b.len(), ts(&b, 2)), (2, vec![5, 6]));
-        assert_eq!(b.take_records(5), [(8, 1), (9, 1)]);
-        b.consume(2);
-        assert!(b.records.is_empty() && b.is_empty() && b.samples.is_empty());
     }
 }

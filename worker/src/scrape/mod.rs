@@ -90,6 +90,7 @@ impl ScrapeManager {
         // Loops past their handoff instant have ended by themselves.
         let now = scrape_loop::unix_ms(std::time::SystemTime::now());
         self.leaving.retain(|_, (_, _, at)| *at + 60_000 > now);
+        let mut looping: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for pool in self.pools.values_mut() {
             let gone: Vec<String> = pool
                 .loops
@@ -99,10 +100,12 @@ impl ScrapeManager {
                 .collect();
             for id in gone {
                 if let Some(h) = pool.loops.remove(&id) {
-                    if let Some(at) = handoffs.get(id.as_str()) {
+                    if let Some((id, at)) = handoffs.get_key_value(id.as_str()) {
+                        looping.insert(id);
                         // Keeps scraping until the new owner's first slot.
                         let _ = h.ctl.send(Ctl::StopAt(*at));
-                        self.leaving.insert(id, (pool.cfg.job_name.clone(), h, *at));
+                        self.leaving
+                            .insert(id.to_string(), (pool.cfg.job_name.clone(), h, *at));
                         continue;
                     }
                     let why = if removed.contains(id.as_str()) {
@@ -112,6 +115,14 @@ impl ScrapeManager {
                     };
                     h.stop(why);
                 }
+            }
+        }
+        // A handoff of a target with no loop here (its job's pool was being replaced, say):
+        // whatever the WALs hold of it is all there will be.
+        for (id, at) in &handoffs {
+            if !looping.contains(id) && !self.leaving.contains_key(*id) {
+                self.appender
+                    .watch_delivery(id, crate::gate::tag_of(id), *at);
             }
         }
         for t in a.targets.values() {
@@ -174,12 +185,13 @@ impl ScrapeManager {
         Ok(())
     }
 
-    /// Whether every loop handing its target off has reached its stop instant.
+    /// Whether every loop handing its target off has ended (at its stop instant), so its
+    /// delivery is being watched.
     pub fn handoffs_done(&self) -> bool {
         let now = scrape_loop::unix_ms(std::time::SystemTime::now());
         self.leaving
             .values()
-            .all(|(_, h, at)| *at <= now || h.ctl.is_closed())
+            .all(|(_, h, at)| h.ctl.is_closed() || *at + 60_000 <= now)
     }
 
     /// Stops every loop without stale markers (shutdown).

@@ -76,6 +76,8 @@ pub(crate) struct ScrapeLoop {
     status: Arc<StatusBoard>,
     metrics: Arc<Metrics>,
     interval: Duration,
+    /// The target's tag on its WAL records, for the delivery gate (`crate::gate`).
+    tag: u64,
     /// `__name__` + target labels for each report series, built once.
     report_series: Vec<Arc<Series>>,
     /// The writer generation the report series were last sent with their labels under.
@@ -103,6 +105,7 @@ impl ScrapeLoop {
             })
             .collect();
         ScrapeLoop {
+            tag: crate::gate::tag_of(&target.id),
             target,
             scraper,
             processor,
@@ -171,6 +174,10 @@ impl ScrapeLoop {
                         Some(r) if (slot as i64) < r => continue,
                         Some(_) => (stop_at, resume_at) = (None, None),
                         None => {
+                            // The new owner holds its samples until ours before `at` are
+                            // delivered. Registered while `ctl` is open: the manager takes a
+                            // closed one as "this loop is done".
+                            self.appender.watch_delivery(&self.target.id, self.tag, at);
                             self.status.remove(&self.target.id);
                             return;
                         }
@@ -230,7 +237,7 @@ impl ScrapeLoop {
                 series: announce.then(|| series.clone()),
             });
         }
-        writer.append(&out);
+        writer.append(&out, self.tag, ts);
         self.appender.forget(&retired);
         self.last_scrape_ms = Some(ts);
         let result = if err.is_empty() { "success" } else { "failure" };
@@ -268,6 +275,6 @@ impl ScrapeLoop {
             // With its labels: cheap, once, and right even if the endpoints changed.
             out.push(AppendSample::of(series, stale_ts, stale_nan()));
         }
-        writer.append(&out);
+        writer.append(&out, self.tag, stale_ts);
     }
 }
