@@ -50,6 +50,10 @@ enum Command {
         /// it delivered everything before the handoff (default: 3 scrape intervals + 10s).
         #[arg(long = "handoff.fence-timeout", value_parser = parse_duration)]
         handoff_fence_timeout: Option<Duration>,
+        /// How often placement is recomputed from the workers' load reports alone
+        /// (default 30s).
+        #[arg(long = "placement.rebalance-interval", value_parser = parse_duration)]
+        placement_rebalance_interval: Option<Duration>,
         #[command(flatten)]
         operator: MasterSecurityArgs,
         #[command(flatten)]
@@ -253,6 +257,7 @@ fn main() -> ExitCode {
                 placement_epsilon,
                 placement_settle,
                 handoff_fence_timeout,
+                placement_rebalance_interval,
                 operator,
                 election,
             } => {
@@ -276,6 +281,7 @@ fn main() -> ExitCode {
                     },
                     leader_election: election.settings(),
                     fence_timeout: handoff_fence_timeout,
+                    rebalance_interval: placement_rebalance_interval,
                 };
                 promshard::run_master(opts, listen_grpc, listen_http).await
             }

@@ -56,6 +56,33 @@ pub async fn metric(base_url: &str, series: &str) -> Result<f64, String> {
     Ok(0.0)
 }
 
+/// The sum of every series of metric `name` on a `/metrics` page (all label values), e.g. a
+/// counter per remote-write endpoint; 0 when absent.
+pub async fn metric_sum(base_url: &str, name: &str) -> Result<f64, String> {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut sum = 0.0;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let value = if let Some(labeled) = rest.strip_prefix('{') {
+            labeled.rsplit_once("} ").map(|(_, v)| v)
+        } else {
+            rest.strip_prefix(' ')
+        };
+        if let Some(v) = value {
+            let v = v.split(' ').next().unwrap_or(v);
+            sum += v.parse::<f64>().map_err(|e| format!("{line:?}: {e}"))?;
+        }
+    }
+    Ok(sum)
+}
+
 pub async fn start_master(config: &Path, extra: &[&str]) -> Process {
     let mut args = vec![
         "master",

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod eventually;
 pub mod launcher;
 pub mod prometheus;
+pub mod proxy;
 pub mod receiver;
 mod server;
 pub mod simulator;

@@ -219,6 +219,45 @@ impl PrometheusServer {
         }
     }
 
+    /// The raw samples of every series matching `selector` over the last `range` (a range
+    /// vector selector in an instant query): (labels, [(ms, value)]) in timestamp order.
+    pub async fn raw_samples(
+        &self,
+        selector: &str,
+        range: Duration,
+    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, String> {
+        self.require_server("query")?;
+        let promql = format!("{selector}[{}s]", range.as_secs().max(1));
+        let data: QueryData = self.get("/api/v1/query", &[("query", &promql)]).await?;
+        let QueryData::Matrix(result) = data else {
+            return Err(format!("{promql:?} did not return a range vector"));
+        };
+        #[derive(Deserialize)]
+        struct Series {
+            metric: Labels,
+            values: Vec<(f64, String)>,
+        }
+        let series: Vec<Series> = serde_json::from_value(result).map_err(|e| e.to_string())?;
+        series
+            .into_iter()
+            .map(|s| {
+                let values = s
+                    .values
+                    .into_iter()
+                    .map(|(t, v)| Ok(((t * 1000.0).round() as i64, parse_value(&v)?)))
+                    .collect::<Result<Vec<_>, String>>()?;
+                Ok((s.metric, values))
+            })
+            .collect()
+    }
+
+    /// The value of one series on this server's own `/metrics` page, by its exact text as
+    /// exposed (e.g. `prometheus_http_requests_total{code="400",handler="/api/v1/write"}`); 0
+    /// when absent.
+    pub async fn self_metric(&self, series: &str) -> Result<f64, String> {
+        crate::cluster::metric(&self.url(), series).await
+    }
+
     /// Label sets of the series matching a selector (e.g. `{job="a"}`), over all time; panics
     /// on any error.
     pub async fn series(&self, matcher: &str) -> Vec<Labels> {

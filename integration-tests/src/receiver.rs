@@ -13,6 +13,16 @@
 //! Responses are programmable (a default status, a queue of one-off responses with headers and
 //! delays, or down altogether), and every request is logged with its arrival time, headers and
 //! answer, including failed ones, for retry and backoff tests.
+//!
+//! For order across senders: [`RecordingReceiver::delay_sender`] holds one sender's requests
+//! (matched by its User-Agent; promshard workers put their id there) before they are stored, as
+//! a slow path to the upstream would, and [`RecordingReceiver::set_strict_order`] makes it judge
+//! like a TSDB with an out-of-order window of 0 (Prometheus's `memSeries.appendable`): a request
+//! with one sample older than the newest stored of its series, or at the same time with another
+//! value, is refused whole with a 400 "out of order sample" and nothing of it is stored.
+//! [`RecordingReceiver::forward_to`] relays every request, after that delay and in the order the
+//! receiver stores them, to a real receiver (Prometheus), whose answer the sender gets: the real
+//! TSDB then judges the very stream this receiver records.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -194,6 +204,12 @@ struct State {
     metadata: BTreeMap<Labels, (i32, String)>,
     /// Remote write 2.0 created timestamps (ms), latest non-zero per series.
     created: BTreeMap<Labels, i64>,
+    /// User-Agent substring → delay before a matching request is stored.
+    sender_delays: Vec<(String, Duration)>,
+    strict_order: bool,
+    /// Requests refused in strict mode, and the samples in them.
+    out_of_order_requests: u64,
+    out_of_order_request_samples: u64,
 }
 
 impl State {
@@ -215,6 +231,10 @@ impl State {
 
 struct Inner {
     state: Mutex<State>,
+    /// Where requests are relayed, and the lock that keeps relaying and storing in one order.
+    forward: Mutex<Option<String>>,
+    forward_order: tokio::sync::Mutex<()>,
+    client: reqwest::Client,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
@@ -246,9 +266,16 @@ impl RecordingReceiver {
                 refuse_v2: false,
                 metadata: BTreeMap::new(),
                 created: BTreeMap::new(),
+                sender_delays: Vec::new(),
+                strict_order: false,
+                out_of_order_requests: 0,
+                out_of_order_request_samples: 0,
             }),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            forward: Mutex::new(None),
+            forward_order: tokio::sync::Mutex::new(()),
+            client: reqwest::Client::new(),
         });
         let handler_inner = inner.clone();
         let handler: Handler = Arc::new(move |request, peer| {
@@ -300,6 +327,38 @@ impl RecordingReceiver {
         if let Err(e) = self.server.start().await {
             panic!("the receiver cannot listen on {} again: {e}", self.addr());
         }
+    }
+
+    /// Holds requests whose User-Agent contains `user_agent` for `delay` before storing them
+    /// (a sender with a slow path to the upstream). `Duration::ZERO` removes the delay.
+    pub fn delay_sender(&self, user_agent: &str, delay: Duration) {
+        let mut state = lock(&self.inner.state);
+        state.sender_delays.retain(|(ua, _)| ua != user_agent);
+        if !delay.is_zero() {
+            state.sender_delays.push((user_agent.to_owned(), delay));
+        }
+    }
+
+    /// Relays every request to `url` (a real receiver) and answers with its answer; stores
+    /// only what it accepted.
+    pub fn forward_to(&self, url: &str) {
+        *lock(&self.inner.forward) = Some(url.to_owned());
+    }
+
+    /// Refuses a request with an out-of-order sample whole, as a real TSDB does (see the
+    /// module comment).
+    pub fn set_strict_order(&self, strict: bool) {
+        lock(&self.inner.state).strict_order = strict;
+    }
+
+    /// Requests refused in strict mode for an out-of-order sample, and the samples they held
+    /// (most of them fine: that is what one old sample costs a sender that does not split).
+    pub fn out_of_order_refusals(&self) -> (u64, u64) {
+        let state = lock(&self.inner.state);
+        (
+            state.out_of_order_requests,
+            state.out_of_order_request_samples,
+        )
     }
 
     /// Answers remote write 2.0 requests with 415 (`true`), as a 1.0-only receiver does.
@@ -464,6 +523,21 @@ impl Inner {
             // The sender went away mid-body; it will retry, nothing to record.
             Err(_) => return response(400, "text/plain", "cannot read body\n"),
         };
+        let sender_delay = {
+            let ua = parts
+                .headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            lock(&self.state)
+                .sender_delays
+                .iter()
+                .find(|(want, _)| ua.contains(want.as_str()))
+                .map(|(_, d)| *d)
+        };
+        if let Some(delay) = sender_delay {
+            tokio::time::sleep(delay).await;
+        }
         let number = {
             let mut state = lock(&self.state);
             state.request_count += 1;
@@ -576,6 +650,18 @@ impl Inner {
             .map(|s| to_labels(&s.labels))
             .collect();
 
+        // Relayed and stored under one lock: the real receiver sees what this one records, in
+        // the same order.
+        let forward = lock(&self.forward).clone();
+        let _relaying = match &forward {
+            Some(_) => Some(self.forward_order.lock().await),
+            None => None,
+        };
+        let upstream = match &forward {
+            Some(url) => Some(self.relay(url, &parts.headers, body.clone()).await),
+            None => None,
+        };
+
         let answer = {
             let mut state = lock(&self.state);
             // A sender must not have one series in two requests at once: order across requests
@@ -595,10 +681,25 @@ impl Inner {
             }
             in_flight.series = unique;
 
-            let answer = state
+            let mut answer = state
                 .queued_responses
                 .pop_front()
                 .unwrap_or_else(|| state.default_response.clone());
+            if let Some((status, text)) = &upstream
+                && answer.is_success()
+                && !(200..300).contains(status)
+            {
+                answer = ReceiverResponse::status(*status).with_body(text);
+            }
+            if answer.is_success()
+                && state.strict_order
+                && let Some(refusal) = out_of_order(&state, &series_labels, &write_request)
+            {
+                problems.push(refusal);
+                state.out_of_order_requests += 1;
+                state.out_of_order_request_samples += record.samples as u64;
+                answer = ReceiverResponse::status(400).with_body("out of order sample\n");
+            }
             if answer.is_success() {
                 for (labels, meta) in metadata {
                     state.metadata.insert(labels, meta);
@@ -644,6 +745,31 @@ impl Inner {
         }
         drop(in_flight);
         finish(record, reply)
+    }
+}
+
+impl Inner {
+    /// POSTs the request as it came to `url`; the upstream's status and body (a network error
+    /// is a 503, which the sender retries).
+    async fn relay(&self, url: &str, headers: &HeaderMap, body: Bytes) -> (u16, String) {
+        let mut req = self.client.post(url).body(body);
+        for name in [
+            "content-type",
+            "content-encoding",
+            "user-agent",
+            "x-prometheus-remote-write-version",
+        ] {
+            if let Some(v) = headers.get(name) {
+                req = req.header(name, v.as_bytes());
+            }
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap_or_default())
+            }
+            Err(e) => (503, format!("relay to {url}: {e}")),
+        }
     }
 }
 
@@ -796,6 +922,38 @@ fn to_labels(labels: &[Label]) -> Labels {
         .iter()
         .map(|l| (l.name.clone(), l.value.clone()))
         .collect()
+}
+
+/// The first sample of a request that a TSDB with an out-of-order window of 0 refuses: older
+/// than the newest stored of its series (or earlier in the request), or at the same time with
+/// another value. `None` when it would take the whole request.
+fn out_of_order(state: &State, labels: &[Labels], request: &WriteRequest) -> Option<String> {
+    let mut newest: HashMap<&Labels, (i64, f64)> = HashMap::new();
+    for (l, series) in labels.iter().zip(&request.timeseries) {
+        for s in &series.samples {
+            let last = newest.get(l).copied().or_else(|| {
+                let data = state.series.get(l)?;
+                let t = data.last_timestamp?;
+                let v = data
+                    .samples
+                    .binary_search_by_key(&t, |(t, _)| *t)
+                    .ok()
+                    .map_or(f64::NAN, |i| data.samples[i].1);
+                Some((t, v))
+            });
+            if let Some((t, v)) = last
+                && (s.timestamp < t || (s.timestamp == t && s.value.to_bits() != v.to_bits()))
+            {
+                return Some(format!(
+                    "series {} refused as a TSDB would: sample at {} after one at {t} (the whole request was refused)",
+                    format_labels(l.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                    s.timestamp
+                ));
+            }
+            newest.insert(l, (s.timestamp, s.value));
+        }
+    }
+    None
 }
 
 /// Appends samples to a series, sorting out duplicates and samples that go back in time.

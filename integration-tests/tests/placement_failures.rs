@@ -1,5 +1,8 @@
 //! Survival of failures: a worker killed with SIGKILL, the master killed for a minute (with a
-//! worker restarting meanwhile), and a master restart that must not move any target.
+//! worker restarting meanwhile), and a master restart that must not move any target. While the
+//! master is away, workers keep scraping but hold back what they scrape after their lease ran
+//! out (they cannot tell a dead master from a partition): it arrives, in order, once a master
+//! is back.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -169,6 +172,22 @@ async fn master_down_for_a_minute_misses_nothing_and_its_restart_moves_nothing()
     )
     .await;
 
+    // Nothing scraped after the workers' leases ran out (half the grace period after the kill)
+    // was sent while the master was away: a partitioned worker must not race a new owner.
+    let lease_ms = 1_500;
+    let newest_sent = recorder
+        .series()
+        .iter()
+        .flat_map(|l| recorder.samples(l))
+        .map(|(t, _)| t)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        newest_sent <= down_at + lease_ms + 1_000,
+        "sent a sample scraped at {newest_sent}, {} ms after the master died",
+        newest_sent - down_at
+    );
+
     // Same ports, so the workers find it again.
     let grpc_addr = grpc.trim_start_matches("http://").to_string();
     let http_addr = http.trim_start_matches("http://").to_string();
@@ -190,6 +209,30 @@ async fn master_down_for_a_minute_misses_nothing_and_its_restart_moves_nothing()
     let http = master.url("http");
     let after = placed(&http, N, &["w1", "w2"]).await;
     assert_eq!(after, before, "a master restart moved targets");
+    // The minute held back arrives now, late, then the live samples.
+    let back_at = now_ms();
+    eventually(
+        Duration::from_secs(30),
+        "every target's samples past the master's return",
+        || async {
+            let behind: Vec<String> = sim
+                .addresses()
+                .into_iter()
+                .filter(|a| {
+                    !recorder
+                        .find("up", &[("instance", a.as_str())])
+                        .iter()
+                        .any(|(_, s)| s.iter().any(|(t, _)| *t >= back_at))
+                })
+                .collect();
+            if behind.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("behind: {behind:?}"))
+            }
+        },
+    )
+    .await;
     for o in ["completed", "late", "cancelled"] {
         let series = format!("promshard_master_handoffs_total{{outcome=\"{o}\"}}");
         assert_eq!(

@@ -41,9 +41,9 @@ const MAX_BATCH: usize = 10_000;
 pub type WorkerTx = mpsc::Sender<Result<MasterMessage, Status>>;
 
 /// How often weights from load reports are re-read and placement recomputed even when nothing
-/// else happened. Weight hysteresis (`placement::effective_weight`) keeps this from moving
-/// targets on ordinary churn.
-const REBALANCE_EVERY: Duration = Duration::from_secs(30);
+/// else happened, by default. Weight hysteresis (`placement::effective_weight`) keeps this from
+/// moving targets on ordinary churn.
+pub const REBALANCE_EVERY: Duration = Duration::from_secs(30);
 
 /// How placement behaves.
 pub struct Settings {
@@ -56,6 +56,8 @@ pub struct Settings {
     pub settle: Duration,
     /// How long a moved target's new owner waits for the old one's delivery report.
     pub fence_timeout: FenceTimeout,
+    /// How often placement is recomputed from load reports alone ([`REBALANCE_EVERY`]).
+    pub rebalance_every: Duration,
 }
 
 /// The lease a worker gets: half the grace period, so the other half covers transit delay and
@@ -203,6 +205,7 @@ pub struct Coordinator {
     settle_until: Option<Instant>,
     started: Instant,
     last_rebalance: Instant,
+    rebalance_every: Duration,
     groups: HashMap<String, BTreeMap<String, Vec<TargetGroup>>>,
     jobs: BTreeMap<String, JobTargets>,
     workers: BTreeMap<String, WorkerState>,
@@ -242,6 +245,7 @@ impl Coordinator {
             settle_until: Some(now + settings.settle),
             started: now,
             last_rebalance: now,
+            rebalance_every: settings.rebalance_every,
             groups: HashMap::new(),
             jobs: BTreeMap::new(),
             workers: BTreeMap::new(),
@@ -277,11 +281,15 @@ impl Coordinator {
                 _ = sleep_until_opt(next_expiry) => None,
                 _ = tick.tick() => {
                     self.renew_leases();
-                    self.finish_fences();
                     let settling = self.settle_until.is_some();
-                    let due = self.last_rebalance.elapsed() >= REBALANCE_EVERY;
+                    let due = self.last_rebalance.elapsed() >= self.rebalance_every;
+                    // A finished fence is published (explain) by the reconcile below.
+                    let fences_done = self.finish_fences();
                     // Once a second at least while settling; rebalancing when due.
-                    if !(due || settling && last_check.elapsed() >= Duration::from_secs(1)) {
+                    if !(due
+                        || fences_done
+                        || settling && last_check.elapsed() >= Duration::from_secs(1))
+                    {
                         continue;
                     }
                     last_check = Instant::now();
@@ -300,8 +308,8 @@ impl Coordinator {
                 }
             }
             self.expire_workers();
-            self.reconcile();
             self.finish_fences();
+            self.reconcile();
         }
     }
 
@@ -322,8 +330,9 @@ impl Coordinator {
         }
     }
 
-    /// Records fences that are over (released everywhere, or past their deadline).
-    fn finish_fences(&mut self) {
+    /// Records fences that are over (released everywhere, or past their deadline); returns
+    /// whether any was.
+    fn finish_fences(&mut self) -> bool {
         let endpoints: Vec<String> = self
             .config
             .remote_write
@@ -331,7 +340,9 @@ impl Coordinator {
             .map(|r| r.display_name())
             .collect();
         let now = unix_ms(SystemTime::now());
-        for r in self.fences.finish(now, &endpoints) {
+        let finished = self.fences.finish(now, &endpoints);
+        let any = !finished.is_empty();
+        for r in finished {
             if r.state == "timed_out" {
                 tracing::warn!(target = %r.target_id, from = %r.from, to = %r.to, released = ?r.released, "handoff fence timed out: the old owner did not report delivery in time");
             }
@@ -348,6 +359,7 @@ impl Coordinator {
         self.metrics
             .fences_waiting
             .set(self.fences.waiting_count() as i64);
+        any
     }
 
     fn handle(&mut self, ev: Event) {
@@ -964,9 +976,7 @@ impl Coordinator {
         assigned: &BTreeSet<String>,
         owners: &HashMap<String, String>,
     ) -> Vec<Cut> {
-        let mut cuts = self
-            .fences
-            .cuts_for(id, generation, now_ms, |t| assigned.contains(t));
+        let mut cuts = self.fences.cuts_for(id, generation, now_ms);
         let known: std::collections::HashSet<String> =
             cuts.iter().map(|c| c.target_id.clone()).collect();
         for t in &self.workers[id].claimed {

@@ -223,10 +223,6 @@ impl FenceBook {
         at_ms: i64,
         interval: Duration,
     ) -> Option<i64> {
-        // Back at a worker that has a cut for it: the cut no longer applies.
-        if let Some(c) = self.cuts.get_mut(to) {
-            c.remove(target_id);
-        }
         let from = self.orphans.remove(target_id)?;
         if from == to {
             return None;
@@ -269,20 +265,14 @@ impl FenceBook {
         self.orphans.retain(|t, _| exists(t));
     }
 
-    /// The cuts to put in `worker`'s snapshot of generation `generation` (its targets
-    /// excluded). `send_before`: whether the new owner's fence still waits, with half the
-    /// fence's length to spare for the worker to deliver.
-    pub fn cuts_for(
-        &mut self,
-        worker: &str,
-        generation: u64,
-        now_ms: i64,
-        assigned: impl Fn(&str) -> bool,
-    ) -> Vec<Cut> {
+    /// The cuts to put in `worker`'s snapshot of generation `generation`. `send_before`:
+    /// whether the new owner's fence still waits, with half the fence's length to spare for the
+    /// worker to deliver. A target the snapshot gives back to the worker keeps its cut: what the
+    /// worker scraped of it between the cut and its new start is still another worker's.
+    pub fn cuts_for(&mut self, worker: &str, generation: u64, now_ms: i64) -> Vec<Cut> {
         let Some(cuts) = self.cuts.get_mut(worker) else {
             return Vec::new();
         };
-        cuts.retain(|t, _| !assigned(t));
         cuts.iter_mut()
             .map(|(t, c)| {
                 c.sent_in = Some(generation);
@@ -402,7 +392,7 @@ mod tests {
         assert_eq!(b.placed("t", "b", 6_000, SEC), None);
         assert_eq!(b.fence_at("t", "b").map(|f| f.from.as_str()), Some("a"));
         // a comes back: its snapshot says where t went, and that b still waits.
-        let cuts = b.cuts_for("a", 42, 6_000, |_| false);
+        let cuts = b.cuts_for("a", 42, 6_000);
         assert_eq!(
             cuts,
             [Cut {
@@ -412,7 +402,7 @@ mod tests {
             }]
         );
         // Too late to deliver within the fence: drop everything.
-        let cuts = b.cuts_for("a", 43, 11_000, |_| false);
+        let cuts = b.cuts_for("a", 43, 11_000);
         assert!(!cuts[0].send_before);
         // a's report (after it sent what it held) opens b's fence.
         assert_eq!(
@@ -420,13 +410,9 @@ mod tests {
             Some(("b".into(), eps(&["p"])))
         );
         b.acked("a", 42);
-        assert_eq!(
-            b.cuts_for("a", 44, 11_000, |_| false).len(),
-            1,
-            "43 not acked yet"
-        );
+        assert_eq!(b.cuts_for("a", 44, 11_000).len(), 1, "43 not acked yet");
         b.acked("a", 44);
-        assert!(b.cuts_for("a", 45, 11_000, |_| false).is_empty());
+        assert!(b.cuts_for("a", 45, 11_000).is_empty());
     }
 
     #[test]
@@ -435,7 +421,7 @@ mod tests {
         b.open("t", "a", "b", 3_000, SEC);
         b.keep_as_cut("t", "a", 3_000);
         assert_eq!(b.fence_at("t", "b").map(|f| f.at_ms), Some(3_000));
-        let cuts = b.cuts_for("a", 7, 4_000, |_| false);
+        let cuts = b.cuts_for("a", 7, 4_000);
         assert_eq!(
             cuts,
             [Cut {
@@ -447,16 +433,16 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_is_not_sent_for_a_target_the_worker_has_again() {
+    fn a_cut_is_sent_even_when_the_target_comes_back_to_the_worker() {
+        // c was away while u went to d at 5 000; u comes back to c (at 9 000, say): what c
+        // scraped from 5 000 until then is d's, so c still needs the cut.
         let mut b = FenceBook::new(FenceTimeout::Fixed(10 * SEC));
-        b.worker_gone("a", ["t".to_string()]);
-        b.placed("t", "b", 5_000, SEC);
-        assert!(b.cuts_for("a", 1, 6_000, |t| t == "t").is_empty());
         b.worker_gone("c", ["u".to_string()]);
         b.placed("u", "d", 5_000, SEC);
-        // u comes back to c before c ever got its cut.
-        b.placed("u", "c", 9_000, SEC);
-        assert!(b.cuts_for("c", 1, 9_000, |_| false).is_empty());
+        assert_eq!(b.placed("u", "c", 9_000, SEC), None);
+        let cuts = b.cuts_for("c", 1, 9_000);
+        assert_eq!(cuts.len(), 1);
+        assert_eq!(cuts[0].at_ms, 5_000);
     }
 
     #[test]
@@ -468,6 +454,6 @@ mod tests {
         b.placed("t", "c", 2_000, SEC);
         assert_eq!(b.fence_at("t", "c").map(|f| f.from.as_str()), Some("b"));
         b.expire(12_000 + CUT_MEMORY.as_millis() as i64);
-        assert!(b.cuts_for("b", 1, 0, |_| false).is_empty());
+        assert!(b.cuts_for("b", 1, 0).is_empty());
     }
 }

@@ -54,6 +54,9 @@ pub struct Options {
     /// `--handoff.fence-timeout`: how long a moved target's new owner holds its samples for
     /// the old owner's delivery report (`None`: three scrape intervals plus ten seconds).
     pub fence_timeout: Option<Duration>,
+    /// `--placement.rebalance-interval`: how often placement is recomputed from load reports
+    /// alone (default 30 s).
+    pub rebalance_interval: Option<Duration>,
 }
 
 /// Reads and validates a config file; the error names the file, the job and the field.
@@ -116,6 +119,9 @@ async fn lead(
         fence_timeout: opts
             .fence_timeout
             .map_or(fences::FenceTimeout::Auto, fences::FenceTimeout::Fixed),
+        rebalance_every: opts
+            .rebalance_interval
+            .unwrap_or(coordinator::REBALANCE_EVERY),
     };
     let loads = control::Loads::default();
     let (coordinator, view) =

@@ -60,6 +60,7 @@ pub async fn run(
         opts.wal_max_bytes,
         gate.clone(),
     );
+    rw.set_user_agent(remote_write::user_agent(&opts.worker_id));
     let mut scrapes = scrape::ScrapeManager::new(appender.clone(), status.clone(), metrics.clone());
 
     // Resume the persisted assignment before the master answers: a restarted worker keeps

@@ -16,6 +16,16 @@ use super::{MetricMetadata, Sample};
 use crate::http_client::{ClientOptions, HttpClient};
 
 pub(crate) const USER_AGENT_VALUE: &str = concat!("promshard/", env!("CARGO_PKG_VERSION"));
+
+/// The User-Agent of a worker's remote-write requests: the product, then the worker's id, so a
+/// receiver's logs (and a test's recording receiver) can tell workers apart.
+pub fn user_agent(worker_id: &str) -> String {
+    if worker_id.is_empty() {
+        USER_AGENT_VALUE.to_string()
+    } else {
+        format!("{USER_AGENT_VALUE} (worker {worker_id})")
+    }
+}
 pub const V1_CONTENT_TYPE: &str = "application/x-protobuf";
 pub const V2_CONTENT_TYPE: &str = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
 
@@ -79,7 +89,7 @@ pub struct WriteClient {
 }
 
 impl WriteClient {
-    pub fn new(cfg: &RemoteWriteConfig) -> anyhow::Result<Self> {
+    pub fn new(cfg: &RemoteWriteConfig, user_agent: &str) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
             headers.insert(
@@ -88,7 +98,7 @@ impl WriteClient {
             );
         }
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        headers.insert(USER_AGENT, HeaderValue::try_from(user_agent)?);
         let http = HttpClient::new(
             &cfg.http_client_config(),
             ClientOptions {
@@ -907,7 +917,7 @@ mod tests {
                 ca_file.display()
             ),
         );
-        let client = WriteClient::new(&cfg).unwrap();
+        let client = WriteClient::new(&cfg, &user_agent("w-7")).unwrap();
         let samples = [s(&[("__name__", "up"), ("job", "j")], 1000, 1.0)];
         let body = encode_v1(&samples, &mut EncodeBuffers::default());
         assert_eq!(client.send(body, Protocol::V1, 2).await.unwrap(), None);
@@ -920,6 +930,7 @@ mod tests {
             "x-prometheus-remote-write-version: 0.1.0",
             "retry-attempt: 2",
             "user-agent: promshard/",
+            "(worker w-7)",
         ] {
             assert!(head.contains(want), "{want:?} not in {head}");
         }
@@ -931,7 +942,7 @@ mod tests {
     async fn an_unverifiable_certificate_is_a_retryable_network_error() {
         let (_, server) = pki();
         let (url, _got) = tls_receiver(server).await;
-        let client = WriteClient::new(&endpoint(&url, "")).unwrap();
+        let client = WriteClient::new(&endpoint(&url, ""), USER_AGENT_VALUE).unwrap();
         let body = encode_v1(
             &[s(&[("__name__", "up")], 1, 1.0)],
             &mut EncodeBuffers::default(),

@@ -42,7 +42,7 @@ pub use series::{AppendSample, LabelIter, Sample, Series};
 
 pub use client::{
     EncodeBuffers, MetadataMap, Protocol, SendError, V1_CONTENT_TYPE, V2_CONTENT_TYPE, WriteClient,
-    encode_v1, encode_v2,
+    encode_v1, encode_v2, user_agent,
 };
 
 /// Default per-endpoint WAL bound (`--wal.max-bytes`).
@@ -313,6 +313,7 @@ pub struct RemoteWriteManager {
     gate: Arc<DeliveryGate>,
     watches: Arc<std::sync::Mutex<Vec<DeliveryWatch>>>,
     watcher: tokio::task::JoinHandle<()>,
+    user_agent: String,
 }
 
 impl Drop for RemoteWriteManager {
@@ -378,6 +379,7 @@ impl RemoteWriteManager {
                 gate,
                 watches: watches.clone(),
                 watcher,
+                user_agent: client::USER_AGENT_VALUE.to_string(),
             },
             Appender {
                 endpoints: rx,
@@ -385,6 +387,11 @@ impl RemoteWriteManager {
                 watches,
             },
         )
+    }
+
+    /// The User-Agent of requests from endpoints started from now on (see [`user_agent`]).
+    pub fn set_user_agent(&mut self, ua: String) {
+        self.user_agent = ua;
     }
 
     /// Starts, keeps or restarts endpoints to match `cfg`. An endpoint whose settings did not
@@ -487,6 +494,7 @@ impl RemoteWriteManager {
             m.clone(),
             MetadataMap::new(),
             self.gate.clone(),
+            &self.user_agent,
         )?;
         let sync_wal = wal.clone();
         let sync = tokio::spawn(async move {

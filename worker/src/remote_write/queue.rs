@@ -277,8 +277,9 @@ impl QueueManager {
         m: EndpointMetrics,
         metadata: MetadataMap,
         gate: Arc<DeliveryGate>,
+        user_agent: &str,
     ) -> anyhow::Result<Self> {
-        let client = WriteClient::new(&cfg)?;
+        let client = WriteClient::new(&cfg, user_agent)?;
         // Whatever an earlier manager of this WAL read but did not deliver is read again.
         wal.rewind();
         let v2 = cfg.protobuf_message == ProtobufMessage::V2;
