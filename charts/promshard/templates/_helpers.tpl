@@ -113,13 +113,14 @@ app.kubernetes.io/component: workers
 
 {{/*
 The scrape jobs that end up in prometheus.yml, as a YAML list: the enabled
-defaultScrapeConfigs (sorted by key, `enabled` stripped), then scrapeConfigs.
+defaultScrapeConfigs (sorted by key, `enabled` stripped, rendered through `tpl` so they can
+name the release), then scrapeConfigs (verbatim).
 */}}
 {{- define "promshard.scrapeConfigs" -}}
 {{- $jobs := list }}
 {{- range $key, $job := .Values.defaultScrapeConfigs }}
 {{- if $job.enabled }}
-{{- $jobs = append $jobs (omit $job "enabled") }}
+{{- $jobs = append $jobs (tpl (omit $job "enabled" | toYaml) $ | fromYaml) }}
 {{- end }}
 {{- end }}
 {{- range .Values.scrapeConfigs }}
@@ -224,4 +225,26 @@ per line, sorted and unique. Mirrors Prometheus's kubernetes discovery:
 
 {{- define "promshard.workersSelector" -}}
 {{- default (printf "job=%q" (include "promshard.workers.fullname" .)) .Values.prometheusRule.workersSelector }}
+{{- end }}
+
+{{/*
+The `job` labels of the enabled default jobs that scrape the cluster's components (all but
+promshard itself and the annotated pods), as a regex alternation: a job's label is the
+replacement of its relabel rule targeting `job` (the kubelet's four jobs are all "kubelet"),
+else its job_name.
+*/}}
+{{- define "promshard.componentJobs" -}}
+{{- $names := list }}
+{{- range $key, $job := .Values.defaultScrapeConfigs }}
+{{- if and $job.enabled (not (has $key (list "promshard" "annotatedPods"))) }}
+{{- $name := $job.job_name }}
+{{- range ($job.relabel_configs | default list) }}
+{{- if and (eq (.target_label | default "") "job") .replacement }}
+{{- $name = .replacement }}
+{{- end }}
+{{- end }}
+{{- $names = append $names $name }}
+{{- end }}
+{{- end }}
+{{- $names | uniq | sortAlpha | join "|" }}
 {{- end }}
