@@ -16,6 +16,7 @@ Environment: HELM (path of helm), PROMSHARD_BIN (path of the promshard binary), 
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -43,6 +44,9 @@ MASTER = f"{FULLNAME}-master"
 WORKERS = f"{FULLNAME}-workers"
 MASTER_ROLE = f"{MASTER}-{NAMESPACE}"
 WORKERS_ROLE = f"{WORKERS}-{NAMESPACE}"
+AUTH_SECRET = f"{FULLNAME}-auth"
+TLS_SECRET = f"{MASTER}-tls"
+MASTER_DNS = f"{MASTER}.{NAMESPACE}.svc"
 # Kubernetes versions the manifests are validated against: the chart's kubeVersion floor and
 # the newest schemas kubernetes-validate ships.
 KUBE_VERSIONS = ["1.25.0", kubernetes_validate.latest_version()]
@@ -199,7 +203,8 @@ def test_ci_files_cover_the_cases():
     names = {f.stem for f in CI_FILES}
     for want in ("default-values", "leader-election-values", "wal-emptydir-values",
                  "hpa-values", "monitoring-values", "all-roles-values",
-                 "control-plane-jobs-values"):
+                 "control-plane-jobs-values", "cert-manager-values", "existing-secrets-values",
+                 "insecure-control-plane-values"):
         assert want in names
 
 
@@ -244,6 +249,8 @@ def test_kubernetes_schemas(values_file, kube_version):
     for o in render_file(values_file):
         if o["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # CRDs: test_prometheus_operator_schemas
+        if o["apiVersion"].startswith("cert-manager.io/"):
+            continue  # CRDs: test_cert_manager_issues_the_master_certificate
         try:
             kubernetes_validate.validate(o, kube_version, strict=True)
         except kubernetes_validate.ValidationError as e:
@@ -643,6 +650,10 @@ def test_master_command_line():
         "--listen-grpc=0.0.0.0:9400",
         "--listen-http=0.0.0.0:9401",
         "--worker-grace-period=10s",
+        "--grpc.tls-cert-file=/var/run/secrets/promshard/tls/tls.crt",
+        "--grpc.tls-key-file=/var/run/secrets/promshard/tls/tls.key",
+        "--grpc.token-file=/var/run/secrets/promshard/auth/grpc-token",
+        "--web.admin-token-file=/var/run/secrets/promshard/auth/admin-token",
     ]
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts["config"]["mountPath"] == "/etc/promshard" and mounts["config"]["readOnly"]
@@ -657,7 +668,10 @@ def test_worker_command_line():
     c = container(sts)
     assert c["args"] == [
         "worker",
-        f"--master=http://{MASTER}.{NAMESPACE}.svc:9400",
+        f"--master=https://{MASTER_DNS}:9400",
+        f"--master.server-name={MASTER_DNS}",
+        "--master.ca-file=/var/run/secrets/promshard/tls/ca.crt",
+        "--master.token-file=/var/run/secrets/promshard/auth/grpc-token",
         "--id=$(POD_NAME)",
         "--listen-http=0.0.0.0:9402",
         "--data-dir=/data",
@@ -961,3 +975,135 @@ def test_dashboard_and_alerts_cover_the_component_jobs(tmp_path):
         'up{job=~"apiserver|coredns|kube-proxy|kubelet|node-exporter"} == 0'
     # The self-monitoring alerts select what the built-in promshard job produces.
     assert f'up{{job="{WORKERS}"}} == 0' == got["PromshardWorkerDown"]["expr"]
+
+
+# ---------------------------------------------------------------------------------------------
+# control plane: credentials, TLS, NetworkPolicy
+# ---------------------------------------------------------------------------------------------
+
+
+def secret_volume_files(workload: dict) -> dict[str, tuple[str, str]]:
+    """Files the container sees from Secret volumes: path -> (secret name, key)."""
+    pod = workload["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in pod["volumes"]}
+    out = {}
+    for m in container(workload)["volumeMounts"]:
+        secret = vols.get(m["name"], {}).get("secret")
+        if secret:
+            assert m.get("readOnly") is True, m
+            for item in secret["items"]:
+                out[f"{m['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+    return out
+
+
+def secret_data(objs, name: str) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in one(objs, "Secret", name)["data"].items()}
+
+
+def test_control_plane_credentials_are_mounted_and_passed_to_the_flags():
+    objs = render_file(None)
+    master = one(objs, "Deployment", MASTER)
+    workers = one(objs, "StatefulSet", WORKERS)
+    mf, wf = flags(container(master)["args"]), flags(container(workers)["args"])
+    m_files, w_files = secret_volume_files(master), secret_volume_files(workers)
+    assert {mf[f] for f in ("--grpc.tls-cert-file", "--grpc.tls-key-file", "--grpc.token-file",
+                            "--web.admin-token-file")} == set(m_files)
+    assert m_files[mf["--grpc.tls-cert-file"]] == (TLS_SECRET, "tls.crt")
+    assert m_files[mf["--grpc.tls-key-file"]] == (TLS_SECRET, "tls.key")
+    assert m_files[mf["--grpc.token-file"]] == (AUTH_SECRET, "grpc-token")
+    assert m_files[mf["--web.admin-token-file"]] == (AUTH_SECRET, "admin-token")
+    # Workers get the token and the CA, never the admin token or the master's key.
+    assert set(w_files) == {wf["--master.token-file"], wf["--master.ca-file"]}
+    assert w_files[wf["--master.token-file"]] == (AUTH_SECRET, "grpc-token")
+    assert w_files[wf["--master.ca-file"]] == (TLS_SECRET, "ca.crt")
+    assert wf["--master"] == f"https://{MASTER_DNS}:9400"
+    assert wf["--master.server-name"] == MASTER_DNS
+    # The same token on both sides, random, and different for the admin API.
+    auth = secret_data(objs, AUTH_SECRET)
+    assert set(auth) == {"grpc-token", "admin-token"}
+    assert len(auth["grpc-token"]) == 48 and auth["grpc-token"] != auth["admin-token"]
+    again = secret_data(_template(()), AUTH_SECRET)
+    assert again["grpc-token"] != auth["grpc-token"], "tokens must not be a constant"
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+def test_generated_certificate_names_the_master_and_chains_to_the_ca(tmp_path):
+    tls = secret_data(render_file(None), TLS_SECRET)
+    assert one(render_file(None), "Secret", TLS_SECRET)["type"] == "kubernetes.io/tls"
+    for k, v in tls.items():
+        (tmp_path / k).write_bytes(v)
+    p = run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"), "-purpose", "sslserver",
+             "-verify_hostname", MASTER_DNS, str(tmp_path / "tls.crt")])
+    assert p.returncode == 0 and ": OK" in p.stdout, p.stdout + p.stderr
+    p = run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"),
+             "-verify_hostname", "evil.example", str(tmp_path / "tls.crt")])
+    assert p.returncode != 0
+    p = run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+             str(tmp_path / "tls.crt")])
+    sans = set(re.findall(r"DNS:([^,\s]+)", p.stdout))
+    assert sans == {MASTER, f"{MASTER}.{NAMESPACE}", MASTER_DNS, f"{MASTER_DNS}.cluster.local"}
+    p = run(["openssl", "pkey", "-in", str(tmp_path / "tls.key"), "-noout"])
+    assert p.returncode == 0, p.stderr
+
+
+def test_cert_manager_issues_the_master_certificate(tmp_path):
+    objs = render_file(str(CHART / "ci" / "cert-manager-values.yaml"))
+    assert find(objs, "Secret", TLS_SECRET) == []  # cert-manager writes it
+    cert = one(objs, "Certificate", f"{MASTER}-tls")
+    assert cert["apiVersion"] == "cert-manager.io/v1"
+    spec = cert["spec"]
+    assert spec["secretName"] == TLS_SECRET
+    assert MASTER_DNS in spec["dnsNames"] and spec["usages"] == ["server auth"]
+    assert spec["issuerRef"] == {"name": f"{FULLNAME}-ca", "kind": "Issuer"}
+    assert one(objs, "Issuer", f"{FULLNAME}-ca")["spec"] == {"ca": {"secretName": f"{FULLNAME}-ca"}}
+    assert one(objs, "Issuer", f"{FULLNAME}-selfsigned")["spec"] == {"selfSigned": {}}
+    ca = one(objs, "Certificate", f"{FULLNAME}-ca")["spec"]
+    assert ca["isCA"] is True and ca["issuerRef"]["name"] == f"{FULLNAME}-selfsigned"
+    files = secret_volume_files(one(objs, "StatefulSet", WORKERS))
+    assert (TLS_SECRET, "ca.crt") in files.values()
+    # An issuer of the user's: no release CA.
+    objs = render({"controlPlaneTLS": {"certManager": {
+        "enabled": True, "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}}, tmp_path)
+    assert find(objs, "Issuer") == []
+    assert one(objs, "Certificate")["spec"]["issuerRef"] == {"name": "corp-ca",
+                                                            "kind": "ClusterIssuer"}
+
+
+def test_existing_secrets_are_mounted_not_generated():
+    objs = render_file(str(CHART / "ci" / "existing-secrets-values.yaml"))
+    assert find(objs, "Secret") == []
+    m_files = secret_volume_files(one(objs, "Deployment", MASTER))
+    w_files = secret_volume_files(one(objs, "StatefulSet", WORKERS))
+    assert {s for s, _ in m_files.values()} == {"promshard-tokens", "promshard-grpc-tls"}
+    assert sorted(w_files.values()) == [("promshard-grpc-tls", "ca.crt"),
+                                        ("promshard-tokens", "grpc-token")]
+    assert find(objs, "NetworkPolicy") == []
+
+
+def test_control_plane_protections_can_be_turned_off():
+    objs = render_file(str(CHART / "ci" / "insecure-control-plane-values.yaml"))
+    assert find(objs, "Secret") == [] and find(objs, "NetworkPolicy") == []
+    master = one(objs, "Deployment", MASTER)
+    workers = one(objs, "StatefulSet", WORKERS)
+    assert not [a for a in container(master)["args"] if a.startswith(("--grpc.", "--web."))]
+    assert not [a for a in container(workers)["args"] if a.startswith("--master.")]
+    assert flags(container(workers)["args"])["--master"] == f"http://{MASTER_DNS}:9400"
+    assert secret_volume_files(master) == {} and secret_volume_files(workers) == {}
+
+
+@pytest.mark.parametrize("values_file", [None, str(CHART / "ci" / "cert-manager-values.yaml")])
+def test_network_policy_admits_grpc_from_workers_and_http_from_the_namespace(values_file):
+    objs = render_file(values_file)
+    np = one(objs, "NetworkPolicy", MASTER)["spec"]
+    master = one(objs, "Deployment", MASTER)
+    workers = one(objs, "StatefulSet", WORKERS)
+    assert np["podSelector"] == master["spec"]["selector"]
+    assert np["policyTypes"] == ["Ingress"]
+    grpc, http = np["ingress"]
+    assert grpc == {"from": [{"podSelector": workers["spec"]["selector"]}],
+                    "ports": [{"protocol": "TCP", "port": "grpc"}]}
+    assert http["ports"] == [{"protocol": "TCP", "port": "http"}]
+    extra = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prometheus"}}}]
+    assert http["from"] == [{"podSelector": {}}] + (extra if values_file else [])
+    # The named ports exist on the master's container.
+    assert {p["name"] for p in container(master)["ports"]} == {"grpc", "http"}
