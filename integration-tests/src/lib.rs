@@ -2,6 +2,7 @@
 //! `promshard` binary, kept independent of the code under test so it can judge it.
 
 pub mod apiserver;
+pub mod chart;
 pub mod cluster;
 pub mod eventually;
 pub mod launcher;

@@ -425,7 +425,16 @@ async fn single_objects_leases_discovery_and_unavailability() {
         .collect();
     assert_eq!(
         core_resources,
-        ["pods", "services", "endpoints", "nodes", "namespaces"]
+        [
+            "pods",
+            "services",
+            "endpoints",
+            "nodes",
+            "namespaces",
+            "secrets",
+            "configmaps",
+            "serviceaccounts"
+        ]
     );
     let (_, groups) = get(&format!("{url}/apis")).await;
     let group_names: Vec<&str> = groups["groups"]
@@ -439,12 +448,16 @@ async fn single_objects_leases_discovery_and_unavailability() {
         [
             "discovery.k8s.io",
             "networking.k8s.io",
-            "coordination.k8s.io"
+            "coordination.k8s.io",
+            "apps",
+            "policy",
+            "autoscaling",
+            "rbac.authorization.k8s.io"
         ]
     );
     let (_, slices) = get(&format!("{url}/apis/discovery.k8s.io/v1")).await;
     assert_eq!(slices["resources"][0]["kind"], "EndpointSlice");
-    let (status, _) = get(&format!("{url}/apis/apps/v1")).await;
+    let (status, _) = get(&format!("{url}/apis/batch/v1")).await;
     assert_eq!(status, 404);
     let (_, version) = get(&format!("{url}/version")).await;
     assert_eq!(version["major"], "1");

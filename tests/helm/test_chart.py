@@ -3,8 +3,12 @@
 Every case renders the chart with the real `helm` and asserts on the objects it produces:
 lint and render for the default values and every file in charts/promshard/ci/, Kubernetes
 schema validation offline (kubernetes-validate's bundled schemas; the prometheus-operator CRDs
-through cloudcoil's generated models), least-privilege RBAC, leader election, the WAL volume,
-security settings, and the rendered prometheus.yml accepted by `promshard check config`.
+through cloudcoil's generated models), least-privilege RBAC for both tiers, the default scrape
+jobs of the cluster's components, the control plane's credentials, TLS and NetworkPolicy,
+leader election, the WAL volume, security settings, and the rendered prometheus.yml accepted by
+`promshard check config`. That the rendered credentials and flags really lock the control plane,
+and that the kubelet jobs really scrape over TLS with a rotating token, is tested with running
+processes in integration-tests/tests/chart_control_plane.rs and kubelet_scrape.rs.
 
 Environment: HELM (path of helm), PROMSHARD_BIN (path of the promshard binary), PROMTOOL
 (optional; default: promtool on PATH, the alert rules are checked with it when present).
@@ -12,6 +16,7 @@ Environment: HELM (path of helm), PROMSHARD_BIN (path of the promshard binary), 
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -37,6 +42,11 @@ NAMESPACE = "monitoring"
 FULLNAME = "ps-promshard"
 MASTER = f"{FULLNAME}-master"
 WORKERS = f"{FULLNAME}-workers"
+MASTER_ROLE = f"{MASTER}-{NAMESPACE}"
+WORKERS_ROLE = f"{WORKERS}-{NAMESPACE}"
+AUTH_SECRET = f"{FULLNAME}-auth"
+TLS_SECRET = f"{MASTER}-tls"
+MASTER_DNS = f"{MASTER}.{NAMESPACE}.svc"
 # Kubernetes versions the manifests are validated against: the chart's kubeVersion floor and
 # the newest schemas kubernetes-validate ships.
 KUBE_VERSIONS = ["1.25.0", kubernetes_validate.latest_version()]
@@ -44,8 +54,6 @@ KUBE_VERSIONS = ["1.25.0", kubernetes_validate.latest_version()]
 UPCOMING_FLAGS = {
     "--kubeconfig",
 }
-# Values files whose config uses fields promshard rejects today (first line marker).
-EXPECT_FAIL_MARKER = "# check-config: expect-fail"
 
 # Every kubernetes_sd_configs role, and the kinds ("group/resource") it must be allowed to read.
 ROLE_KINDS = {
@@ -57,10 +65,19 @@ ROLE_KINDS = {
     "ingress": {"networking.k8s.io/ingresses"},
 }
 ALL_KINDS = set().union(*ROLE_KINDS.values()) | {"/namespaces"}
+DEFAULT_VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 NO_DEFAULT_JOBS = {
-    "defaultScrapeConfigs": {
-        k: {"enabled": False} for k in ("nodeExporter", "coreDns", "annotatedPods")
-    }
+    "defaultScrapeConfigs": {k: {"enabled": False} for k in DEFAULT_VALUES["defaultScrapeConfigs"]}
+}
+# Where Kubernetes mounts a pod's ServiceAccount credentials.
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The job labels kube-prometheus-stack's ServiceMonitors give the cluster's components.
+COMPONENT_JOBS = {"kubelet", "apiserver", "coredns", "node-exporter", "kube-state-metrics"}
+KUBELET_PATHS = {
+    "kubelet": "/metrics",
+    "kubelet-cadvisor": "/metrics/cadvisor",
+    "kubelet-probes": "/metrics/probes",
+    "kubelet-resource": "/metrics/resource",
 }
 
 
@@ -131,8 +148,9 @@ def flags(args: list[str]) -> dict[str, str | None]:
 
 
 def discovery_kinds(objs) -> set[str]:
-    """The ClusterRole's rules as {"group/resource"}; asserts every rule is exactly list/watch."""
-    roles = find(objs, "ClusterRole")
+    """The master's ClusterRole rules as {"group/resource"}; asserts every rule is exactly
+    list/watch."""
+    roles = find(objs, "ClusterRole", MASTER_ROLE)
     if not roles:
         return set()
     assert len(roles) == 1
@@ -162,8 +180,18 @@ def values_cases():
     ]
 
 
-def expect_fail(values_file: str | None) -> bool:
-    return bool(values_file) and Path(values_file).read_text().startswith(EXPECT_FAIL_MARKER)
+def jobs_of(objs) -> dict[str, dict]:
+    cfg = yaml.safe_load(prometheus_yml(objs))
+    return {j["job_name"]: j for j in cfg["scrape_configs"]}
+
+
+def job_label(job: dict) -> str:
+    """The `job` label a scrape config gives its targets: a relabel rule's constant, else the
+    job name."""
+    for r in job.get("relabel_configs", []):
+        if r.get("target_label") == "job" and "replacement" in r and "source_labels" not in r:
+            return r["replacement"]
+    return job["job_name"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +202,9 @@ def expect_fail(values_file: str | None) -> bool:
 def test_ci_files_cover_the_cases():
     names = {f.stem for f in CI_FILES}
     for want in ("default-values", "leader-election-values", "wal-emptydir-values",
-                 "hpa-values", "monitoring-values", "all-roles-values"):
+                 "hpa-values", "monitoring-values", "all-roles-values",
+                 "control-plane-jobs-values", "cert-manager-values", "existing-secrets-values",
+                 "insecure-control-plane-values"):
         assert want in names
 
 
@@ -219,6 +249,8 @@ def test_kubernetes_schemas(values_file, kube_version):
     for o in render_file(values_file):
         if o["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # CRDs: test_prometheus_operator_schemas
+        if o["apiVersion"].startswith("cert-manager.io/"):
+            continue  # CRDs: test_cert_manager_issues_the_master_certificate
         try:
             kubernetes_validate.validate(o, kube_version, strict=True)
         except kubernetes_validate.ValidationError as e:
@@ -262,21 +294,17 @@ def test_prometheus_operator_schemas():
 def test_rendered_config_is_accepted_by_promshard(values_file, tmp_path):
     text = prometheus_yml(render_file(values_file))
     p = check_config(text, tmp_path)
-    if expect_fail(values_file):
-        assert p.returncode == 1, (
-            "promshard now accepts this config: tls_config/authorization support landed? "
-            "Enable the jobs by default in values.yaml and drop the expect-fail marker.\n"
-            + p.stdout)
-        assert re.search(r"`(tls_config|authorization)` is not supported", p.stderr), p.stderr
-    else:
-        assert p.returncode == 0, p.stderr
-        assert p.stdout.startswith("SUCCESS"), p.stdout
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("SUCCESS"), p.stdout
 
 
 def test_default_config_jobs(tmp_path):
     cfg = yaml.safe_load(prometheus_yml(render_file(None)))
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    assert sorted(jobs) == ["coredns", "kubernetes-pods", "node-exporter"]
+    assert sorted(jobs) == [
+        "apiserver", "coredns", "kube-state-metrics", "kubelet", "kubelet-cadvisor",
+        "kubelet-probes", "kubelet-resource", "kubernetes-pods", "node-exporter", "promshard",
+    ]
     assert "remote_write" not in cfg
     assert cfg["global"]["scrape_interval"] == "30s"
     pods = jobs["kubernetes-pods"]
@@ -290,23 +318,135 @@ def test_default_config_jobs(tmp_path):
     targets = {r.get("target_label") for r in pods["relabel_configs"]}
     assert {"__scheme__", "__metrics_path__", "__address__", "namespace", "pod"} <= targets
     assert jobs["coredns"]["kubernetes_sd_configs"][0]["namespaces"] == {"names": ["kube-system"]}
-    for job in jobs.values():
-        for field in ("tls_config", "authorization", "bearer_token_file", "basic_auth"):
-            assert field not in job
-    # The disabled defaults keep their auth sections for when support lands; `enabled` is
-    # a chart key and never reaches the config.
+    # Only the jobs that need them carry credentials.
+    for name, job in jobs.items():
+        if name not in KUBELET_PATHS and name != "apiserver":
+            for field in ("tls_config", "authorization", "bearer_token_file", "basic_auth"):
+                assert field not in job, (name, field)
+    # `enabled` is a chart key and never reaches the config.
     assert "enabled:" not in prometheus_yml(render_file(None))
 
 
-def test_auth_jobs_render_with_tls_and_token():
-    objs = render_file(str(CHART / "ci" / "kube-auth-jobs-values.yaml"))
-    cfg = yaml.safe_load(prometheus_yml(objs))
-    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    for name in ("kubernetes-apiservers", "kubernetes-nodes", "kubernetes-cadvisor"):
-        assert jobs[name]["scheme"] == "https"
-        assert jobs[name]["authorization"]["credentials_file"].endswith("/token")
-    assert jobs["kubernetes-cadvisor"]["metrics_path"] == "/metrics/cadvisor"
-    assert "/nodes" in discovery_kinds(objs)
+def test_component_jobs_have_kube_prometheus_stack_job_labels():
+    jobs = jobs_of(render_file(None))
+    labels = {job_label(j) for j in jobs.values()}
+    assert COMPONENT_JOBS <= labels
+    assert {job_label(jobs[n]) for n in KUBELET_PATHS} == {"kubelet"}
+    # The opt-in control-plane jobs, with kubeadm's ports.
+    opt_in = jobs_of(render_file(str(CHART / "ci" / "control-plane-jobs-values.yaml")))
+    ports = {
+        "kube-etcd": ("http", "2381"),
+        "kube-scheduler": ("https", "10259"),
+        "kube-controller-manager": ("https", "10257"),
+        "kube-proxy": ("http", "10249"),
+    }
+    for name, (scheme, port) in ports.items():
+        job = opt_in[name]
+        assert job_label(job) == name
+        assert job.get("scheme", "http") == scheme, name
+        assert job["kubernetes_sd_configs"] == [{"role": "pod",
+                                                 "namespaces": {"names": ["kube-system"]}}]
+        addresses = [r["replacement"] for r in job["relabel_configs"]
+                     if r.get("target_label") == "__address__"]
+        assert addresses == [f"[$1]:{port}", f"$1:{port}"], name
+        if scheme == "https":
+            assert job["authorization"] == {"credentials_file": f"{SA_DIR}/token"}
+    for name in ports:
+        assert name not in jobs, f"{name} is opt-in"
+
+
+def test_kubelet_jobs_scrape_each_kubelet_directly_over_https_with_the_token():
+    jobs = jobs_of(render_file(None))
+    for name, path in KUBELET_PATHS.items():
+        job = jobs[name]
+        assert job["scheme"] == "https", name
+        assert job.get("metrics_path", "/metrics") == path, name
+        assert job["kubernetes_sd_configs"] == [{"role": "node"}], name
+        assert job["tls_config"] == {"ca_file": f"{SA_DIR}/ca.crt"}, name
+        assert job["authorization"] == {"credentials_file": f"{SA_DIR}/token"}, name
+        assert job["honor_labels"] is True, name
+        # The address is the node's own (InternalIP and kubelet port): nothing rewrites it.
+        written = {r.get("target_label") for r in job["relabel_configs"]}
+        assert not written & {"__address__", "__scheme__", "__metrics_path__"}, name
+        # The labels of kube-prometheus-stack's kubelet ServiceMonitor.
+        rules = job["relabel_configs"]
+        assert {"source_labels": ["__address__"], "target_label": "instance"} in rules
+        assert {"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"} in rules
+        assert {"source_labels": ["__metrics_path__"], "target_label": "metrics_path"} in rules
+        assert {"target_label": "namespace", "replacement": "kube-system"} in rules
+        assert {"target_label": "endpoint", "replacement": "https-metrics"} in rules
+    api = jobs["apiserver"]
+    assert api["scheme"] == "https"
+    assert api["tls_config"] == {"ca_file": f"{SA_DIR}/ca.crt", "server_name": "kubernetes"}
+    assert api["authorization"] == {"credentials_file": f"{SA_DIR}/token"}
+    assert api["kubernetes_sd_configs"] == [{"role": "endpointslice",
+                                             "namespaces": {"names": ["default"]}}]
+    assert api["relabel_configs"][0]["regex"] == "apiserver;kubernetes;https"
+
+
+@pytest.mark.parametrize("values_file", values_cases())
+def test_no_job_goes_through_the_api_server_proxy(values_file):
+    """Scraping /api/v1/nodes/<node>/proxy/metrics would send every kubelet scrape through the
+    API servers: nothing in any job may point there."""
+    for name, job in jobs_of(render_file(values_file)).items():
+        text = json.dumps(job)
+        for needle in ("/proxy", "/api/v1/nodes", "kubernetes.default"):
+            assert needle not in text, f"job {name} mentions {needle}: {text}"
+
+
+def test_cadvisor_timestamps_and_drops():
+    jobs = jobs_of(render_file(None))
+    cadvisor, resource = jobs["kubelet-cadvisor"], jobs["kubelet-resource"]
+    for job in (cadvisor, resource):
+        # Exposed labels kept (the workload's namespace, pod, container); cAdvisor's timestamps
+        # not (they fall behind the stale markers of a failed scrape: values.yaml explains).
+        assert (job["honor_labels"], job["honor_timestamps"], job["scrape_interval"]) == \
+            (True, False, "10s")
+        assert "track_timestamps_staleness" not in job
+    assert resource["metric_relabel_configs"] == []
+    drops = {(tuple(r["source_labels"]), r["regex"]) for r in cadvisor["metric_relabel_configs"]}
+    assert all(r["action"] == "drop" for r in cadvisor["metric_relabel_configs"])
+    # kube-prometheus-stack's kubelet.serviceMonitor.cAdvisorMetricRelabelings.
+    assert drops == {
+        (("__name__",), "container_cpu_(cfs_throttled_seconds_total|load_average_10s|"
+                        "system_seconds_total|user_seconds_total)"),
+        (("__name__",), "container_fs_(io_current|io_time_seconds_total|"
+                        "io_time_weighted_seconds_total|reads_merged_total|sector_reads_total|"
+                        "sector_writes_total|writes_merged_total)"),
+        (("__name__",), "container_memory_(mapped_file|swap)"),
+        (("__name__",), "container_(file_descriptors|tasks_state|threads_max)"),
+        (("__name__", "scope"), "container_memory_failures_total;hierarchy"),
+        (("__name__", "interface"),
+         "container_network_.*;(cali|cilium|cni|lxc|nodelocaldns|tunl).*"),
+        (("__name__",), "container_spec.*"),
+        (("id", "pod"), ".+;"),
+    }
+    for name in ("kubelet", "kubelet-probes"):
+        assert "honor_timestamps" not in jobs[name]  # Prometheus's default, true
+
+
+def test_cadvisor_drops_are_a_value(tmp_path):
+    objs = render({"defaultScrapeConfigs": {"kubeletCadvisor": {
+        "metric_relabel_configs": [
+            {"source_labels": ["__name__"], "regex": "container_tasks_state", "action": "drop"}],
+        "honor_timestamps": True, "track_timestamps_staleness": True}}}, tmp_path)
+    job = jobs_of(objs)["kubelet-cadvisor"]
+    assert job["metric_relabel_configs"] == [
+        {"source_labels": ["__name__"], "regex": "container_tasks_state", "action": "drop"}]
+    assert job["honor_timestamps"] is True and job["track_timestamps_staleness"] is True
+    assert job["tls_config"] == {"ca_file": f"{SA_DIR}/ca.crt"}  # the rest is untouched
+
+
+def test_self_monitoring_job_scrapes_this_release_only():
+    job = jobs_of(render_file(None))["promshard"]
+    assert job["kubernetes_sd_configs"] == [{"role": "endpointslice",
+                                             "namespaces": {"names": [NAMESPACE]}}]
+    keep = job["relabel_configs"][0]
+    assert keep["action"] == "keep"
+    assert keep["regex"] == f"promshard;{RELEASE};(master|workers);http"
+    # job = the Service name, as this chart's ServiceMonitor and alert selectors have it.
+    assert {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job"} in \
+        job["relabel_configs"]
 
 
 def test_remote_write_and_global_pass_through():
@@ -359,13 +499,13 @@ def test_rbac_attach_metadata_namespace(tmp_path):
 def test_rbac_all_roles_ci_file():
     objs = render_file(str(CHART / "ci" / "all-roles-values.yaml"))
     assert discovery_kinds(objs) == ALL_KINDS
-    role = one(objs, "ClusterRole")
+    role = one(objs, "ClusterRole", MASTER_ROLE)
     groups = sorted(g for r in role["rules"] for g in r["apiGroups"])
     assert groups == ["", "discovery.k8s.io", "networking.k8s.io"]  # one rule per group
 
 
 def test_rbac_default_values():
-    assert discovery_kinds(render_file(None)) == ROLE_KINDS["endpointslice"]
+    assert discovery_kinds(render_file(None)) == ROLE_KINDS["endpointslice"] | {"/nodes"}
 
 
 def test_rbac_union_over_jobs(tmp_path):
@@ -377,13 +517,14 @@ def test_rbac_no_kubernetes_discovery_no_cluster_role(tmp_path):
     objs = render({**NO_DEFAULT_JOBS,
                    "scrapeConfigs": [{"job_name": "s", "static_configs": [{"targets": ["a:1"]}]}]},
                   tmp_path)
-    assert find(objs, "ClusterRole") == [] and find(objs, "ClusterRoleBinding") == []
+    assert find(objs, "ClusterRole", MASTER_ROLE) == []
+    assert find(objs, "ClusterRoleBinding", MASTER_ROLE) == []
 
 
 def test_rbac_binding_is_the_master_service_account():
     objs = render_file(None)
-    role = one(objs, "ClusterRole")
-    binding = one(objs, "ClusterRoleBinding")
+    role = one(objs, "ClusterRole", MASTER_ROLE)
+    binding = one(objs, "ClusterRoleBinding", MASTER_ROLE)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
                                   "kind": "ClusterRole", "name": role["metadata"]["name"]}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": MASTER,
@@ -398,17 +539,42 @@ def test_rbac_unknown_role_fails_the_render(tmp_path):
         render(sd_values({"role": "pods"}), tmp_path)
 
 
+WORKER_RULES = [
+    {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+    {"nonResourceURLs": ["/metrics", "/metrics/cadvisor"], "verbs": ["get"]},
+]
+
+
 @pytest.mark.parametrize("values_file", values_cases())
-def test_worker_service_account_has_no_rbac(values_file):
+def test_worker_cluster_role_is_exactly_scrape_access(values_file):
+    """Workers get `get` on nodes/metrics (every /metrics/* path of a kubelet) and the /metrics
+    URLs (API servers, scheduler, controller manager), bound to their ServiceAccount only, whose
+    token is mounted; nodes/proxy only when asked for. Nothing else binds the workers."""
     objs = render_file(values_file)
+    role = one(objs, "ClusterRole", WORKERS_ROLE)
+    nodes_proxy = "control-plane-jobs" in (values_file or "")
+    want = copy.deepcopy(WORKER_RULES)
+    if nodes_proxy:
+        want[0]["resources"] = ["nodes/metrics", "nodes/proxy"]
+    assert role["rules"] == want
+    binding = one(objs, "ClusterRoleBinding", WORKERS_ROLE)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "ClusterRole", "name": WORKERS_ROLE}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": WORKERS,
+                                    "namespace": NAMESPACE}]
     for b in find(objs, "RoleBinding") + find(objs, "ClusterRoleBinding"):
-        for s in b["subjects"]:
-            assert s["name"] != WORKERS, f"{b['kind']} {b['metadata']['name']} binds the workers"
+        if b is not binding:
+            assert all(s["name"] != WORKERS for s in b["subjects"]), b["metadata"]["name"]
     sts = one(objs, "StatefulSet", WORKERS)
     pod = sts["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == WORKERS
-    assert pod["automountServiceAccountToken"] is False
-    assert one(objs, "ServiceAccount", WORKERS)["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is True
+    assert one(objs, "ServiceAccount", WORKERS)["automountServiceAccountToken"] is True
+
+
+def test_worker_rbac_follows_rbac_create(tmp_path):
+    objs = render({"rbac": {"create": False}}, tmp_path)
+    assert find(objs, "ClusterRole") == [] and find(objs, "ClusterRoleBinding") == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,7 +584,7 @@ def test_worker_service_account_has_no_rbac(values_file):
 
 def lease_rules(objs) -> list[dict]:
     return [r for o in find(objs, "Role") + find(objs, "ClusterRole") for r in o["rules"]
-            if "leases" in r["resources"]]
+            if "leases" in r.get("resources", [])]
 
 
 def test_leader_election_on():
@@ -484,6 +650,10 @@ def test_master_command_line():
         "--listen-grpc=0.0.0.0:9400",
         "--listen-http=0.0.0.0:9401",
         "--worker-grace-period=10s",
+        "--grpc.tls-cert-file=/var/run/secrets/promshard/tls/tls.crt",
+        "--grpc.tls-key-file=/var/run/secrets/promshard/tls/tls.key",
+        "--grpc.token-file=/var/run/secrets/promshard/auth/grpc-token",
+        "--web.admin-token-file=/var/run/secrets/promshard/auth/admin-token",
     ]
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts["config"]["mountPath"] == "/etc/promshard" and mounts["config"]["readOnly"]
@@ -498,7 +668,10 @@ def test_worker_command_line():
     c = container(sts)
     assert c["args"] == [
         "worker",
-        f"--master=http://{MASTER}.{NAMESPACE}.svc:9400",
+        f"--master=https://{MASTER_DNS}:9400",
+        f"--master.server-name={MASTER_DNS}",
+        "--master.ca-file=/var/run/secrets/promshard/tls/ca.crt",
+        "--master.token-file=/var/run/secrets/promshard/auth/grpc-token",
         "--id=$(POD_NAME)",
         "--listen-http=0.0.0.0:9402",
         "--data-dir=/data",
@@ -704,6 +877,7 @@ def test_prometheus_rule_alerts():
         "PromshardWorkerDown", "PromshardWorkerMasterDisconnected", "PromshardRemoteWriteFailing",
         "PromshardRemoteWriteDropping", "PromshardRemoteWriteBacklogGrowing",
         "PromshardScrapeFailuresHigh",  # additionalRules; PlacementImbalance is disabled
+        "PromshardComponentTargetDown",
     }
     assert f'job="{MASTER}"' in got["PromshardMasterDown"]["expr"]
     assert f'up{{job="{WORKERS}"}} == 0' == got["PromshardWorkerDown"]["expr"]
@@ -772,7 +946,7 @@ def test_grafana_dashboard():
     dash = json.loads(cm["data"]["promshard.json"])
     assert dash["uid"] == "promshard-overview"
     assert [v["name"] for v in dash["templating"]["list"]] == [
-        "datasource", "namespace", "master_job", "workers_job"]
+        "datasource", "namespace", "master_job", "workers_job", "scrape_job"]
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
     for p in dash["panels"]:
@@ -781,3 +955,155 @@ def test_grafana_dashboard():
     annotated = one(render_file(str(CHART / "ci" / "monitoring-values.yaml")), "ConfigMap",
                     f"{FULLNAME}-dashboard")
     assert annotated["metadata"]["annotations"] == {"grafana_folder": "Monitoring"}
+
+
+def test_dashboard_and_alerts_cover_the_component_jobs(tmp_path):
+    dash = json.loads(one(render_file(None), "ConfigMap",
+                          f"{FULLNAME}-dashboard")["data"]["promshard.json"])
+    exprs = [t["expr"] for p in dash["panels"] if p["type"] != "row" for t in p["targets"]]
+    for series in ("up{", "scrape_samples_post_metric_relabeling{", "scrape_samples_scraped{",
+                   "scrape_duration_seconds{"):
+        assert any(series + 'job=~"$scrape_job"' in e for e in exprs), series
+    got = alerts(render({"prometheusRule": {"enabled": True}}, tmp_path))
+    expr = got["PromshardComponentTargetDown"]["expr"]
+    assert expr == 'up{job=~"apiserver|coredns|kube-state-metrics|kubelet|node-exporter"} == 0'
+    opt_in = alerts(render({"prometheusRule": {"enabled": True},
+                            "defaultScrapeConfigs": {"kubeProxy": {"enabled": True},
+                                                     "kubeStateMetrics": {"enabled": False}}},
+                           tmp_path))
+    assert opt_in["PromshardComponentTargetDown"]["expr"] == \
+        'up{job=~"apiserver|coredns|kube-proxy|kubelet|node-exporter"} == 0'
+    # The self-monitoring alerts select what the built-in promshard job produces.
+    assert f'up{{job="{WORKERS}"}} == 0' == got["PromshardWorkerDown"]["expr"]
+
+
+# ---------------------------------------------------------------------------------------------
+# control plane: credentials, TLS, NetworkPolicy
+# ---------------------------------------------------------------------------------------------
+
+
+def secret_volume_files(workload: dict) -> dict[str, tuple[str, str]]:
+    """Files the container sees from Secret volumes: path -> (secret name, key)."""
+    pod = workload["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in pod["volumes"]}
+    out = {}
+    for m in container(workload)["volumeMounts"]:
+        secret = vols.get(m["name"], {}).get("secret")
+        if secret:
+            assert m.get("readOnly") is True, m
+            for item in secret["items"]:
+                out[f"{m['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+    return out
+
+
+def secret_data(objs, name: str) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in one(objs, "Secret", name)["data"].items()}
+
+
+def test_control_plane_credentials_are_mounted_and_passed_to_the_flags():
+    objs = render_file(None)
+    master = one(objs, "Deployment", MASTER)
+    workers = one(objs, "StatefulSet", WORKERS)
+    mf, wf = flags(container(master)["args"]), flags(container(workers)["args"])
+    m_files, w_files = secret_volume_files(master), secret_volume_files(workers)
+    assert {mf[f] for f in ("--grpc.tls-cert-file", "--grpc.tls-key-file", "--grpc.token-file",
+                            "--web.admin-token-file")} == set(m_files)
+    assert m_files[mf["--grpc.tls-cert-file"]] == (TLS_SECRET, "tls.crt")
+    assert m_files[mf["--grpc.tls-key-file"]] == (TLS_SECRET, "tls.key")
+    assert m_files[mf["--grpc.token-file"]] == (AUTH_SECRET, "grpc-token")
+    assert m_files[mf["--web.admin-token-file"]] == (AUTH_SECRET, "admin-token")
+    # Workers get the token and the CA, never the admin token or the master's key.
+    assert set(w_files) == {wf["--master.token-file"], wf["--master.ca-file"]}
+    assert w_files[wf["--master.token-file"]] == (AUTH_SECRET, "grpc-token")
+    assert w_files[wf["--master.ca-file"]] == (TLS_SECRET, "ca.crt")
+    assert wf["--master"] == f"https://{MASTER_DNS}:9400"
+    assert wf["--master.server-name"] == MASTER_DNS
+    # The same token on both sides, random, and different for the admin API.
+    auth = secret_data(objs, AUTH_SECRET)
+    assert set(auth) == {"grpc-token", "admin-token"}
+    assert len(auth["grpc-token"]) == 48 and auth["grpc-token"] != auth["admin-token"]
+    again = secret_data(_template(()), AUTH_SECRET)
+    assert again["grpc-token"] != auth["grpc-token"], "tokens must not be a constant"
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+def test_generated_certificate_names_the_master_and_chains_to_the_ca(tmp_path):
+    tls = secret_data(render_file(None), TLS_SECRET)
+    assert one(render_file(None), "Secret", TLS_SECRET)["type"] == "kubernetes.io/tls"
+    for k, v in tls.items():
+        (tmp_path / k).write_bytes(v)
+    p = run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"), "-purpose", "sslserver",
+             "-verify_hostname", MASTER_DNS, str(tmp_path / "tls.crt")])
+    assert p.returncode == 0 and ": OK" in p.stdout, p.stdout + p.stderr
+    p = run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"),
+             "-verify_hostname", "evil.example", str(tmp_path / "tls.crt")])
+    assert p.returncode != 0
+    p = run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+             str(tmp_path / "tls.crt")])
+    sans = set(re.findall(r"DNS:([^,\s]+)", p.stdout))
+    assert sans == {MASTER, f"{MASTER}.{NAMESPACE}", MASTER_DNS, f"{MASTER_DNS}.cluster.local"}
+    p = run(["openssl", "pkey", "-in", str(tmp_path / "tls.key"), "-noout"])
+    assert p.returncode == 0, p.stderr
+
+
+def test_cert_manager_issues_the_master_certificate(tmp_path):
+    objs = render_file(str(CHART / "ci" / "cert-manager-values.yaml"))
+    assert find(objs, "Secret", TLS_SECRET) == []  # cert-manager writes it
+    cert = one(objs, "Certificate", f"{MASTER}-tls")
+    assert cert["apiVersion"] == "cert-manager.io/v1"
+    spec = cert["spec"]
+    assert spec["secretName"] == TLS_SECRET
+    assert MASTER_DNS in spec["dnsNames"] and spec["usages"] == ["server auth"]
+    assert spec["issuerRef"] == {"name": f"{FULLNAME}-ca", "kind": "Issuer"}
+    assert one(objs, "Issuer", f"{FULLNAME}-ca")["spec"] == {"ca": {"secretName": f"{FULLNAME}-ca"}}
+    assert one(objs, "Issuer", f"{FULLNAME}-selfsigned")["spec"] == {"selfSigned": {}}
+    ca = one(objs, "Certificate", f"{FULLNAME}-ca")["spec"]
+    assert ca["isCA"] is True and ca["issuerRef"]["name"] == f"{FULLNAME}-selfsigned"
+    files = secret_volume_files(one(objs, "StatefulSet", WORKERS))
+    assert (TLS_SECRET, "ca.crt") in files.values()
+    # An issuer of the user's: no release CA.
+    objs = render({"controlPlaneTLS": {"certManager": {
+        "enabled": True, "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}}, tmp_path)
+    assert find(objs, "Issuer") == []
+    assert one(objs, "Certificate")["spec"]["issuerRef"] == {"name": "corp-ca",
+                                                            "kind": "ClusterIssuer"}
+
+
+def test_existing_secrets_are_mounted_not_generated():
+    objs = render_file(str(CHART / "ci" / "existing-secrets-values.yaml"))
+    assert find(objs, "Secret") == []
+    m_files = secret_volume_files(one(objs, "Deployment", MASTER))
+    w_files = secret_volume_files(one(objs, "StatefulSet", WORKERS))
+    assert {s for s, _ in m_files.values()} == {"promshard-tokens", "promshard-grpc-tls"}
+    assert sorted(w_files.values()) == [("promshard-grpc-tls", "ca.crt"),
+                                        ("promshard-tokens", "grpc-token")]
+    assert find(objs, "NetworkPolicy") == []
+
+
+def test_control_plane_protections_can_be_turned_off():
+    objs = render_file(str(CHART / "ci" / "insecure-control-plane-values.yaml"))
+    assert find(objs, "Secret") == [] and find(objs, "NetworkPolicy") == []
+    master = one(objs, "Deployment", MASTER)
+    workers = one(objs, "StatefulSet", WORKERS)
+    assert not [a for a in container(master)["args"] if a.startswith(("--grpc.", "--web."))]
+    assert not [a for a in container(workers)["args"] if a.startswith("--master.")]
+    assert flags(container(workers)["args"])["--master"] == f"http://{MASTER_DNS}:9400"
+    assert secret_volume_files(master) == {} and secret_volume_files(workers) == {}
+
+
+@pytest.mark.parametrize("values_file", [None, str(CHART / "ci" / "cert-manager-values.yaml")])
+def test_network_policy_admits_grpc_from_workers_and_http_from_the_namespace(values_file):
+    objs = render_file(values_file)
+    np = one(objs, "NetworkPolicy", MASTER)["spec"]
+    master = one(objs, "Deployment", MASTER)
+    workers = one(objs, "StatefulSet", WORKERS)
+    assert np["podSelector"] == master["spec"]["selector"]
+    assert np["policyTypes"] == ["Ingress"]
+    grpc, http = np["ingress"]
+    assert grpc == {"from": [{"podSelector": workers["spec"]["selector"]}],
+                    "ports": [{"protocol": "TCP", "port": "grpc"}]}
+    assert http["ports"] == [{"protocol": "TCP", "port": "http"}]
+    extra = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prometheus"}}}]
+    assert http["from"] == [{"podSelector": {}}] + (extra if values_file else [])
+    # The named ports exist on the master's container.
+    assert {p["name"] for p in container(master)["ports"]} == {"grpc", "http"}

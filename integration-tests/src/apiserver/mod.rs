@@ -3,7 +3,9 @@
 //!
 //! It serves core/v1 pods, services, endpoints, nodes and namespaces,
 //! discovery.k8s.io/v1 endpointslices, networking.k8s.io/v1 ingresses and
-//! coordination.k8s.io/v1 leases:
+//! coordination.k8s.io/v1 leases, and stores the other kinds the Helm chart installs (secrets,
+//! configmaps, serviceaccounts, networkpolicies, deployments, statefulsets,
+//! poddisruptionbudgets, horizontalpodautoscalers, RBAC), so `helm` can render against it:
 //! - LIST, cluster-wide (`/api/v1/pods`) or per namespace (`/api/v1/namespaces/ns/pods`),
 //!   with `labelSelector`, `fieldSelector`, and `limit`/`continue` pagination that is
 //!   consistent at the first page's resourceVersion;

@@ -32,6 +32,18 @@ pub(super) const RESOURCES: &[ResourceType] = &[
     core("endpoints", "endpoints", "Endpoints", true, &["ep"]),
     core("nodes", "node", "Node", false, &["no"]),
     core("namespaces", "namespace", "Namespace", false, &["ns"]),
+    // The rest of what the promshard chart installs, so `helm` can map every object of a
+    // release to an API (`--dry-run=server`, for `lookup` of the Secrets the chart keeps across
+    // upgrades). Stored and served like everything else; nothing acts on them.
+    core("secrets", "secret", "Secret", true, &[]),
+    core("configmaps", "configmap", "ConfigMap", true, &["cm"]),
+    core(
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        &["sa"],
+    ),
     ResourceType {
         group: "discovery.k8s.io",
         version: "v1",
@@ -59,7 +71,99 @@ pub(super) const RESOURCES: &[ResourceType] = &[
         namespaced: true,
         short_names: &[],
     },
+    named(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        true,
+    ),
+    named(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+    ),
+    named(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+    ),
+    named(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+    ),
+    named(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+    ),
+    named(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+    ),
+    named(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+    ),
+    named(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+    ),
+    named(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+    ),
 ];
+
+/// A kind of a named API group.
+const fn named(
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> ResourceType {
+    ResourceType {
+        group,
+        version,
+        plural,
+        singular,
+        kind,
+        namespaced,
+        short_names: &[],
+    }
+}
 
 const fn core(
     plural: &'static str,
