@@ -13,6 +13,8 @@ pub struct Metrics {
     registry: Registry,
     pub targets: Gauge,
     pub scrapes: Family<LabelSet, Counter>,
+    /// Samples dropped because their exposed timestamp was not newer than what was written.
+    pub scrape_out_of_order: Counter,
     pub assignment_generation: Gauge,
     pub master_connected: Gauge,
     pub rw_samples: Family<LabelSet, Counter>,
@@ -42,6 +44,7 @@ impl Metrics {
         let m = Metrics {
             targets: Gauge::default(),
             scrapes: Family::default(),
+            scrape_out_of_order: Counter::default(),
             assignment_generation: Gauge::default(),
             master_connected: Gauge::default(),
             rw_samples: Family::default(),
@@ -73,6 +76,11 @@ impl Metrics {
             "promshard_worker_scrapes",
             "Scrapes by result",
             m.scrapes.clone(),
+        );
+        registry.register(
+            "prometheus_target_scrapes_sample_out_of_order",
+            "Samples dropped because their exposed timestamp was older than one already written for the series (as Prometheus counts them)",
+            m.scrape_out_of_order.clone(),
         );
         registry.register(
             "promshard_worker_assignment_generation",

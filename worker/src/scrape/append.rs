@@ -1,6 +1,14 @@
 //! From a scraped body to samples: target labels attached (`honor_labels` or `exported_`
 //! renaming), `metric_relabel_configs`, limits, duplicates, and staleness.
 //!
+//! Per-series order: an exposed timestamp (`honor_timestamps`) may go back in time, or fall
+//! behind a stale marker this target wrote at scrape time (a failed scrape with
+//! `track_timestamps_staleness`; cAdvisor's timestamps lag its scrapes). Prometheus's storage
+//! refuses such a sample (`prometheus_target_scrapes_sample_out_of_order_total`); a remote
+//! receiver would refuse the whole request carrying it. So a sample not newer than the last one
+//! written for its series is dropped here and counted (equal timestamps: the repeat of a value
+//! already sent, dropped without counting).
+//!
 //! The steady-state path does no label work at all: a cache keyed by a 128-bit hash of the
 //! raw series text (`name{labels}` as exposed) points at the series' slot, which holds its
 //! [`Series`] (labels relabeled and encoded once, an id) and the scrape iterations it was
@@ -116,6 +124,9 @@ pub(crate) struct Processed {
     /// Samples whose series text was not in the cache (`scrape_series_added`): as in
     /// Prometheus this counts series with explicit timestamps too, unlike `tracked`.
     pub(crate) series_added: usize,
+    /// Samples dropped because their exposed timestamp was older than what was already
+    /// written for their series.
+    pub(crate) out_of_order: usize,
 }
 
 /// A failed scrape: the error, and the counts Prometheus still reports for it (samples read
@@ -127,6 +138,7 @@ pub(crate) struct Failed {
     pub(crate) scraped: usize,
     pub(crate) post_relabel: usize,
     pub(crate) series_added: usize,
+    pub(crate) out_of_order: usize,
 }
 
 impl From<String> for Failed {
@@ -177,9 +189,18 @@ struct Slot {
     pending: u64,
     /// Last *successful* scrape that tracked it.
     tracked: u64,
+    /// Newest timestamp written for it by an exposed timestamp or a stale marker (scrape-time
+    /// samples only ever move forward); `i64::MIN` before any.
+    newest: i64,
 }
 
 impl Slot {
+    /// A stale marker at `ts`: nothing older may follow it.
+    fn stale(&mut self, generation: u64, ts: i64) -> AppendSample {
+        self.newest = self.newest.max(ts);
+        self.sample(generation, ts, stale_nan())
+    }
+
     /// A sample of this series, carrying the series only if the WALs may not know it yet.
     fn sample(&mut self, generation: u64, timestamp_ms: i64, value: f64) -> AppendSample {
         let series = (self.announced != generation).then(|| {
@@ -221,6 +242,9 @@ pub(crate) struct SampleProcessor {
     last_ok: u64,
     /// `# TYPE`/`# HELP`/`# UNIT` of the current scrape, for remote write 2.0.
     metadata: HashMap<String, MetricMetadata>,
+    /// Exposed timestamps of the scrape in progress, by slot: they become the slots' `newest`
+    /// only if the scrape succeeds.
+    exposed: Vec<(u32, i64)>,
 }
 
 impl SampleProcessor {
@@ -247,6 +271,7 @@ impl SampleProcessor {
             iteration: 0,
             last_ok: 0,
             metadata: HashMap::new(),
+            exposed: Vec::new(),
         }
     }
 
@@ -271,8 +296,14 @@ impl SampleProcessor {
     ) -> Result<Processed, Failed> {
         let mut c = Failed::default();
         self.announcing.clear();
+        self.exposed.clear();
         match self.process_counting(body, format, ts, generation, &mut c) {
             Ok(samples) => {
+                for &(i, t) in &self.exposed {
+                    if let Some(s) = self.slots[i as usize].as_mut() {
+                        s.newest = s.newest.max(t);
+                    }
+                }
                 self.evict_entries();
                 let mut stale = Vec::new();
                 let (tracked, retired) = self.finish_success(ts, generation, &mut stale);
@@ -285,6 +316,7 @@ impl SampleProcessor {
                     tracked,
                     retired,
                     series_added: c.series_added,
+                    out_of_order: c.out_of_order,
                 })
             }
             Err(error) => {
@@ -328,7 +360,7 @@ impl SampleProcessor {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(s) = slot else { continue };
             if prev != 0 && s.tracked == prev && s.pending != now {
-                out.push(s.sample(generation, ts, stale_nan()));
+                out.push(s.stale(generation, ts));
             }
             if s.pending == now {
                 s.tracked = now;
@@ -357,7 +389,7 @@ impl SampleProcessor {
             .iter_mut()
             .flatten()
             .filter(|s| s.tracked == prev)
-            .map(|s| s.sample(generation, ts, stale_nan()))
+            .map(|s| s.stale(generation, ts))
             .collect()
     }
 
@@ -393,6 +425,7 @@ impl SampleProcessor {
             seen: 0,
             pending: 0,
             tracked: 0,
+            newest: i64::MIN,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -578,6 +611,14 @@ impl SampleProcessor {
             let explicit_ts = timestamp_ms.filter(|_| self.honor_timestamps);
             if explicit_ts.is_none() || self.track_timestamps_staleness {
                 slot.pending = now;
+            }
+            if let Some(t) = explicit_ts {
+                // Still exposed (so not stale), but not newer than what was written.
+                if t <= slot.newest {
+                    c.out_of_order += usize::from(t < slot.newest);
+                    continue;
+                }
+                self.exposed.push((e_slot, t));
             }
             c.series_added += usize::from(cache_miss);
             let sample = slot.sample(generation, explicit_ts.unwrap_or(ts), value);

@@ -354,7 +354,7 @@ fn a_warm_cache_reads_a_body_in_another_format_as_a_cold_one_does() {
             "a{x=\"1\",y=\"2\"} 3\nb 4 1.5\n# EOF\n",
             Format::OpenMetrics,
         ),
-        ("a{x=\"1\",y=\"2\"} 5\nb 6 1500\n", Format::Text),
+        ("a{x=\"1\",y=\"2\"} 5\nb 6 1600\n", Format::Text),
         (
             "a{x=\"1\",y=\"2\"} 7\nb 8 # {t=\"x\"} 1\n# EOF\n",
             Format::OpenMetrics,
@@ -375,4 +375,47 @@ fn a_warm_cache_reads_a_body_in_another_format_as_a_cold_one_does() {
         "a blank inside braces fails an OpenMetrics scrape"
     );
     assert!(run_in(&mut processor(""), bodies[4].0, Format::OpenMetrics).is_ok());
+}
+
+#[test]
+fn an_exposed_timestamp_not_newer_than_what_was_written_is_dropped_and_counted() {
+    // cAdvisor-style: honor_timestamps with track_timestamps_staleness. A failed scrape writes
+    // stale markers at its scrape time; an exposed timestamp behind them would be refused by
+    // any TSDB (and a remote receiver refuses the whole request carrying it).
+    let mut p = processor("    track_timestamps_staleness: true\n");
+    let ts = |out: &Processed| -> Vec<i64> { out.samples.iter().map(|s| s.timestamp_ms).collect() };
+    let out = p
+        .process(b"a 1 900\n", Format::Text, 1_000, fresh())
+        .unwrap();
+    assert_eq!((ts(&out), out.out_of_order), (vec![900], 0));
+    let stale = p.fail(2_000, fresh());
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].timestamp_ms, 2_000);
+    // Behind the marker: dropped, counted; the series is still there (no new marker).
+    let out = p
+        .process(b"a 2 1900\n", Format::Text, 3_000, fresh())
+        .unwrap();
+    assert_eq!((ts(&out), out.out_of_order), (vec![], 1));
+    assert!(out.stale.is_empty() && out.retired.is_empty());
+    // Past the marker: written again.
+    let out = p
+        .process(b"a 3 2100\n", Format::Text, 5_000, fresh())
+        .unwrap();
+    assert_eq!((ts(&out), out.out_of_order), (vec![2100], 0));
+    // The same exposed time again (a value not refreshed yet): dropped, not counted.
+    let out = p
+        .process(b"a 3 2100\n", Format::Text, 5_500, fresh())
+        .unwrap();
+    assert_eq!((ts(&out), out.out_of_order), (vec![], 0));
+    // A failed scrape's exposed timestamps are not remembered: nothing was written.
+    let err = p.process(b"a 4 2200\nb{", Format::Text, 6_000, fresh());
+    assert!(err.is_err());
+    let out = p
+        .process(b"a 4 2150\n", Format::Text, 7_000, fresh())
+        .unwrap();
+    assert_eq!((ts(&out), out.out_of_order), (vec![2150], 0));
+    // Scrape-time samples are unaffected.
+    let mut p = processor("");
+    let out = p.process(b"a 1\n", Format::Text, 1_000, fresh()).unwrap();
+    assert_eq!(ts(&out), vec![1_000]);
 }

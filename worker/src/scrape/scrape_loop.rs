@@ -209,6 +209,9 @@ impl ScrapeLoop {
         let (up, scraped, post, added, err) = match result {
             Ok(p) => {
                 writer.append_metadata(&p.metadata);
+                self.metrics
+                    .scrape_out_of_order
+                    .inc_by(p.out_of_order as u64);
                 out = p.samples;
                 out.extend(p.stale);
                 retired = p.retired;
