@@ -9,7 +9,7 @@ use promshard_bench::fixture::FixtureKind;
 use promshard_bench::run::{Options, System};
 use promshard_bench::{report, run};
 
-/// promshard vs Prometheus agent: CPU per sample, RSS per series, samples delivered.
+/// promshard vs vmagent and Prometheus agent: CPU per sample, RSS per series, samples delivered.
 #[derive(Parser)]
 #[command(name = "promshard-bench")]
 struct Cli {
@@ -28,9 +28,18 @@ struct Cli {
     /// What each target serves.
     #[arg(long, value_enum, default_value_t = FixtureKind::Cadvisor)]
     fixture: FixtureKind,
-    /// Run only these systems (default: promshard, then prometheus).
+    /// Run only these systems (default: promshard, vmagent when --vmagent-bin is given, then
+    /// prometheus).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<System>,
+    /// vmagent, built from the VictoriaMetrics repository (see docs/BENCHMARKS.md).
+    #[arg(long, env = "VMAGENT_BIN")]
+    vmagent_bin: Option<PathBuf>,
+    /// A single-node victoria-metrics binary: every system remote-writes into it and samples
+    /// delivered are its `vm_rows_inserted_total{type="promremotewrite"}` (default: an
+    /// in-process null sink).
+    #[arg(long, env = "VICTORIA_METRICS_BIN")]
+    victoria_metrics_bin: Option<PathBuf>,
     /// The promshard binary (default: `promshard` next to this executable, i.e.
     /// target/release/promshard; build it first with `cargo build --release --bin promshard`).
     #[arg(long, env = "PROMSHARD_BIN")]
@@ -58,7 +67,12 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| PathBuf::from("promshard"))
     });
     let systems = if cli.only.is_empty() {
-        vec![System::Promshard, System::Prometheus]
+        let mut all = vec![System::Promshard];
+        if cli.vmagent_bin.is_some() {
+            all.push(System::Vmagent);
+        }
+        all.push(System::Prometheus);
+        all
     } else {
         cli.only
     };
@@ -79,6 +93,8 @@ fn main() -> ExitCode {
         systems,
         promshard_bin,
         max_samples_per_send: cli.max_samples_per_send,
+        vmagent_bin: cli.vmagent_bin,
+        victoria_metrics_bin: cli.victoria_metrics_bin,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -4,17 +4,36 @@ use std::fmt::Write;
 
 use crate::run::{Measurement, System, Usage};
 
-/// One table: a row per figure, a column per system, and the ratio promshard / Prometheus.
+/// The peers promshard is compared with, in column order.
+const PEERS: [(System, &str); 2] = [
+    (System::Vmagent, "vmagent"),
+    (System::Prometheus, "Prometheus agent"),
+];
+
+type Figure = fn(&Measurement, &Usage) -> f64;
+
+/// One table: a row per figure, a column per system that ran, and the ratio promshard / each
+/// peer that ran.
 pub fn table(results: &[Measurement]) -> String {
-    let promshard = results.iter().find(|m| m.system == System::Promshard);
-    let prometheus = results.iter().find(|m| m.system == System::Prometheus);
+    let find = |s: System| results.iter().find(|m| m.system == s);
+    let promshard = find(System::Promshard);
+    let peers: Vec<(&Measurement, &str)> = PEERS
+        .iter()
+        .filter_map(|(s, name)| find(*s).map(|m| (m, *name)))
+        .collect();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| figure | promshard (master + worker) | promshard worker alone | Prometheus agent | promshard / Prometheus |"
-    );
-    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
-    type Figure = fn(&Measurement, &Usage) -> f64;
+    let mut head = "| figure | promshard (master + worker) | promshard worker alone |".to_owned();
+    let mut rule = "| --- | ---: | ---: |".to_owned();
+    for (_, name) in &peers {
+        head.push_str(&format!(" {name} |"));
+        rule.push_str(" ---: |");
+    }
+    for (_, name) in &peers {
+        head.push_str(&format!(" promshard / {name} |"));
+        rule.push_str(" ---: |");
+    }
+    let _ = writeln!(out, "{head}");
+    let _ = writeln!(out, "{rule}");
     let rows: [(&str, Figure, usize); 7] = [
         (
             "CPU-seconds per million samples",
@@ -51,18 +70,19 @@ pub fn table(results: &[Measurement]) -> String {
     for (name, figure, decimals) in rows {
         let a = promshard.map(|m| figure(m, &m.total));
         let w = promshard.and_then(|m| m.worker.as_ref().map(|u| figure(m, u)));
-        let p = prometheus.map(|m| figure(m, &m.total));
-        let ratio = match (a, p) {
-            (Some(a), Some(p)) if p != 0.0 => format!("{:.2}×", a / p),
-            _ => "–".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "| {name} | {} | {} | {} | {ratio} |",
-            cell(a, decimals),
-            cell(w, decimals),
-            cell(p, decimals)
-        );
+        let mut line = format!("| {name} | {} | {} |", cell(a, decimals), cell(w, decimals));
+        let values: Vec<f64> = peers.iter().map(|(m, _)| figure(m, &m.total)).collect();
+        for v in &values {
+            line.push_str(&format!(" {} |", cell(Some(*v), decimals)));
+        }
+        for v in &values {
+            let ratio = match a {
+                Some(a) if *v != 0.0 => format!("{:.2}×", a / v),
+                _ => "–".to_owned(),
+            };
+            line.push_str(&format!(" {ratio} |"));
+        }
+        let _ = writeln!(out, "{line}");
     }
     out
 }
@@ -105,54 +125,83 @@ pub fn conditions(results: &[Measurement]) -> String {
     out
 }
 
-/// Several paired rounds: each round's CPU and memory figures and ratios, then the median of
-/// each column. On a shared machine one round can be 10–20 % off for either system; the
-/// median of paired ratios is steadier than any single one.
+/// Several paired rounds: each round's CPU, memory and delivery figures for every system that
+/// ran and promshard's ratios to each peer, then the median of each column. On a shared machine
+/// one round can be 10–20 % off for any system; the median of paired ratios is steadier than any
+/// single one.
 pub fn rounds(rounds: &[Vec<Measurement>]) -> String {
+    let ran: Vec<(System, &str)> = [(System::Promshard, "promshard")]
+        .into_iter()
+        .chain(PEERS)
+        .filter(|(s, _)| rounds.iter().any(|r| r.iter().any(|m| m.system == *s)))
+        .collect();
+    let peers: Vec<(System, &str)> = ran
+        .iter()
+        .copied()
+        .filter(|(s, _)| *s != System::Promshard)
+        .collect();
+    let figures: [(&str, Figure, usize, bool); 3] = [
+        ("CPU-s/M", |m, u| m.cpu_per_million(u), 2, true),
+        ("B/series", |m, u| m.steady_bytes_per_series(u), 0, true),
+        (
+            "delivered",
+            |m, _| m.samples_per_second() / m.expected_samples_per_second,
+            3,
+            false,
+        ),
+    ];
+    // (header, decimals, is a ratio)
+    let mut columns: Vec<(String, usize, bool)> = Vec::new();
+    for (what, _, decimals, ratios) in &figures {
+        for (_, name) in &ran {
+            columns.push((format!("{name} {what}"), *decimals, false));
+        }
+        if *ratios {
+            for (_, name) in &peers {
+                columns.push((format!("{what} / {name}"), 2, true));
+            }
+        }
+    }
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| round | promshard CPU-s/M | Prometheus CPU-s/M | CPU ratio | promshard B/series | Prometheus B/series | RSS ratio |"
-    );
-    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mut columns: [Vec<f64>; 6] = Default::default();
+    let head: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+    let _ = writeln!(out, "| round | {} |", head.join(" | "));
+    let _ = writeln!(out, "| --- |{}", " ---: |".repeat(columns.len()));
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); columns.len()];
+    let show = |v: f64, c: &(String, usize, bool)| {
+        let s = cell(Some(v), c.1);
+        if c.2 { format!("{s}×") } else { s }
+    };
     for (i, results) in rounds.iter().enumerate() {
-        let get = |system: System, figure: fn(&Measurement, &Usage) -> f64| {
+        let get = |system: System, figure: Figure| {
             results
                 .iter()
                 .find(|m| m.system == system)
                 .map_or(f64::NAN, |m| figure(m, &m.total))
         };
-        let cpu = |m: &Measurement, u: &Usage| m.cpu_per_million(u);
-        let rss = |m: &Measurement, u: &Usage| m.steady_bytes_per_series(u);
-        let (a, b) = (get(System::Promshard, cpu), get(System::Prometheus, cpu));
-        let (c, d) = (get(System::Promshard, rss), get(System::Prometheus, rss));
-        let row = [a, b, a / b, c, d, c / d];
-        for (col, v) in columns.iter_mut().zip(row) {
+        let mut row = Vec::new();
+        for (_, figure, _, ratios) in &figures {
+            for (s, _) in &ran {
+                row.push(get(*s, *figure));
+            }
+            if *ratios {
+                for (s, _) in &peers {
+                    row.push(get(System::Promshard, *figure) / get(*s, *figure));
+                }
+            }
+        }
+        let cells: Vec<String> = row.iter().zip(&columns).map(|(v, c)| show(*v, c)).collect();
+        for (col, v) in values.iter_mut().zip(row) {
             col.push(v);
         }
-        let _ = writeln!(out, "| {} | {} |", i + 1, round_cells(&row));
+        let _ = writeln!(out, "| {} | {} |", i + 1, cells.join(" | "));
     }
-    let medians = columns.map(|c| median(&c));
-    let _ = writeln!(out, "| median | {} |", round_cells(&medians));
+    let medians: Vec<String> = values
+        .iter()
+        .zip(&columns)
+        .map(|(v, c)| show(median(v), c))
+        .collect();
+    let _ = writeln!(out, "| median | {} |", medians.join(" | "));
     out
-}
-
-fn round_cells(row: &[f64; 6]) -> String {
-    let decimals = [2, 2, 2, 0, 0, 2];
-    row.iter()
-        .zip(decimals)
-        .enumerate()
-        .map(|(i, (v, d))| {
-            let v = cell(Some(*v), d);
-            if i == 2 || i == 5 {
-                format!("{v}×")
-            } else {
-                v
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 /// The median of the finite values (the mean of the middle two for an even count); NaN for

@@ -1,7 +1,9 @@
-//! One benchmark invocation: the target farm and the null sink start once, then promshard
-//! (master + one worker, real child processes) and Prometheus in agent mode run one after the
-//! other against them with the same `prometheus.yml`, and each is measured over the same window
-//! after the same warm-up.
+//! One benchmark invocation: the target farm and the sink start once, then promshard (master +
+//! one worker, real child processes), vmagent (when `--vmagent-bin` is given) and Prometheus in
+//! agent mode run one after the other against them with the same scrape configuration, and each
+//! is measured over the same window after the same warm-up. The sink is a single-node
+//! VictoriaMetrics (`--victoria-metrics-bin`; samples delivered = its
+//! `vm_rows_inserted_total{type="promremotewrite"}`), or the in-process null sink without one.
 //!
 //! The farm is the harness's [`TargetSimulator`]: one listener per target on `127.0.0.1`, each on
 //! its own ephemeral port. Distinct ports give distinct `instance` labels (N real targets to both
@@ -18,6 +20,7 @@ use promshard_integration_tests::prometheus::PrometheusServer;
 use promshard_integration_tests::simulator::TargetSimulator;
 
 use crate::fixture::{Fixture, FixtureKind};
+use crate::peers::{self, VictoriaMetrics};
 use crate::procstat::{self, ProcSample};
 use crate::sink::{NullSink, SinkCounts};
 
@@ -41,12 +44,46 @@ pub struct Options {
     /// `queue_config.max_samples_per_send` for both; `None`: each system's own default
     /// (promshard 2,000 as Prometheus 3; Prometheus 2.42 500).
     pub max_samples_per_send: Option<u32>,
+    /// vmagent, built from the VictoriaMetrics repository (never built here).
+    pub vmagent_bin: Option<PathBuf>,
+    /// A single-node victoria-metrics as the receiver (else the null sink).
+    pub victoria_metrics_bin: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum System {
     Promshard,
+    Vmagent,
     Prometheus,
+}
+
+/// Where every system writes, counted where the data lands.
+pub enum Sink {
+    Null(NullSink),
+    VictoriaMetrics(VictoriaMetrics),
+}
+
+impl Sink {
+    pub fn url(&self) -> String {
+        match self {
+            Sink::Null(s) => s.url(),
+            Sink::VictoriaMetrics(v) => v.write_url(),
+        }
+    }
+
+    pub async fn counts(&self) -> SinkCounts {
+        match self {
+            Sink::Null(s) => s.counts(),
+            Sink::VictoriaMetrics(v) => v.counts().await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Sink::Null(_) => "the null sink".to_owned(),
+            Sink::VictoriaMetrics(v) => format!("victoria-metrics (pid {:?})", v.pid()),
+        }
+    }
 }
 
 /// Figures of one system over the measurement window.
@@ -144,7 +181,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Measurement>> {
     for target in sim.targets() {
         target.set_body_bytes(fixture.body.clone());
     }
-    let sink = NullSink::start().await.context("starting the null sink")?;
+    let sink = match &opts.victoria_metrics_bin {
+        Some(bin) => Sink::VictoriaMetrics(VictoriaMetrics::start(bin).await?),
+        None => Sink::Null(NullSink::start().await.context("starting the null sink")?),
+    };
     let config = prometheus_yml(
         &sim.addresses(),
         opts.interval,
@@ -154,18 +194,20 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Measurement>> {
     let active_series = opts.targets * (fixture.series + REPORT_SERIES);
     eprintln!(
         "farm: {} targets × {} series ({:?}, {} KiB per scrape) = {active_series} active series, \
-         every {:?}; sink at {}",
+         every {:?}; sink: {} at {}",
         opts.targets,
         fixture.series,
         fixture.kind,
         fixture.body.len() / 1024,
         opts.interval,
+        sink.describe(),
         sink.url()
     );
     let mut results = Vec::new();
     for &system in &opts.systems {
         let measured = match system {
             System::Promshard => run_promshard(opts, &config, &sim, &sink, active_series).await?,
+            System::Vmagent => run_vmagent(opts, &sim, &sink, active_series).await?,
             System::Prometheus => run_prometheus(opts, &config, &sim, &sink, active_series).await?,
         };
         results.push(measured);
@@ -177,7 +219,7 @@ async fn run_promshard(
     opts: &Options,
     config: &str,
     sim: &TargetSimulator,
-    sink: &NullSink,
+    sink: &Sink,
     active_series: usize,
 ) -> anyhow::Result<Measurement> {
     let dir = tempfile::Builder::new()
@@ -251,7 +293,7 @@ async fn run_prometheus(
     opts: &Options,
     config: &str,
     sim: &TargetSimulator,
-    sink: &NullSink,
+    sink: &Sink,
     active_series: usize,
 ) -> anyhow::Result<Measurement> {
     let prometheus = PrometheusServer::start_agent(config).await;
@@ -269,6 +311,45 @@ async fn run_prometheus(
     let metrics_url = format!("{}/metrics", prometheus.url());
     let subject = Subject {
         system: System::Prometheus,
+        pids: &[pid],
+        worker_index: None,
+        metrics_url: &metrics_url,
+    };
+    measure(subject, opts, sim, sink, active_series).await
+}
+
+async fn run_vmagent(
+    opts: &Options,
+    sim: &TargetSimulator,
+    sink: &Sink,
+    active_series: usize,
+) -> anyhow::Result<Measurement> {
+    let Some(bin) = &opts.vmagent_bin else {
+        bail!("vmagent needs --vmagent-bin");
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("promshard-bench-vmagent-")
+        .tempdir()?;
+    // vmagent takes its remote write from flags; its scrape config is the same without it.
+    let config = prometheus_yml(&sim.addresses(), opts.interval, "", None);
+    let scrape_only = config
+        .split("remote_write:")
+        .next()
+        .unwrap_or(&config)
+        .to_owned();
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, scrape_only)?;
+    let vmagent = peers::start_vmagent(bin, &path, &sink.url()).await?;
+    let Some(pid) = vmagent.pid() else {
+        bail!(
+            "vmagent exited at start; log: {}",
+            vmagent.log_path().display()
+        );
+    };
+    eprintln!("vmagent: pid {pid} (log {})", vmagent.log_path().display());
+    let metrics_url = format!("{}/metrics", vmagent.url());
+    let subject = Subject {
+        system: System::Vmagent,
         pids: &[pid],
         worker_index: None,
         metrics_url: &metrics_url,
@@ -303,7 +384,7 @@ async fn measure(
     subject: Subject<'_>,
     opts: &Options,
     sim: &TargetSimulator,
-    sink: &NullSink,
+    sink: &Sink,
     active_series: usize,
 ) -> anyhow::Result<Measurement> {
     let Subject {
@@ -313,18 +394,16 @@ async fn measure(
         metrics_url,
     } = subject;
     let ticks = procstat::ticks_per_second();
-    let before_start = sink.counts();
+    let before_start = sink.counts().await;
     eventually(
         FIRST_SAMPLE_DEADLINE,
         "the first sample at the sink",
-        || {
-            let now = sink.counts();
-            async move {
-                if now.samples > before_start.samples {
-                    Ok(())
-                } else {
-                    Err(format!("{now:?}"))
-                }
+        || async {
+            let now = sink.counts().await;
+            if now.samples > before_start.samples {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
             }
         },
     )
@@ -340,7 +419,7 @@ async fn measure(
     };
     let first = read_all()?;
     let counters_first = remote_storage_counters(metrics_url).await;
-    let sink_first = sink.counts();
+    let sink_first = sink.counts().await;
     let scrapes_first = sim.total_scrapes();
     let started = Instant::now();
     let mut rss_sums = vec![0u128; pids.len()];
@@ -359,7 +438,7 @@ async fn measure(
         }
     };
     let window = started.elapsed();
-    let sink_delta = sink.counts() - sink_first;
+    let sink_delta = sink.counts().await - sink_first;
     let remote_storage = remote_storage_counters(metrics_url)
         .await
         .into_iter()

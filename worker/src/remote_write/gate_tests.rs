@@ -198,11 +198,18 @@ async fn held_samples_survive_a_restart_and_what_was_delivered_is_not_sent_again
             db.samples("__name__=m1,t=b") == [1_000, 2_000] && held(&metrics, &url) == 2
         })
         .await;
-        // b's records are committed past a's held one; wait for the progress file to say so.
-        until("progress recorded past the held record", || {
-            std::fs::read_to_string(dir.path().join("wal/rw/progress"))
-                .is_ok_and(|p| p.lines().count() == 2)
-        })
+        // Every record is committed (b's delivered, a's held): the progress file says the whole
+        // segment, with a's record as a hole.
+        until(
+            "progress recorded to the end, the held record listed",
+            || {
+                let seg = std::fs::metadata(dir.path().join("wal/rw/00000000000000000001.seg"))
+                    .map_or(0, |m| m.len());
+                std::fs::read_to_string(dir.path().join("wal/rw/progress")).is_ok_and(|p| {
+                    p.lines().next() == Some(format!("1 {seg}").as_str()) && p.lines().count() == 2
+                })
+            },
+        )
         .await;
     }
     // A new process on the same WAL, whose master says the fence is released.
