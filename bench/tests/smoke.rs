@@ -19,6 +19,10 @@ async fn both_systems_deliver_to_the_sink_and_are_measured() {
         systems: vec![System::Promshard, System::Prometheus],
         promshard_bin: promshard_integration_tests::promshard_bin(),
         max_samples_per_send: None,
+        // The VictoriaMetrics peers are opt-in binaries (docs/BENCHMARKS.md); the smoke test
+        // runs without them.
+        vmagent_bin: None,
+        victoria_metrics_bin: None,
     };
     let results = run::run(&opts).await.unwrap();
     assert_eq!(
