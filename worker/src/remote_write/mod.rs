@@ -63,7 +63,7 @@ pub struct MetricMetadata {
 
 /// Metadata is written to the WAL again after this long even if unchanged, so a reader that
 /// starts late (restart, dropped segments) learns it soon.
-const METADATA_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const METADATA_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Labels of an endpoint's self-metrics, as Prometheus names them.
 pub(crate) fn endpoint_labels(cfg: &RemoteWriteConfig) -> LabelSet {

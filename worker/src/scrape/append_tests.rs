@@ -419,3 +419,33 @@ fn an_exposed_timestamp_not_newer_than_what_was_written_is_dropped_and_counted()
     let out = p.process(b"a 1\n", Format::Text, 1_000, fresh()).unwrap();
     assert_eq!(ts(&out), vec![1_000]);
 }
+
+#[test]
+fn metadata_is_handed_on_when_it_changes_not_on_every_scrape() {
+    let mut p = processor("");
+    let body = "# HELP a The a.\n# TYPE a counter\na 1\n# TYPE b gauge\nb 2\n";
+    let first = run(&mut p, body).unwrap();
+    let mut m = first.metadata.clone();
+    m.sort_by(|x, y| x.family.cmp(&y.family));
+    assert_eq!(
+        m.iter()
+            .map(|m| (
+                m.family.as_str(),
+                m.kind.as_str(),
+                m.help.as_str(),
+                m.unit.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        [("a", "counter", "The a.", ""), ("b", "gauge", "", "")]
+    );
+    // The same lines again (other values): nothing to hand on.
+    let same = run(&mut p, &body.replace("a 1", "a 5")).unwrap();
+    assert!(same.metadata.is_empty(), "{:?}", same.metadata);
+    // A changed help text: the families again.
+    let changed = run(&mut p, &body.replace("The a.", "The new a.")).unwrap();
+    assert_eq!(changed.metadata.len(), 2);
+    // A failed scrape does not count as having handed it on.
+    let mut p = processor("");
+    assert!(run(&mut p, "# HELP a x\na 1\nb{").is_err());
+    assert_eq!(run(&mut p, "# HELP a x\na 1\n").unwrap().metadata.len(), 1);
+}
