@@ -46,7 +46,7 @@ fn check_config_names_job_and_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            r#"scrape_configs[0] (job "node"): scrape_timeout 20s greater than scrape_interval 10s"#
+            r#"scrape_configs[0] (job "node").scrape_timeout: scrape_timeout 20s greater than scrape_interval 10s"#
         ),
         "{stderr}"
     );
@@ -60,7 +60,9 @@ fn check_config_names_job_and_field() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(r#"(job "api")"#) && stderr.contains("unknown field `metric_path`"),
+        stderr.contains(
+            r#"scrape_configs[0] (job "api").metric_path: unknown field, expected one of `job_name`"#
+        ),
         "{stderr}"
     );
 }
@@ -95,7 +97,7 @@ fn master_refuses_to_start_on_an_invalid_config() {
     assert!(out.stdout.is_empty(), "it must fail before listening");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(r#"(job "node"): scrape_timeout 20s"#),
+        stderr.contains(r#"(job "node").scrape_timeout: scrape_timeout 20s"#),
         "{stderr}"
     );
 }

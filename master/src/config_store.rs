@@ -642,7 +642,7 @@ fn check_placeholders(text: &str) -> Result<(), ConfigError> {
     find_placeholder(&value, None, "", &mut found);
     match found {
         Some(path) => Err(ConfigError {
-            context: path,
+            path,
             message: format!(
                 "{SECRET_PLACEHOLDER} is the masked value the API shows, not a secret: send the real value"
             ),
@@ -738,7 +738,7 @@ mod tests {
         let err = s.put(bad.into(), None).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "scrape_configs[0] (job \"x\"): scrape_interval must be greater than 0"
+            "scrape_configs[0] (job \"x\").scrape_interval: scrape_interval must be greater than 0"
         );
         assert_eq!(std::fs::read_to_string(&file).unwrap(), A);
         assert!(rec.applied.lock().unwrap().is_empty());
@@ -914,7 +914,7 @@ remote_write:
         )
         .unwrap_err();
         assert_eq!(
-            err.context,
+            err.path,
             "scrape_configs[0] (job \"n\").basic_auth.password"
         );
     }

@@ -41,13 +41,15 @@ impl Scraper {
             enable_compression: cfg.enable_compression,
             timeout: cfg.timeout().0,
             body_limit: cfg.body_size_limit.map_or(0, |b| b.0),
-            fallback: cfg.fallback_scrape_protocol.map(|p| match p {
+            fallback: cfg.fallback_scrape_protocol.and_then(|p| match p {
                 ScrapeProtocol::OpenMetricsText0_0_1 | ScrapeProtocol::OpenMetricsText1_0_0 => {
-                    Format::OpenMetrics
+                    Some(Format::OpenMetrics)
                 }
                 ScrapeProtocol::PrometheusText0_0_4 | ScrapeProtocol::PrometheusText1_0_0 => {
-                    Format::Text
+                    Some(Format::Text)
                 }
+                // Refused at load time: promshard does not parse protobuf.
+                ScrapeProtocol::PrometheusProto => None,
             }),
         }
     }
