@@ -215,6 +215,9 @@ fn main() -> ExitCode {
     {
         return match promshard_master::load_config(file) {
             Ok(cfg) => {
+                if let Some(list) = promshard_master::config_store::ignored_summary(&cfg) {
+                    eprintln!("WARNING: ignored (server-only settings): {list}");
+                }
                 println!(
                     "SUCCESS: {} is valid prometheus config file syntax ({} scrape configs, {} remote write)",
                     file.display(),

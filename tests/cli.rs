@@ -68,6 +68,29 @@ fn check_config_names_job_and_field() {
 }
 
 #[test]
+fn check_config_accepts_server_sections_with_one_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "server.yml",
+        "global: {evaluation_interval: 15s}\nrule_files: [a.rules]\nalerting: {alertmanagers: [{static_configs: [{targets: ['am:9093']}]}]}\nstorage: {tsdb: {retention: {time: 15d}}}\nscrape_configs: [{job_name: a, static_configs: [{targets: ['h:1']}]}]\n",
+    );
+    let out = promshard().args(["check", "config", &f]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for section in [
+        "global.evaluation_interval",
+        "rule_files",
+        "alerting",
+        "storage",
+    ] {
+        assert!(stderr.contains(section), "{section}: {stderr}");
+    }
+    assert!(stderr.starts_with("WARNING: ignored"), "{stderr}");
+}
+
+#[test]
 fn check_config_reports_a_missing_file() {
     let out = promshard()
         .args(["check", "config", "/nonexistent/prometheus.yml"])

@@ -56,7 +56,7 @@ pub struct Options {
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    Config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    config_store::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
 pub async fn run(
