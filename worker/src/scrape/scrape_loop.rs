@@ -81,6 +81,10 @@ pub(crate) struct ScrapeLoop {
     /// The writer generation the report series were last sent with their labels under.
     report_announced: u64,
     last_scrape_ms: Option<i64>,
+    /// Set by the master (`__promshard_forced_error__`, e.g. the job is over its
+    /// `target_limit`): every scrape fails with it without asking the target, as Prometheus's
+    /// forced scrape error does.
+    forced_error: Option<String>,
 }
 
 impl ScrapeLoop {
@@ -103,7 +107,6 @@ impl ScrapeLoop {
             })
             .collect();
         ScrapeLoop {
-            target,
             scraper,
             processor,
             appender,
@@ -113,6 +116,11 @@ impl ScrapeLoop {
             report_series,
             report_announced: 0,
             last_scrape_ms: None,
+            forced_error: target
+                .labels
+                .get(promshard_model::labels::FORCED_ERROR)
+                .map(str::to_string),
+            target,
         }
     }
 
@@ -187,7 +195,10 @@ impl ScrapeLoop {
         // A pooled buffer, only while scraping: a target's body (2.6 MiB for cAdvisor) is not
         // kept between scrapes.
         let mut buf = buffers::take();
-        let fetched = self.scraper.scrape(&mut buf).await;
+        let fetched = match &self.forced_error {
+            Some(e) => Err(e.clone()),
+            None => self.scraper.scrape(&mut buf).await,
+        };
         // The endpoints as they are now, after the network wait.
         let writer = self.appender.writer();
         let generation = writer.generation();
