@@ -7,6 +7,7 @@ pub mod eventually;
 pub mod launcher;
 pub mod prometheus;
 pub mod receiver;
+pub mod sd;
 mod server;
 pub mod simulator;
 
