@@ -352,3 +352,63 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
     );
     drop(workers);
 }
+
+/// `api_server` without a scheme (http://, as client-go makes it without tls_config), with the
+/// entry's own credentials: every request carries them, and two entries with different
+/// credentials do not share a client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_without_a_scheme_with_the_entrys_credentials() {
+    let api = ApiServerDouble::start().await;
+    seed(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "file-token\n").unwrap();
+    let config = dir.path().join("prometheus.yml");
+    let addr = api.addr();
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 500ms}}\n\
+             scrape_configs:\n\
+             \x20 - job_name: basic\n    kubernetes_sd_configs: [{{role: pod, api_server: '{addr}', basic_auth: {{username: prom, password: pw}}, namespaces: {{names: [ns1]}}}}]\n\
+             \x20 - job_name: bearer\n    kubernetes_sd_configs: [{{role: node, api_server: '{addr}', authorization: {{credentials_file: {}}}}}]\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let master = Process::spawn(
+        "master",
+        &[
+            "master",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let http = master.url("http");
+    eventually(Duration::from_secs(30), "both jobs' targets", || async {
+        let (per_job, _, _) = targets(&http).await?;
+        let want = BTreeMap::from([("basic".to_string(), 3), ("bearer".to_string(), 3)]);
+        (per_job == want)
+            .then_some(())
+            .ok_or(format!("{per_job:?}"))
+    })
+    .await;
+    let reqs = api.requests();
+    let pods: Vec<_> = reqs.iter().filter(|r| r.resource == "pods").collect();
+    let nodes: Vec<_> = reqs.iter().filter(|r| r.resource == "nodes").collect();
+    assert!(!pods.is_empty() && !nodes.is_empty());
+    // base64("prom:pw"), and the token file's content (kube reads the file itself).
+    assert!(
+        pods.iter().all(|r| r.authorization == "Basic cHJvbTpwdw=="),
+        "{pods:?}"
+    );
+    assert!(
+        nodes.iter().all(|r| r.authorization == "Bearer file-token"),
+        "{nodes:?}"
+    );
+}

@@ -1201,6 +1201,34 @@ fn validate_kubernetes(k: &KubernetesSdConfig, at: &At) -> Result<(), ConfigErro
             "to use custom HTTP client configuration please provide the 'api_server' URL explicitly",
         ));
     }
+    // What kube's client cannot do (see master/src/discovery/kubernetes/client.rs).
+    let not_here = |field: &str, what: &str| {
+        at.key(field).err(format!(
+            "{what} is not implemented by promshard in kubernetes_sd_configs"
+        ))
+    };
+    if http.oauth2.is_some() {
+        return Err(not_here("oauth2", "oauth2"));
+    }
+    if http.proxy.is_set()
+        || !http.proxy.no_proxy.is_empty()
+        || !http.proxy.proxy_connect_header.is_empty()
+    {
+        return Err(not_here("proxy_url", "a proxy"));
+    }
+    if let Some(t) = &http.tls_config {
+        for (field, v) in [
+            ("min_version", &t.min_version),
+            ("max_version", &t.max_version),
+        ] {
+            if !v.is_empty() {
+                return Err(not_here(
+                    &format!("tls_config.{field}"),
+                    "a TLS version bound",
+                ));
+            }
+        }
+    }
     if has_api_server && k.namespaces.own_namespace {
         return Err(at
             .key("namespaces.own_namespace")

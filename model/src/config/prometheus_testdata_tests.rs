@@ -337,6 +337,11 @@ const CASES: &[(&str, &str, Want)] = &[
         NotImplemented("remote_write[0].sigv4: "),
     ),
     (
+        "conf.good.yml (kubernetes with oauth2)",
+        "scrape_configs: [{job_name: k, kubernetes_sd_configs: [{role: pod, api_server: 'https://k:1', oauth2: {client_id: a, client_secret: b, token_url: 'https://t'}}]}]",
+        NotImplemented(r#"scrape_configs[0] (job "k").kubernetes_sd_configs[0].oauth2: "#),
+    ),
+    (
         "conf.good.yml (TLS 1.0)",
         "scrape_configs: [{job_name: a, tls_config: {min_version: TLS10}}]",
         NotImplemented(r#"scrape_configs[0] (job "a").tls_config.min_version: "#),

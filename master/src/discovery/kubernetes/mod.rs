@@ -104,7 +104,7 @@ pub fn kinds_for(sd: &KubernetesSdConfig) -> BTreeSet<Kind> {
 
 fn cluster_key(sd: &KubernetesSdConfig) -> ClusterKey {
     if !sd.api_server.is_empty() {
-        ClusterKey::ApiServer(sd.api_server.clone())
+        ClusterKey::ApiServer(client::ApiServer::new(sd))
     } else if !sd.kubeconfig_file.is_empty() {
         ClusterKey::Kubeconfig(sd.kubeconfig_file.clone())
     } else {
