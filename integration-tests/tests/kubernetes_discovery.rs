@@ -412,3 +412,57 @@ async fn api_server_without_a_scheme_with_the_entrys_credentials() {
         "{nodes:?}"
     );
 }
+
+/// Prometheus 3.11: on the pod role with node metadata attached, node selectors choose the
+/// nodes, and only pods on those nodes are targets; relabeling a node moves its pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_selectors_on_the_pod_role_follow_node_labels() {
+    let api = ApiServerDouble::start().await;
+    seed(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
+         scrape_configs:\n\
+         \x20 - job_name: zone-a\n    kubernetes_sd_configs: [{role: pod, attach_metadata: {node: true}, selectors: [{role: node, label: zone=a}]}]\n\
+         \x20 - job_name: zone-b\n    kubernetes_sd_configs: [{role: pod, attach_metadata: {node: true}, selectors: [{role: node, label: zone=b}]}]\n",
+    )
+    .unwrap();
+    let master = Process::spawn(
+        "master",
+        &[
+            "master",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let http = master.url("http");
+    // Every seeded pod runs on node-0, in zone a.
+    wait_jobs(&http, "zone-a", 6).await;
+    let mut n0 = node(0);
+    n0["metadata"]["labels"]["zone"] = json!("b");
+    api.apply(n0);
+    wait_jobs(&http, "zone-b", 6).await;
+}
+
+/// Waits until `job` is the only job with targets, and has `n`.
+async fn wait_jobs(http: &str, job: &str, n: usize) {
+    let want = BTreeMap::from([(job.to_string(), n)]);
+    eventually(Duration::from_secs(30), &format!("{want:?}"), || async {
+        let (per_job, _, _) = targets(http).await?;
+        (per_job == want)
+            .then_some(())
+            .ok_or(format!("{per_job:?}"))
+    })
+    .await;
+}
