@@ -975,21 +975,9 @@ fn validate_global(g: &mut GlobalConfig, at: &At) -> Result<(), ConfigError> {
     if let Some(p) = &g.scrape_protocols {
         validate_scrape_protocols(p, &at.key("scrape_protocols"))?;
     }
-    if g.scrape_native_histograms == Some(true) {
-        return Err(at
-            .key("scrape_native_histograms")
-            .not_implemented("scraping native histograms (true)"));
-    }
-    if g.convert_classic_histograms_to_nhcb {
-        return Err(at
-            .key("convert_classic_histograms_to_nhcb")
-            .not_implemented("converting classic histograms to native ones (true)"));
-    }
-    if g.extra_scrape_metrics == Some(true) {
-        return Err(at
-            .key("extra_scrape_metrics")
-            .not_implemented("the extra scrape report series (true)"));
-    }
+    // scrape_native_histograms, convert_classic_histograms_to_nhcb and extra_scrape_metrics
+    // are checked per job, where they take effect: `true` here with every job saying `false`
+    // changes nothing.
     Ok(())
 }
 
@@ -1075,21 +1063,35 @@ fn validate_scrape_config(
     if sc.body_size_limit.is_none_or(|b| b.0 == 0) && g.body_size_limit.is_some() {
         sc.body_size_limit = g.body_size_limit;
     }
-    let native = sc.scrape_native_histograms.or(g.scrape_native_histograms);
-    if native == Some(true) {
-        return Err(at
-            .key("scrape_native_histograms")
-            .not_implemented("scraping native histograms (true)"));
-    }
-    if sc.convert_classic_histograms_to_nhcb == Some(true) {
-        return Err(at
-            .key("convert_classic_histograms_to_nhcb")
-            .not_implemented("converting classic histograms to native ones (true)"));
-    }
-    if sc.extra_scrape_metrics == Some(true) {
-        return Err(at
-            .key("extra_scrape_metrics")
-            .not_implemented("the extra scrape report series (true)"));
+    // Settings that would change what is scraped, on for this job (its own value, or global's
+    // when it has none), are refused; their off values are accepted.
+    let from = |mine: Option<bool>| if mine.is_some() { "" } else { ", from global" };
+    let on = [
+        (
+            "scrape_native_histograms",
+            sc.scrape_native_histograms,
+            g.scrape_native_histograms.unwrap_or(false),
+            "scraping native histograms",
+        ),
+        (
+            "convert_classic_histograms_to_nhcb",
+            sc.convert_classic_histograms_to_nhcb,
+            g.convert_classic_histograms_to_nhcb,
+            "converting classic histograms to native ones",
+        ),
+        (
+            "extra_scrape_metrics",
+            sc.extra_scrape_metrics,
+            g.extra_scrape_metrics.unwrap_or(false),
+            "the extra scrape report series",
+        ),
+    ];
+    for (field, mine, global, what) in on {
+        if mine.unwrap_or(global) {
+            return Err(at
+                .key(field)
+                .not_implemented(format!("{what} (true{})", from(mine))));
+        }
     }
     match &sc.scrape_protocols {
         Some(p) => validate_scrape_protocols(p, &at.key("scrape_protocols"))?,

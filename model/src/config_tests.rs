@@ -381,7 +381,7 @@ alerting: {}
         ),
         (
             "global: {scrape_native_histograms: true}\nscrape_configs: [{job_name: a}]",
-            "global.scrape_native_histograms",
+            r#"scrape_configs[0] (job "a").scrape_native_histograms"#,
         ),
         (
             "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0]}]",

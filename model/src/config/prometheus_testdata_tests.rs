@@ -303,8 +303,18 @@ const CASES: &[(&str, &str, Want)] = &[
     // Accepted by Prometheus, refused by promshard naming what it lacks.
     (
         "global_enable_scrape_native_hist.good.yml",
-        "global: {scrape_native_histograms: true}",
-        NotImplemented("global.scrape_native_histograms: "),
+        "global: {scrape_native_histograms: true}\nscrape_configs: [{job_name: a}]",
+        NotImplemented(r#"scrape_configs[0] (job "a").scrape_native_histograms: "#),
+    ),
+    (
+        "local_disable_scrape_native_hist.good.yml",
+        "global: {scrape_native_histograms: true, scrape_protocols: [PrometheusText0.0.4]}\nscrape_configs: [{job_name: a, scrape_native_histograms: false}]",
+        Valid,
+    ),
+    (
+        "local_disable_convert_classic_hist_to_nhcb.good.yml",
+        "global: {convert_classic_histograms_to_nhcb: true, extra_scrape_metrics: true}\nscrape_configs: [{job_name: a, convert_classic_histograms_to_nhcb: false, extra_scrape_metrics: false}]",
+        Valid,
     ),
     (
         "local_enable_scrape_native_hist.good.yml",
