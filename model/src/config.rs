@@ -104,14 +104,33 @@ impl fmt::Display for At {
     }
 }
 
-/// Prometheus's `metric_name_validation_scheme`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Prometheus's `metric_name_validation_scheme`: which label and metric names are valid, in
+/// the config (external labels, static labels, relabel rules) and in scraped series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ValidationScheme {
-    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, Prometheus 2's rule.
+    /// `[a-zA-Z_][a-zA-Z0-9_]*` for label names (metric names may have `:` too), Prometheus
+    /// 2's rule. The default of a relabel rule outside a config (its config sets it).
+    #[default]
     Legacy,
-    /// Any UTF-8 name, Prometheus 3's default.
+    /// Any non-empty UTF-8 name, Prometheus 3's default.
     Utf8,
+}
+
+impl ValidationScheme {
+    pub fn is_valid_label_name(&self, name: &str) -> bool {
+        match self {
+            ValidationScheme::Legacy => is_valid_label_name(name),
+            ValidationScheme::Utf8 => !name.is_empty(),
+        }
+    }
+
+    pub fn is_valid_metric_name(&self, name: &str) -> bool {
+        match self {
+            ValidationScheme::Legacy => crate::labels::is_valid_metric_name(name),
+            ValidationScheme::Utf8 => !name.is_empty(),
+        }
+    }
 }
 
 /// Prometheus's `metric_name_escaping_scheme`: how a target is asked to escape names the
@@ -872,14 +891,22 @@ impl Config {
         };
         let ignored = server::ignored(&root);
         let doc: Document = decode::decode(root)?;
+        let scheme = doc
+            .global
+            .as_ref()
+            .and_then(|g| g.metric_name_validation_scheme)
+            .unwrap_or(ValidationScheme::Utf8);
         server::validate(
-            &doc.rule_files,
-            doc.alerting.as_ref(),
-            &doc.remote_read,
-            doc.storage.as_ref(),
-            doc.tracing.as_ref(),
-            doc.otlp.as_ref(),
-            doc.runtime.as_ref(),
+            scheme,
+            &server::Sections {
+                rule_files: &doc.rule_files,
+                alerting: doc.alerting.as_ref(),
+                remote_read: &doc.remote_read,
+                storage: doc.storage.as_ref(),
+                tracing: doc.tracing.as_ref(),
+                otlp: doc.otlp.as_ref(),
+                runtime: doc.runtime.as_ref(),
+            },
         )?;
         let mut cfg = Config {
             global: doc.global.unwrap_or_default(),
@@ -912,8 +939,15 @@ impl Config {
             }
         }
         let mut names = HashSet::new();
-        for (i, rw) in self.remote_write.iter().enumerate() {
+        let global_scheme = self
+            .global
+            .metric_name_validation_scheme
+            .unwrap_or(ValidationScheme::Utf8);
+        for (i, rw) in self.remote_write.iter_mut().enumerate() {
             let at = At::root().key("remote_write").index(i);
+            for r in &mut rw.write_relabel_configs {
+                r.name_validation = global_scheme;
+            }
             validate_remote_write(rw, &at)?;
             if !names.insert(rw.display_name()) {
                 return Err(at.key("name").err(format!(
@@ -965,8 +999,11 @@ fn validate_global(g: &mut GlobalConfig, at: &At) -> Result<(), ConfigError> {
         Some(_) => {}
         None => g.scrape_timeout = Some(PromDuration::from_secs(10).min(g.scrape_interval)),
     }
+    let scheme = g
+        .metric_name_validation_scheme
+        .unwrap_or(ValidationScheme::Utf8);
     for name in g.external_labels.keys() {
-        if !is_valid_label_name(name) {
+        if !scheme.is_valid_label_name(name) {
             return Err(at
                 .key("external_labels")
                 .err(format!("{name:?} is not a valid label name")));
@@ -1109,6 +1146,9 @@ fn validate_scrape_config(
             .not_implemented("PrometheusProto (protobuf scraping)"));
     }
     resolve_name_schemes(sc, g, at)?;
+    let scheme = sc
+        .metric_name_validation_scheme
+        .unwrap_or(ValidationScheme::Utf8);
 
     for (j, st) in sc.static_configs.iter().enumerate() {
         let at = at.key("static_configs").index(j);
@@ -1116,7 +1156,7 @@ fn validate_scrape_config(
             check_target_address(t).map_err(|m| at.key("targets").err(m))?;
         }
         for name in st.labels.keys() {
-            if !is_valid_label_name(name) {
+            if !scheme.is_valid_label_name(name) {
                 return Err(at
                     .key("labels")
                     .err(format!("{name:?} is not a valid label name")));
@@ -1133,10 +1173,11 @@ fn validate_scrape_config(
         }
     }
     for (field, rules) in [
-        ("relabel_configs", &sc.relabel_configs),
-        ("metric_relabel_configs", &sc.metric_relabel_configs),
+        ("relabel_configs", &mut sc.relabel_configs),
+        ("metric_relabel_configs", &mut sc.metric_relabel_configs),
     ] {
-        for (j, r) in rules.iter().enumerate() {
+        for (j, r) in rules.iter_mut().enumerate() {
+            r.name_validation = scheme;
             r.validate().map_err(|m| at.key(field).index(j).err(m))?;
         }
     }

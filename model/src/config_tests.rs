@@ -550,3 +550,45 @@ scrape_configs:
         "{e}"
     );
 }
+
+/// Prometheus 3: label names are UTF-8 unless `metric_name_validation_scheme: legacy`, in
+/// external labels, static labels and relabel rules alike.
+#[test]
+fn utf8_label_names_follow_the_validation_scheme() {
+    let text = |scheme: &str| {
+        format!(
+            "global: {{external_labels: {{k8s.cluster: c}}{scheme}}}\n\
+             scrape_configs:\n  - job_name: a\n    static_configs: [{{targets: ['h:1'], labels: {{ns-key: v}}}}]\n\
+             \x20   relabel_configs: [{{source_labels: [ns-key], target_label: k8s.namespace}}]\n"
+        )
+    };
+    let c = Config::parse(&text("")).unwrap();
+    assert_eq!(c.global.external_labels["k8s.cluster"], "c");
+    let sc = &c.scrape_configs[0];
+    let discovered = crate::Labels::from_pairs([("__address__", "h:1"), ("ns-key", "v")]);
+    let crate::target::Populated::Target(labels) =
+        crate::target::populate_labels(sc, &discovered).unwrap()
+    else {
+        panic!("dropped")
+    };
+    assert_eq!(labels.get("k8s.namespace"), Some("v"));
+    // The same file with the legacy scheme: refused where the first such name is.
+    let e = err(&text(", metric_name_validation_scheme: legacy"));
+    assert_eq!(
+        e,
+        r#"global.external_labels: "k8s.cluster" is not a valid label name"#
+    );
+    let e = err(
+        "scrape_configs: [{job_name: a, metric_name_validation_scheme: legacy, relabel_configs: [{source_labels: [a], target_label: k8s.ns}]}]",
+    );
+    assert_eq!(
+        e,
+        r#"scrape_configs[0] (job "a").relabel_configs[0]: "k8s.ns" is invalid 'target_label' for replace action"#
+    );
+    // The worker gets the rules with the job's scheme again.
+    let w = Config::parse(&c.for_workers().to_yaml()).unwrap();
+    assert_eq!(
+        w.scrape_configs[0].metric_name_validation_scheme,
+        Some(ValidationScheme::Utf8)
+    );
+}

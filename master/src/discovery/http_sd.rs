@@ -10,7 +10,7 @@ use std::time::Duration;
 use promshard_httpclient::{ClientOptions, HttpClient};
 use promshard_model::Labels;
 use promshard_model::config::{HttpSdConfig, check_target_address};
-use promshard_model::labels::{ADDRESS, is_valid_label_name};
+use promshard_model::labels::ADDRESS;
 use serde::Deserialize;
 
 use super::TargetGroup;
@@ -105,8 +105,9 @@ impl HttpSd {
                     check_target_address(t).map_err(err)?;
                     targets.push(Labels::from_pairs([(ADDRESS, t.as_str())]));
                 }
-                if let Some(bad) = g.labels.keys().find(|n| !is_valid_label_name(n)) {
-                    return Err(err(format!("{bad:?} is not a valid label name")));
+                // Prometheus 3 takes any non-empty UTF-8 name here.
+                if g.labels.keys().any(String::is_empty) {
+                    return Err(err("an empty label name".into()));
                 }
                 let mut labels = Labels::from_pairs(g.labels).builder();
                 labels.set(URL_LABEL, self.url.clone());

@@ -211,16 +211,32 @@ pub(super) struct RuntimeConfig {
     gogc: Option<i64>,
 }
 
-/// Prometheus's load-time rules for the server-only sections, with its messages.
+/// The server-only sections of a document, as decoded.
+pub(super) struct Sections<'a> {
+    pub(super) rule_files: &'a [String],
+    pub(super) alerting: Option<&'a AlertingConfig>,
+    pub(super) remote_read: &'a [RemoteReadConfig],
+    pub(super) storage: Option<&'a StorageConfig>,
+    pub(super) tracing: Option<&'a TracingConfig>,
+    pub(super) otlp: Option<&'a OtlpConfig>,
+    pub(super) runtime: Option<&'a RuntimeConfig>,
+}
+
+/// Prometheus's load-time rules for the server-only sections, with its messages; relabel
+/// rules are checked under the global name validation `scheme`.
 pub(super) fn validate(
-    rule_files: &[String],
-    alerting: Option<&AlertingConfig>,
-    remote_read: &[RemoteReadConfig],
-    storage: Option<&StorageConfig>,
-    tracing: Option<&TracingConfig>,
-    otlp: Option<&OtlpConfig>,
-    runtime: Option<&RuntimeConfig>,
+    scheme: super::ValidationScheme,
+    sections: &Sections<'_>,
 ) -> Result<(), ConfigError> {
+    let Sections {
+        rule_files,
+        alerting,
+        remote_read,
+        storage,
+        tracing,
+        otlp,
+        runtime,
+    } = *sections;
     let root = At::root();
     for (i, rf) in rule_files.iter().enumerate() {
         if !is_rule_path(rf) {
@@ -231,7 +247,7 @@ pub(super) fn validate(
         }
     }
     if let Some(a) = alerting {
-        validate_alerting(a, &root.key("alerting"))?;
+        validate_alerting(a, scheme, &root.key("alerting"))?;
     }
     let mut names = std::collections::HashSet::new();
     for (i, rr) in remote_read.iter().enumerate() {
@@ -292,10 +308,18 @@ fn is_rule_path(p: &str) -> bool {
     }
 }
 
-fn validate_alerting(a: &AlertingConfig, at: &At) -> Result<(), ConfigError> {
-    for (i, r) in a.alert_relabel_configs.iter().enumerate() {
+fn validate_alerting(
+    a: &AlertingConfig,
+    scheme: super::ValidationScheme,
+    at: &At,
+) -> Result<(), ConfigError> {
+    let check = |r: &RelabelConfig| {
+        let mut r = r.clone();
+        r.name_validation = scheme;
         r.validate()
-            .map_err(|m| at.key("alert_relabel_configs").index(i).err(m))?;
+    };
+    for (i, r) in a.alert_relabel_configs.iter().enumerate() {
+        check(r).map_err(|m| at.key("alert_relabel_configs").index(i).err(m))?;
     }
     for (i, am) in a.alertmanagers.iter().enumerate() {
         let at = at.key("alertmanagers").index(i);
@@ -311,7 +335,7 @@ fn validate_alerting(a: &AlertingConfig, at: &At) -> Result<(), ConfigError> {
             ("alert_relabel_configs", &am.alert_relabel_configs),
         ] {
             for (j, r) in rules.iter().enumerate() {
-                r.validate().map_err(|m| at.key(field).index(j).err(m))?;
+                check(r).map_err(|m| at.key(field).index(j).err(m))?;
             }
         }
         if am.relabel_configs.is_empty() {
