@@ -106,7 +106,12 @@ impl ScrapeLoop {
                 Series::new(&b.into_labels())
             })
             .collect();
+        let forced_error = target
+            .labels
+            .get(promshard_model::labels::FORCED_ERROR)
+            .map(str::to_string);
         ScrapeLoop {
+            target,
             scraper,
             processor,
             appender,
@@ -116,11 +121,7 @@ impl ScrapeLoop {
             report_series,
             report_announced: 0,
             last_scrape_ms: None,
-            forced_error: target
-                .labels
-                .get(promshard_model::labels::FORCED_ERROR)
-                .map(str::to_string),
-            target,
+            forced_error,
         }
     }
 
