@@ -10,6 +10,7 @@ WORKDIR /build
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
 COPY proto proto
 COPY model model
+COPY httpclient httpclient
 COPY master master
 COPY worker worker
 COPY integration-tests integration-tests

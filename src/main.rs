@@ -36,6 +36,10 @@ enum Command {
         /// Kubeconfig for kubernetes_sd_configs (default: in-cluster, then KUBECONFIG).
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+        /// DNS server (IP:port) for dns_sd_configs; several comma-separated (default: the
+        /// system's /etc/resolv.conf).
+        #[arg(long = "discovery.dns-server", value_delimiter = ',')]
+        dns_servers: Vec<SocketAddr>,
         /// Placement strategy: bounded-rendezvous (load-aware) or consistent-hash (baseline).
         #[arg(long = "placement.strategy", default_value = "bounded-rendezvous")]
         placement_strategy: String,
@@ -223,6 +227,9 @@ fn main() -> ExitCode {
     {
         return match promshard_master::load_config(file) {
             Ok(cfg) => {
+                if let Some(list) = promshard_master::config_store::ignored_summary(&cfg) {
+                    eprintln!("WARNING: ignored (server-only settings): {list}");
+                }
                 println!(
                     "SUCCESS: {} is valid prometheus config file syntax ({} scrape configs, {} remote write)",
                     file.display(),
@@ -253,6 +260,7 @@ fn main() -> ExitCode {
                 listen_http,
                 worker_grace_period,
                 kubeconfig,
+                dns_servers,
                 placement_strategy,
                 placement_epsilon,
                 placement_settle,
@@ -265,6 +273,7 @@ fn main() -> ExitCode {
                     config_file: config,
                     worker_grace: worker_grace_period,
                     kubeconfig,
+                    dns_servers,
                     placement_strategy,
                     placement_epsilon,
                     settle: placement_settle,

@@ -46,7 +46,7 @@ fn check_config_names_job_and_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            r#"scrape_configs[0] (job "node"): scrape_timeout 20s greater than scrape_interval 10s"#
+            r#"scrape_configs[0] (job "node").scrape_timeout: scrape_timeout 20s greater than scrape_interval 10s"#
         ),
         "{stderr}"
     );
@@ -60,9 +60,34 @@ fn check_config_names_job_and_field() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(r#"(job "api")"#) && stderr.contains("unknown field `metric_path`"),
+        stderr.contains(
+            r#"scrape_configs[0] (job "api").metric_path: unknown field, expected one of `job_name`"#
+        ),
         "{stderr}"
     );
+}
+
+#[test]
+fn check_config_accepts_server_sections_with_one_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "server.yml",
+        "global: {evaluation_interval: 15s}\nrule_files: [a.rules]\nalerting: {alertmanagers: [{static_configs: [{targets: ['am:9093']}]}]}\nstorage: {tsdb: {retention: {time: 15d}}}\nscrape_configs: [{job_name: a, static_configs: [{targets: ['h:1']}]}]\n",
+    );
+    let out = promshard().args(["check", "config", &f]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for section in [
+        "global.evaluation_interval",
+        "rule_files",
+        "alerting",
+        "storage",
+    ] {
+        assert!(stderr.contains(section), "{section}: {stderr}");
+    }
+    assert!(stderr.starts_with("WARNING: ignored"), "{stderr}");
 }
 
 #[test]
@@ -95,7 +120,7 @@ fn master_refuses_to_start_on_an_invalid_config() {
     assert!(out.stdout.is_empty(), "it must fail before listening");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(r#"(job "node"): scrape_timeout 20s"#),
+        stderr.contains(r#"(job "node").scrape_timeout: scrape_timeout 20s"#),
         "{stderr}"
     );
 }

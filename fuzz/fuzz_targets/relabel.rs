@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
         modulus: u64::from(*modulus),
         replacement,
         action: ACTIONS[usize::from(*action) % ACTIONS.len()],
+        ..RelabelConfig::default()
     };
     let rest: Vec<String> = fields.map(String::from).collect();
     let input = Labels::from_pairs(

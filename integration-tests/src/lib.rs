@@ -9,6 +9,7 @@ pub mod launcher;
 pub mod prometheus;
 pub mod proxy;
 pub mod receiver;
+pub mod sd;
 mod server;
 pub mod simulator;
 

@@ -352,3 +352,117 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
     );
     drop(workers);
 }
+
+/// `api_server` without a scheme (http://, as client-go makes it without tls_config), with the
+/// entry's own credentials: every request carries them, and two entries with different
+/// credentials do not share a client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_without_a_scheme_with_the_entrys_credentials() {
+    let api = ApiServerDouble::start().await;
+    seed(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "file-token\n").unwrap();
+    let config = dir.path().join("prometheus.yml");
+    let addr = api.addr();
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 500ms}}\n\
+             scrape_configs:\n\
+             \x20 - job_name: basic\n    kubernetes_sd_configs: [{{role: pod, api_server: '{addr}', basic_auth: {{username: prom, password: pw}}, namespaces: {{names: [ns1]}}}}]\n\
+             \x20 - job_name: bearer\n    kubernetes_sd_configs: [{{role: node, api_server: '{addr}', authorization: {{credentials_file: {}}}}}]\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let master = Process::spawn(
+        "master",
+        &[
+            "master",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let http = master.url("http");
+    eventually(Duration::from_secs(30), "both jobs' targets", || async {
+        let (per_job, _, _) = targets(&http).await?;
+        let want = BTreeMap::from([("basic".to_string(), 3), ("bearer".to_string(), 3)]);
+        (per_job == want)
+            .then_some(())
+            .ok_or(format!("{per_job:?}"))
+    })
+    .await;
+    let reqs = api.requests();
+    let pods: Vec<_> = reqs.iter().filter(|r| r.resource == "pods").collect();
+    let nodes: Vec<_> = reqs.iter().filter(|r| r.resource == "nodes").collect();
+    assert!(!pods.is_empty() && !nodes.is_empty());
+    // base64("prom:pw"), and the token file's content (kube reads the file itself).
+    assert!(
+        pods.iter().all(|r| r.authorization == "Basic cHJvbTpwdw=="),
+        "{pods:?}"
+    );
+    assert!(
+        nodes.iter().all(|r| r.authorization == "Bearer file-token"),
+        "{nodes:?}"
+    );
+}
+
+/// Prometheus 3.11: on the pod role with node metadata attached, node selectors choose the
+/// nodes, and only pods on those nodes are targets; relabeling a node moves its pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_selectors_on_the_pod_role_follow_node_labels() {
+    let api = ApiServerDouble::start().await;
+    seed(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
+         scrape_configs:\n\
+         \x20 - job_name: zone-a\n    kubernetes_sd_configs: [{role: pod, attach_metadata: {node: true}, selectors: [{role: node, label: zone=a}]}]\n\
+         \x20 - job_name: zone-b\n    kubernetes_sd_configs: [{role: pod, attach_metadata: {node: true}, selectors: [{role: node, label: zone=b}]}]\n",
+    )
+    .unwrap();
+    let master = Process::spawn(
+        "master",
+        &[
+            "master",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let http = master.url("http");
+    // Every seeded pod runs on node-0, in zone a.
+    wait_jobs(&http, "zone-a", 6).await;
+    let mut n0 = node(0);
+    n0["metadata"]["labels"]["zone"] = json!("b");
+    api.apply(n0);
+    wait_jobs(&http, "zone-b", 6).await;
+}
+
+/// Waits until `job` is the only job with targets, and has `n`.
+async fn wait_jobs(http: &str, job: &str, n: usize) {
+    let want = BTreeMap::from([(job.to_string(), n)]);
+    eventually(Duration::from_secs(30), &format!("{want:?}"), || async {
+        let (per_job, _, _) = targets(http).await?;
+        (per_job == want)
+            .then_some(())
+            .ok_or(format!("{per_job:?}"))
+    })
+    .await;
+}

@@ -3,7 +3,6 @@
 //! fresh snapshot carrying the new config to every connected worker.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config_store::Apply;
 use crate::coordinator::{Event, View};
-use crate::discovery::{DiscoveryManager, Update};
+use crate::discovery::{DiscoveryManager, DiscoverySettings, Update};
 use crate::metrics::Metrics;
 
 /// How long a change waits for the coordinator to publish a view with the new config, so the
@@ -23,7 +22,7 @@ const PUBLISH_WAIT: Duration = Duration::from_secs(10);
 pub struct MasterApplier {
     running: Arc<Config>,
     discovery: Option<DiscoveryManager>,
-    kubeconfig: Option<PathBuf>,
+    settings: DiscoverySettings,
     metrics: Arc<Metrics>,
     disc_tx: mpsc::Sender<Update>,
     forward: tokio::task::JoinHandle<()>,
@@ -36,19 +35,14 @@ impl MasterApplier {
     /// updates to the coordinator.
     pub async fn start(
         config: Arc<Config>,
-        kubeconfig: Option<PathBuf>,
+        settings: DiscoverySettings,
         metrics: Arc<Metrics>,
         events: mpsc::Sender<Event>,
         view: watch::Receiver<Arc<View>>,
     ) -> anyhow::Result<Self> {
         let (disc_tx, mut disc_rx) = mpsc::channel(64);
-        let discovery = DiscoveryManager::start(
-            &config,
-            kubeconfig.clone(),
-            metrics.clone(),
-            disc_tx.clone(),
-        )
-        .await?;
+        let discovery =
+            DiscoveryManager::start(&config, &settings, metrics.clone(), disc_tx.clone()).await?;
         let forward = {
             let events = events.clone();
             tokio::spawn(async move {
@@ -62,7 +56,7 @@ impl MasterApplier {
         Ok(MasterApplier {
             running: config,
             discovery: Some(discovery),
-            kubeconfig,
+            settings,
             metrics,
             disc_tx,
             forward,
@@ -74,7 +68,7 @@ impl MasterApplier {
     async fn start_discovery(&self, config: &Config) -> anyhow::Result<DiscoveryManager> {
         DiscoveryManager::start(
             config,
-            self.kubeconfig.clone(),
+            &self.settings,
             self.metrics.clone(),
             self.disc_tx.clone(),
         )
@@ -83,7 +77,7 @@ impl MasterApplier {
 }
 
 /// The (job, provider) pairs discovery runs for a config, named as `DiscoveryManager` names
-/// them: `static`, `file/<i>`, `kubernetes/<i>`.
+/// them: `static`, `file/<i>`, `kubernetes/<i>`, `http/<i>`, `dns/<i>`, `consul/<i>`.
 fn providers(config: &Config) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for sc in &config.scrape_configs {
@@ -94,8 +88,15 @@ fn providers(config: &Config) -> BTreeSet<(String, String)> {
         for i in 0..sc.file_sd_configs.len() {
             out.insert((job.clone(), format!("file/{i}")));
         }
-        for i in 0..sc.kubernetes_sd_configs.len() {
-            out.insert((job.clone(), format!("kubernetes/{i}")));
+        for (kind, n) in [
+            ("kubernetes", sc.kubernetes_sd_configs.len()),
+            ("http", sc.http_sd_configs.len()),
+            ("dns", sc.dns_sd_configs.len()),
+            ("consul", sc.consul_sd_configs.len()),
+        ] {
+            for i in 0..n {
+                out.insert((job.clone(), format!("{kind}/{i}")));
+            }
         }
     }
     out
@@ -191,6 +192,9 @@ fn same_discovery(a: &Config, b: &Config) -> bool {
                         s.static_configs.clone(),
                         s.file_sd_configs.clone(),
                         s.kubernetes_sd_configs.clone(),
+                        s.http_sd_configs.clone(),
+                        s.dns_sd_configs.clone(),
+                        s.consul_sd_configs.clone(),
                     ),
                 )
             })

@@ -228,8 +228,9 @@ impl Boot {
                 }
             }
         }
-        let config = Config::parse(&file_text)
+        let config = parse(&file_text)
             .with_context(|| format!("invalid config file {}", config_file.display()))?;
+        warn_ignored(&config);
         let text: Arc<str> = Arc::from(file_text);
         let info = match state.history.last() {
             // Same text as the last recorded version (a plain restart): same version.
@@ -261,6 +262,34 @@ impl Boot {
     }
 }
 
+/// Parses a user's config as Prometheus loads a file: `external_labels` values expanded from
+/// the master's environment, so every worker sends the same labels (workers parse the
+/// expanded text the master sends them without expanding again).
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse_with_env(text, |name| std::env::var(name).ok())
+}
+
+/// One warning naming every server-only setting of the config, which promshard ignores; at
+/// startup and on every change or reload.
+pub fn warn_ignored(config: &Config) {
+    if let Some(list) = ignored_summary(config) {
+        tracing::warn!(ignored = %list, "the config has settings only a Prometheus server uses; promshard ignores them");
+    }
+}
+
+/// `alerting (promshard sends no alerts), rule_files (...)`, or `None` if nothing is ignored.
+pub fn ignored_summary(config: &Config) -> Option<String> {
+    if config.ignored.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = config
+        .ignored
+        .iter()
+        .map(|i| format!("{} ({})", i.path, i.why))
+        .collect();
+    Some(parts.join(", "))
+}
+
 fn restore_override(
     dir: &Path,
     ov: &Override,
@@ -274,7 +303,8 @@ fn restore_override(
     if digest(&text) != ov.digest {
         return Err(format!("{} does not match state.json", path.display()));
     }
-    let config = Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    warn_ignored(&config);
     Ok((config, Arc::from(text)))
 }
 
@@ -362,8 +392,9 @@ impl ConfigStore {
     ) -> Result<Changed, ChangeError> {
         // Held for the whole change: changes are strictly one after the other.
         let mut inner = self.inner.lock().await;
-        let config = Config::parse(&text).map_err(ChangeError::Invalid)?;
+        let config = parse(&text).map_err(ChangeError::Invalid)?;
         check_placeholders(&text).map_err(ChangeError::Invalid)?;
+        warn_ignored(&config);
         let current = self.current();
         if let Some(expected) = if_match
             && !version_matches(expected, current.info.version)
@@ -592,11 +623,18 @@ const SECRET_KEYS: &[&str] = &[
     "client_secret",
     "secret_key",
     "access_key_secret",
+    // consul_sd_configs
+    "token",
+    // http_headers.<name>.secrets: a list, each masked
+    "secrets",
 ];
 pub const SECRET_PLACEHOLDER: &str = "<secret>";
 
 fn is_secret_key(key: &str, parent: Option<&str>) -> bool {
-    SECRET_KEYS.contains(&key) || (key == "key" && parent == Some("tls_config"))
+    SECRET_KEYS.contains(&key)
+        || (key == "key" && parent == Some("tls_config"))
+        // proxy_connect_header.<name>: a list of secrets
+        || parent == Some("proxy_connect_header")
 }
 
 /// The configuration as YAML with every secret replaced by `<secret>`, as Prometheus shows it.
@@ -620,7 +658,13 @@ fn mask(v: &mut serde_norway::Value, parent: Option<&str>) {
                 let non_empty =
                     !matches!(val, Value::Null) && val.as_str().is_none_or(|s| !s.is_empty());
                 if is_secret_key(key, parent) && non_empty {
-                    *val = Value::String(SECRET_PLACEHOLDER.into());
+                    match val {
+                        // A list of secrets keeps its shape.
+                        Value::Sequence(items) => items
+                            .iter_mut()
+                            .for_each(|x| *x = Value::String(SECRET_PLACEHOLDER.into())),
+                        _ => *val = Value::String(SECRET_PLACEHOLDER.into()),
+                    }
                 } else {
                     mask(val, Some(key));
                 }
@@ -642,7 +686,7 @@ fn check_placeholders(text: &str) -> Result<(), ConfigError> {
     find_placeholder(&value, None, "", &mut found);
     match found {
         Some(path) => Err(ConfigError {
-            context: path,
+            path,
             message: format!(
                 "{SECRET_PLACEHOLDER} is the masked value the API shows, not a secret: send the real value"
             ),
@@ -671,7 +715,10 @@ fn find_placeholder(
                     _ if path.is_empty() => key.to_string(),
                     _ => format!("{path}.{key}"),
                 };
-                if is_secret_key(key, parent) && val.as_str() == Some(SECRET_PLACEHOLDER) {
+                let placeholder = |v: &Value| v.as_str() == Some(SECRET_PLACEHOLDER);
+                let is_placeholder = placeholder(val)
+                    || val.as_sequence().is_some_and(|s| s.iter().any(placeholder));
+                if is_secret_key(key, parent) && is_placeholder {
                     *found = Some(here);
                     return;
                 }
@@ -738,7 +785,7 @@ mod tests {
         let err = s.put(bad.into(), None).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "scrape_configs[0] (job \"x\"): scrape_interval must be greater than 0"
+            "scrape_configs[0] (job \"x\").scrape_interval: scrape_interval must be greater than 0"
         );
         assert_eq!(std::fs::read_to_string(&file).unwrap(), A);
         assert!(rec.applied.lock().unwrap().is_empty());
@@ -858,17 +905,41 @@ scrape_configs:
   - job_name: c
     bearer_token: tok-c
     static_configs: [{targets: ['h:3']}]
+  - job_name: d
+    oauth2: {client_id: cid, client_secret: oauth-secret, token_url: 'http://idp/token'}
+    http_headers: {X-Key: {values: [plain], secrets: [hdr-1, hdr-2]}}
+    proxy_url: http://proxy:3128
+    proxy_connect_header: {Proxy-Authorization: [proxy-cred]}
+    consul_sd_configs: [{server: 'c:8500', token: consul-tok}]
 remote_write:
   - url: http://rw/api/v1/write
     basic_auth: {username: bob, password: rw-pass}
 "#;
         let cfg = Config::parse(text).unwrap();
         let yaml = masked_yaml(&cfg);
-        for secret in ["hunter2", "KEYPEM", "tok-b", "tok-c", "rw-pass"] {
+        let secrets = [
+            "hunter2",
+            "KEYPEM",
+            "tok-b",
+            "tok-c",
+            "rw-pass",
+            "oauth-secret",
+            "hdr-1",
+            "hdr-2",
+            "proxy-cred",
+            "consul-tok",
+        ];
+        for secret in secrets {
             assert!(!yaml.contains(secret), "{secret} shown:\n{yaml}");
         }
-        assert_eq!(yaml.matches(SECRET_PLACEHOLDER).count(), 5, "{yaml}");
-        for shown in ["alice", "bob", "CERTPEM"] {
+        assert_eq!(
+            yaml.matches(SECRET_PLACEHOLDER).count(),
+            secrets.len(),
+            "{yaml}"
+        );
+        // What GET shows cannot be PUT back.
+        assert!(check_placeholders(&yaml).is_err());
+        for shown in ["alice", "bob", "CERTPEM", "cid", "plain"] {
             assert!(yaml.contains(shown), "{shown} hidden:\n{yaml}");
         }
         // The workers still get the real values.
@@ -914,7 +985,7 @@ remote_write:
         )
         .unwrap_err();
         assert_eq!(
-            err.context,
+            err.path,
             "scrape_configs[0] (job \"n\").basic_auth.password"
         );
     }

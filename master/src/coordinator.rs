@@ -503,7 +503,7 @@ impl Coordinator {
                 order.push(key);
             }
         }
-        let merged = targets::merge(order.iter().map(|k| &cache[k].1).chain(uncached.iter()));
+        let merged = targets::merge(sc, order.iter().map(|k| &cache[k].1).chain(uncached.iter()));
         self.group_cache.insert(job.to_string(), cache);
         self.jobs.insert(job.to_string(), merged);
     }

@@ -120,10 +120,12 @@ async fn targets(
     let loads = s.loads.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut active = Vec::new();
     let mut dropped = Vec::new();
+    let mut dropped_counts = BTreeMap::new();
     for (job, jt) in &view.jobs {
         if q.scrape_pool.as_ref().is_some_and(|p| p != job) {
             continue;
         }
+        dropped_counts.insert(job.as_str(), jt.dropped_count);
         if state != "dropped" {
             for t in &jt.active {
                 let load = loads.get(&t.id);
@@ -157,7 +159,12 @@ async fn targets(
             }
         }
     }
-    success(json!({"activeTargets": active, "droppedTargets": dropped}))
+    // droppedTargetCounts: every dropped target, also those keep_dropped_targets leaves out.
+    success(json!({
+        "activeTargets": active,
+        "droppedTargets": dropped,
+        "droppedTargetCounts": dropped_counts,
+    }))
 }
 
 async fn explain(

@@ -43,6 +43,8 @@ pub struct Options {
     /// Kubeconfig for `kubernetes_sd_configs` without `api_server`/`kubeconfig_file`
     /// (default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
+    /// DNS servers for `dns_sd_configs` (default: the system's `/etc/resolv.conf`).
+    pub dns_servers: Vec<std::net::SocketAddr>,
     /// Where API config changes go when the config file is read-only (see `config_store`).
     pub config_state_dir: Option<PathBuf>,
     /// Bearer tokens for the HTTP API (see `http::auth`).
@@ -63,7 +65,7 @@ pub struct Options {
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    Config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    config_store::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
 pub async fn run(
@@ -131,7 +133,10 @@ async fn lead(
     // Discovery runs inside the applier, which restarts it for every new config.
     let applier = apply::MasterApplier::start(
         config.clone(),
-        opts.kubeconfig.clone(),
+        discovery::DiscoverySettings {
+            kubeconfig: opts.kubeconfig.clone(),
+            dns_servers: opts.dns_servers.clone(),
+        },
         metrics.clone(),
         events_tx.clone(),
         view.clone(),

@@ -31,6 +31,8 @@ pub struct Metrics {
     kube_watch_errors: Family<LabelSet, Counter>,
     kube_objects: Family<LabelSet, Gauge>,
     kube_last_event: Family<LabelSet, Gauge>,
+    /// Refreshes of the HTTP, DNS and Consul discoveries, by mechanism and result.
+    sd_refreshes: Family<LabelSet, Counter>,
     config_last_reload_successful: Gauge,
     config_last_reload_success_seconds: Gauge,
     config_version: Gauge,
@@ -138,6 +140,12 @@ impl Metrics {
             "Version of the running configuration (see /api/v1/config/history)",
             config_version.clone(),
         );
+        let sd_refreshes = Family::<LabelSet, Counter>::default();
+        registry.register(
+            "sd_refreshes",
+            "Refreshes of http_sd_configs, dns_sd_configs and consul_sd_configs, by mechanism and result (success or failure); a failed refresh keeps the previous targets",
+            sd_refreshes.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -163,7 +171,20 @@ impl Metrics {
             kube_watch_errors,
             kube_objects,
             kube_last_event,
+            sd_refreshes,
         }
+    }
+
+    /// One refresh of a discovery `mechanism` (`http`, `dns`, `consul`).
+    pub fn sd_refresh(&self, mechanism: &str, ok: bool) {
+        let l = vec![
+            ("mechanism".to_string(), mechanism.to_string()),
+            (
+                "result".to_string(),
+                if ok { "success" } else { "failure" }.to_string(),
+            ),
+        ];
+        self.sd_refreshes.get_or_create(&l).inc();
     }
 
     fn res(resource: &str) -> LabelSet {

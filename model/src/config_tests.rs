@@ -52,67 +52,95 @@ fn err(yaml: &str) -> String {
     Config::parse(yaml).unwrap_err().to_string()
 }
 
+/// Each error names the full path of the field it is about, the job after `scrape_configs[i]`.
 #[test]
-fn errors_name_job_and_field() {
-    let e = err("scrape_configs: [{job_name: node, scrape_intervall: 5s}]");
-    assert!(
-        e.contains(r#"scrape_configs[0] (job "node")"#) && e.contains("scrape_intervall"),
-        "{e}"
-    );
-
-    let e = err(
-        "scrape_configs: [{job_name: a}, {job_name: b, scrape_interval: 5s, scrape_timeout: 10s}]",
-    );
-    assert!(
-        e.starts_with(
-            r#"scrape_configs[1] (job "b"): scrape_timeout 10s greater than scrape_interval 5s"#
+fn errors_name_the_full_path() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "scrape_configs: [{job_name: node, scrape_intervall: 5s}]",
+            r#"scrape_configs[0] (job "node").scrape_intervall: unknown field, expected one of `job_name`, "#,
         ),
-        "{e}"
-    );
-
-    let e = err("scrape_configs: [{job_name: a}, {job_name: a}]");
-    assert!(e.contains("multiple scrape configs"), "{e}");
-
-    let e =
-        err("scrape_configs: [{job_name: a, static_configs: [{targets: ['http://x:1/metrics']}]}]");
-    assert!(
-        e.contains("static_configs[0]") && e.contains("not a valid hostname"),
-        "{e}"
-    );
-
-    let e = err("scrape_configs: [{job_name: k8s, consul_sd_configs: [{server: x}]}]");
-    assert!(e.contains("consul_sd_configs") && e.contains("k8s"), "{e}");
-
-    let e = err("scrape_configs: [{job_name: k8s, kubernetes_sd_configs: [{role: pods}]}]");
-    assert!(
-        e.contains("unknown variant `pods`") && e.contains("k8s"),
-        "{e}"
-    );
-
-    let e = err(
-        "scrape_configs: [{job_name: k8s, kubernetes_sd_configs: [{role: pod, selectors: [{role: node, label: a=b}]}]}]",
-    );
-    assert!(e.contains("pod role supports only pod selectors"), "{e}");
-
-    let e = err("scrape_configs: [{job_name: a, scrape_interval: 1x}]");
-    assert!(e.contains("not a valid duration"), "{e}");
-
-    let e = err("remote_write: [{url: 'ftp://x'}]");
-    assert!(e.starts_with("remote_write[0]: url"), "{e}");
-
-    let e = err("alerting: {alertmanagers: []}");
-    assert!(e.starts_with("alerting: not supported"), "{e}");
-
-    let e = err(
-        "scrape_configs: [{job_name: a, relabel_configs: [{action: hashmod, source_labels: [a], target_label: b}]}]",
-    );
-    assert!(e.contains("relabel_configs[0]"), "{e}");
-
-    let e = err("global: {scrape_interval: 5s, scrape_timeout: 10s}");
-    assert!(e.starts_with("global: scrape_timeout greater"), "{e}");
-
-    let e = err("scrape_configs: [{job_name: a, file_sd_configs: [{files: [x.txt]}]}]");
-    assert!(e.contains("not valid for file discovery"), "{e}");
+        (
+            "scrape_configs: [{job_name: a}, {job_name: b, scrape_interval: 5s, scrape_timeout: 10s}]",
+            r#"scrape_configs[1] (job "b").scrape_timeout: scrape_timeout 10s greater than scrape_interval 5s"#,
+        ),
+        (
+            "scrape_configs: [{job_name: a}, {job_name: a}]",
+            r#"scrape_configs[1] (job "a").job_name: found multiple scrape configs with job name "a""#,
+        ),
+        (
+            "scrape_configs: [{job_name: a, static_configs: [{targets: ['h:1']}, {targets: ['http://x:1/metrics']}]}]",
+            r#"scrape_configs[0] (job "a").static_configs[1].targets: "http://x:1/metrics" is not a valid hostname"#,
+        ),
+        (
+            "scrape_configs: [{job_name: k8s, ec2_sd_configs: [{region: x}]}]",
+            r#"scrape_configs[0] (job "k8s").ec2_sd_configs: not implemented by promshard (service discovery)"#,
+        ),
+        (
+            "scrape_configs: [{job_name: k8s, kubernetes_sd_configs: [{role: pods}]}]",
+            r#"scrape_configs[0] (job "k8s").kubernetes_sd_configs[0].role: unknown variant `pods`"#,
+        ),
+        (
+            "scrape_configs: [{job_name: k8s, kubernetes_sd_configs: [{role: pod, selectors: [{role: service, label: a=b}]}]}]",
+            r#"scrape_configs[0] (job "k8s").kubernetes_sd_configs[0].selectors[0].role: pod role supports only pod, node selectors"#,
+        ),
+        (
+            "scrape_configs: [{job_name: k8s, kubernetes_sd_configs: [{role: endpoints, api_server: 'https://k:6443', tls_config: {max_version: TLS14}}]}]",
+            r#"scrape_configs[0] (job "k8s").kubernetes_sd_configs[0].tls_config.max_version: unknown TLS version: TLS14"#,
+        ),
+        (
+            "scrape_configs: [{job_name: a, scrape_interval: 2 fortnights}]",
+            r#"scrape_configs[0] (job "a").scrape_interval: not a valid duration string: "2 fortnights""#,
+        ),
+        (
+            "global: {scrape_timeout: 1x}",
+            r#"global.scrape_timeout: not a valid duration string: "1x""#,
+        ),
+        (
+            "remote_write: [{url: 'ftp://x'}]",
+            r#"remote_write[0].url: "ftp://x" is not an http(s) URL"#,
+        ),
+        (
+            "scrape_configs: [{job_name: a, relabel_configs: [{action: drop, regex: x}, {action: hashmod, source_labels: [a], target_label: b}]}]",
+            r#"scrape_configs[0] (job "a").relabel_configs[1]: relabel configuration for hashmod requires non-zero modulus"#,
+        ),
+        (
+            "scrape_configs: [{job_name: a, metric_relabel_configs: [{action: drop, regex: x}, {action: drop, regexp: y}]}]",
+            r#"scrape_configs[0] (job "a").metric_relabel_configs[1].regexp: unknown field, expected one of `source_labels`, "#,
+        ),
+        (
+            "scrape_configs: [{job_name: a, relabel_configs: [{action: keep, regex: x}, null]}]",
+            r#"scrape_configs[0] (job "a").relabel_configs[1]: empty or null section"#,
+        ),
+        (
+            "global: {scrape_interval: 5s, scrape_timeout: 10s}",
+            "global.scrape_timeout: global scrape timeout greater than scrape interval",
+        ),
+        (
+            "scrape_configs: [{job_name: a, file_sd_configs: [{files: [x.txt]}]}]",
+            r#"scrape_configs[0] (job "a").file_sd_configs[0].files: path name "x.txt" is not valid for file discovery"#,
+        ),
+        (
+            "remote_write: [{url: 'http://a/w', queue_config: {max_backoff: 1s, min_backoff: 10s}}]",
+            "remote_write[0].queue_config.max_backoff: remote write queue max_backoff must not be less than min_backoff",
+        ),
+        (
+            "scrape_configs: [{job_name: a, tls_config: {cert_ref: x}}]",
+            r#"scrape_configs[0] (job "a").tls_config.cert_ref: not implemented by promshard (secret references)"#,
+        ),
+        (
+            "scrape_config_files: [a.yml]",
+            "scrape_config_files: not implemented by promshard (list the scrape configs in this file)",
+        ),
+        (
+            "unknown_top: 1",
+            "unknown_top: unknown field, expected one of `global`, ",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let e = err(yaml);
+        assert!(e.starts_with(want), "{yaml}\n got: {e}\nwant: {want}...");
+    }
 }
 
 #[test]
@@ -192,7 +220,7 @@ scrape_configs:
     // Prometheus's HTTPClientConfig.Validate messages, with the job named.
     let e = err("scrape_configs: [{job_name: a, basic_auth: {username: u}, bearer_token: t}]");
     assert!(
-        e.contains(r#"job "a""#) && e.contains("at most one of basic_auth, bearer_token"),
+        e.contains(r#"job "a""#) && e.contains("at most one of basic_auth, oauth2, bearer_token"),
         "{e}"
     );
     let e = err("scrape_configs: [{job_name: a, authorization: {type: Basic, credentials: x}}]");
@@ -200,9 +228,12 @@ scrape_configs:
     let e = err("scrape_configs: [{job_name: a, tls_config: {cert_file: /c.pem}}]");
     assert!(e.contains("exactly one of key or key_file"), "{e}");
     let e = err("scrape_configs: [{job_name: a, tls_config: {min_version: TLS10}}]");
-    assert!(e.contains("unsupported min_version"), "{e}");
+    assert!(e.contains("not implemented by promshard"), "{e}");
     let e = err("scrape_configs: [{job_name: a, oauth2: {client_id: x}}]");
-    assert!(e.contains("field `oauth2` is not supported"), "{e}");
+    assert_eq!(
+        e,
+        r#"scrape_configs[0] (job "a").oauth2.token_url: oauth2 token_url must be configured"#
+    );
 }
 
 #[test]
@@ -225,10 +256,339 @@ fn remote_write_protocol_auth_and_their_errors() {
     assert_eq!(again.remote_write, c.remote_write);
 
     let e = err("remote_write: [{url: 'http://a', protobuf_message: prometheus.WriteRequest2}]");
-    assert!(e.starts_with("remote_write[0]: "), "{e}");
+    assert!(e.starts_with("remote_write[0].protobuf_message: "), "{e}");
     let e =
         err("remote_write: [{url: 'http://a:1/w', basic_auth: {username: u}, bearer_token: t}]");
     assert!(e.contains("at most one of basic_auth"), "{e}");
     let e = err("remote_write: [{url: 'http://a', send_exemplars: true}]");
-    assert!(e.contains("`send_exemplars` is not supported"), "{e}");
+    assert_eq!(
+        e,
+        "remote_write[0].send_exemplars: sending exemplars (true) is not implemented by promshard yet"
+    );
+}
+
+/// Each server-only section is accepted, listed in `ignored` with its path, and changes
+/// nothing: the config equals the one without it.
+#[test]
+fn server_only_sections_are_listed_and_change_nothing() {
+    const JOB: &str = "scrape_configs: [{job_name: a, static_configs: [{targets: ['h:1']}]}]\n";
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "alerting: {alertmanagers: [{static_configs: [{targets: ['am:9093']}]}]}\n",
+            &["alerting"],
+        ),
+        ("rule_files: [a.rules, 'b/*.rules']\n", &["rule_files"]),
+        (
+            "remote_read: [{url: 'http://r/api/v1/read'}]\n",
+            &["remote_read"],
+        ),
+        ("storage: {tsdb: {retention: {time: 15d}}}\n", &["storage"]),
+        ("tracing: {endpoint: 'otel:4317'}\n", &["tracing"]),
+        (
+            "otlp: {promote_resource_attributes: [service.name]}\n",
+            &["otlp"],
+        ),
+        ("runtime: {gogc: 50}\n", &["runtime"]),
+        (
+            "global: {evaluation_interval: 30s, rule_query_offset: 10s, query_log_file: q.log, scrape_failure_log_file: f.log}\n",
+            &[
+                "global.evaluation_interval",
+                "global.rule_query_offset",
+                "global.query_log_file",
+                "global.scrape_failure_log_file",
+            ],
+        ),
+    ];
+    let plain = Config::parse(JOB).unwrap();
+    assert!(plain.ignored.is_empty());
+    for (section, paths) in cases {
+        let c = Config::parse(&format!("{section}{JOB}")).unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<&str> = c.ignored.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(got, *paths, "{section}");
+        assert!(c.ignored.iter().all(|i| !i.why.is_empty()));
+        assert_eq!(c, plain, "{section} changed the config");
+        // Nothing of it reaches the workers.
+        assert_eq!(
+            c.for_workers().to_yaml(),
+            plain.for_workers().to_yaml(),
+            "{section}"
+        );
+    }
+    // Empty sections are accepted and not worth a warning.
+    let c = Config::parse(&format!("alerting: {{}}\nrule_files: []\notlp:\n{JOB}")).unwrap();
+    assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+    // A job's failure log.
+    let c =
+        Config::parse("scrape_configs: [{job_name: a, scrape_failure_log_file: f.log}]").unwrap();
+    assert_eq!(
+        c.ignored
+            .iter()
+            .map(|i| i.path.as_str())
+            .collect::<Vec<_>>(),
+        [r#"scrape_configs[0] (job "a").scrape_failure_log_file"#]
+    );
+}
+
+/// Settings whose values change nothing for promshard are accepted; those of the native
+/// histogram family that would change behaviour are refused naming the field.
+#[test]
+fn no_op_settings_are_accepted_and_behaviour_changing_ones_refused() {
+    let c = Config::parse(
+        r#"
+global:
+  metric_name_validation_scheme: legacy
+  always_scrape_classic_histograms: true
+  scrape_native_histograms: false
+scrape_configs:
+  - job_name: a
+    enable_http2: false
+    scrape_classic_histograms: true
+    always_scrape_classic_histograms: false
+    convert_classic_histograms_to_nhcb: false
+    metric_name_validation_scheme: utf8
+    metric_name_escaping_scheme: dots
+    sample_limit: 0
+    label_limit: 0
+    target_limit: 0
+    native_histogram_bucket_limit: 160
+    scrape_protocols: [PrometheusText0.0.4, PrometheusProto]
+remote_write:
+  - url: http://h/api/v1/write
+    send_exemplars: false
+    send_native_histograms: false
+    round_robin_dns: false
+    enable_http2: false
+alerting: {}
+"#,
+    )
+    .unwrap();
+    let a = &c.scrape_configs[0];
+    assert!(!a.enable_http2);
+    assert_eq!(a.escaping(), EscapingScheme::Dots);
+    assert_eq!(
+        a.protocols(),
+        [
+            ScrapeProtocol::PrometheusText0_0_4,
+            ScrapeProtocol::PrometheusProto
+        ]
+    );
+    assert!(!c.remote_write[0].enable_http2);
+
+    for (yaml, path) in [
+        (
+            "scrape_configs: [{job_name: a, scrape_native_histograms: true}]",
+            r#"scrape_configs[0] (job "a").scrape_native_histograms"#,
+        ),
+        (
+            "global: {scrape_native_histograms: true}\nscrape_configs: [{job_name: a}]",
+            r#"scrape_configs[0] (job "a").scrape_native_histograms"#,
+        ),
+        (
+            "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0]}]",
+            r#"scrape_configs[0] (job "a").scrape_protocols"#,
+        ),
+        (
+            "scrape_configs: [{job_name: a, fallback_scrape_protocol: PrometheusProto}]",
+            r#"scrape_configs[0] (job "a").fallback_scrape_protocol"#,
+        ),
+        (
+            "remote_write: [{url: 'http://h/w', send_native_histograms: true}]",
+            "remote_write[0].send_native_histograms",
+        ),
+        (
+            "scrape_configs: [{job_name: a, convert_classic_histograms_to_nhcb: true}]",
+            r#"scrape_configs[0] (job "a").convert_classic_histograms_to_nhcb"#,
+        ),
+    ] {
+        let e = err(yaml);
+        assert!(
+            e.starts_with(&format!("{path}: "))
+                && e.ends_with("is not implemented by promshard yet"),
+            "{yaml}: {e}"
+        );
+    }
+}
+
+#[test]
+fn global_limits_and_protocols_are_the_jobs_defaults() {
+    let c = Config::parse(
+        r#"
+global:
+  sample_limit: 100
+  target_limit: 5
+  label_limit: 30
+  label_name_length_limit: 200
+  label_value_length_limit: 300
+  body_size_limit: 10MB
+  keep_dropped_targets: 3
+  scrape_protocols: [PrometheusText0.0.4]
+scrape_configs:
+  - job_name: inherits
+  - job_name: overrides
+    sample_limit: 7
+    target_limit: 1
+    body_size_limit: 1KB
+    scrape_protocols: [OpenMetricsText1.0.0]
+"#,
+    )
+    .unwrap();
+    let a = &c.scrape_configs[0];
+    assert_eq!(
+        (
+            a.sample_limit,
+            a.target_limit,
+            a.label_limit,
+            a.label_name_length_limit,
+            a.label_value_length_limit,
+            a.keep_dropped_targets,
+            a.body_size_limit
+        ),
+        (100, 5, 30, 200, 300, 3, Some(ByteSize(10 << 20)))
+    );
+    assert_eq!(a.protocols(), [ScrapeProtocol::PrometheusText0_0_4]);
+    let b = &c.scrape_configs[1];
+    assert_eq!(
+        (b.sample_limit, b.target_limit, b.body_size_limit),
+        (7, 1, Some(ByteSize(1 << 10)))
+    );
+    assert_eq!(b.protocols(), [ScrapeProtocol::OpenMetricsText1_0_0]);
+    // What workers get carries the resolved values.
+    let w = Config::parse(&c.for_workers().to_yaml()).unwrap();
+    assert_eq!(w.scrape_configs[0].sample_limit, 100);
+    // Without scrape_protocols anywhere: Prometheus's default order.
+    let c = Config::parse("scrape_configs: [{job_name: a}]").unwrap();
+    assert_eq!(c.scrape_configs[0].protocols(), ScrapeProtocol::DEFAULT);
+}
+
+#[test]
+fn external_labels_expand_environment_variables_when_asked() {
+    let text = "global:\n  external_labels:\n    cluster: ${CLUSTER}\n    region: eu-$REGION\n    literal: a$$b\n    unset: x${NOPE}\n";
+    let env = |k: &str| match k {
+        "CLUSTER" => Some("prod-1".to_string()),
+        "REGION" => Some("west".to_string()),
+        _ => None,
+    };
+    let c = Config::parse_with_env(text, env).unwrap();
+    let l = &c.global.external_labels;
+    assert_eq!(l["cluster"], "prod-1");
+    assert_eq!(l["region"], "eu-west");
+    assert_eq!(l["literal"], "a$b");
+    assert_eq!(l["unset"], "x");
+    // The worker parses what the master sends without expanding again: `$` stays `$`.
+    let again = Config::parse(&c.to_yaml()).unwrap();
+    assert_eq!(again.global.external_labels["literal"], "a$b");
+    // Plain parse keeps the text.
+    assert_eq!(
+        Config::parse(text).unwrap().global.external_labels["cluster"],
+        "${CLUSTER}"
+    );
+}
+
+#[test]
+fn http_client_settings_parse_everywhere_and_survive_the_trip_to_workers() {
+    let c = Config::parse(
+        r#"
+scrape_configs:
+  - job_name: a
+    follow_redirects: false
+    enable_http2: false
+    proxy_url: http://proxy:3128
+    no_proxy: 10.0.0.0/8,.internal
+    proxy_connect_header: {Proxy-Authorization: [Basic abc]}
+    http_headers:
+      X-Tenant: {values: [t1], secrets: [s1], files: [/etc/h]}
+    oauth2:
+      client_id: id
+      client_secret_file: /run/secret
+      token_url: https://idp/token
+      scopes: [read]
+      endpoint_params: {audience: prom}
+  - job_name: b
+    proxy_from_environment: true
+"#,
+    )
+    .unwrap();
+    let a = c.scrape_configs[0].http_client_config();
+    assert!(!a.follow_redirects && !a.enable_http2);
+    assert_eq!(a.proxy.proxy_url, "http://proxy:3128");
+    assert_eq!(a.proxy.no_proxy, "10.0.0.0/8,.internal");
+    assert_eq!(
+        a.proxy.proxy_connect_header["Proxy-Authorization"],
+        ["Basic abc"]
+    );
+    assert_eq!(a.http_headers["X-Tenant"].files, ["/etc/h"]);
+    let o = a.oauth2.unwrap();
+    assert_eq!(
+        (
+            o.client_id.as_str(),
+            o.token_url.as_str(),
+            o.scopes.as_slice()
+        ),
+        ("id", "https://idp/token", &["read".to_string()][..])
+    );
+    assert!(
+        c.scrape_configs[1]
+            .http_client_config()
+            .proxy
+            .proxy_from_environment
+    );
+    assert_eq!(
+        Config::parse(&c.for_workers().to_yaml()).unwrap(),
+        c.for_workers()
+    );
+
+    let e = err(
+        "scrape_configs: [{job_name: a, proxy_url: 'http://p:1', proxy_from_environment: true}]",
+    );
+    assert_eq!(
+        e,
+        r#"scrape_configs[0] (job "a").proxy_url: if proxy_from_environment is configured, proxy_url must not be configured"#
+    );
+    let e = err("scrape_configs: [{job_name: a, http_headers: {Authorization: {values: [x]}}}]");
+    assert!(
+        e.starts_with(r#"scrape_configs[0] (job "a").http_headers.Authorization: setting header"#),
+        "{e}"
+    );
+}
+
+/// Prometheus 3: label names are UTF-8 unless `metric_name_validation_scheme: legacy`, in
+/// external labels, static labels and relabel rules alike.
+#[test]
+fn utf8_label_names_follow_the_validation_scheme() {
+    let text = |scheme: &str| {
+        format!(
+            "global: {{external_labels: {{k8s.cluster: c}}{scheme}}}\n\
+             scrape_configs:\n  - job_name: a\n    static_configs: [{{targets: ['h:1'], labels: {{ns-key: v}}}}]\n\
+             \x20   relabel_configs: [{{source_labels: [ns-key], target_label: k8s.namespace}}]\n"
+        )
+    };
+    let c = Config::parse(&text("")).unwrap();
+    assert_eq!(c.global.external_labels["k8s.cluster"], "c");
+    let sc = &c.scrape_configs[0];
+    let discovered = crate::Labels::from_pairs([("__address__", "h:1"), ("ns-key", "v")]);
+    let crate::target::Populated::Target(labels) =
+        crate::target::populate_labels(sc, &discovered).unwrap()
+    else {
+        panic!("dropped")
+    };
+    assert_eq!(labels.get("k8s.namespace"), Some("v"));
+    // The same file with the legacy scheme: refused where the first such name is.
+    let e = err(&text(", metric_name_validation_scheme: legacy"));
+    assert_eq!(
+        e,
+        r#"global.external_labels: "k8s.cluster" is not a valid label name"#
+    );
+    let e = err(
+        "scrape_configs: [{job_name: a, metric_name_validation_scheme: legacy, relabel_configs: [{source_labels: [a], target_label: k8s.ns}]}]",
+    );
+    assert_eq!(
+        e,
+        r#"scrape_configs[0] (job "a").relabel_configs[0]: "k8s.ns" is invalid 'target_label' for replace action"#
+    );
+    // The worker gets the rules with the job's scheme again.
+    let w = Config::parse(&c.for_workers().to_yaml()).unwrap();
+    assert_eq!(
+        w.scrape_configs[0].metric_name_validation_scheme,
+        Some(ValidationScheme::Utf8)
+    );
 }

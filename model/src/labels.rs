@@ -17,6 +17,9 @@ pub const PARAM_PREFIX: &str = "__param_";
 pub const META_PREFIX: &str = "__meta_";
 pub const RESERVED_PREFIX: &str = "__";
 pub const JOB: &str = "job";
+/// promshard's: set by the master on a target that must not be scraped, with the error to
+/// report instead (a job over its `target_limit`, as Prometheus's forced scrape error).
+pub const FORCED_ERROR: &str = "__promshard_forced_error__";
 pub const INSTANCE: &str = "instance";
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

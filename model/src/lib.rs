@@ -7,6 +7,7 @@ pub mod duration;
 pub mod http_config;
 pub mod labels;
 pub mod relabel;
+pub mod selector;
 pub mod target;
 mod yaml;
 

@@ -11,14 +11,16 @@
 //!
 //! # Label names
 //!
-//! Names are checked with Prometheus's legacy rule (`[a-zA-Z_][a-zA-Z0-9_]*`), i.e. Prometheus
-//! with `metric_name_validation_scheme: legacy`; promshard does not support the UTF-8 scheme
-//! that Prometheus 3 uses by default.
+//! Names are checked with the rule's [`ValidationScheme`], which loading a config sets to the
+//! job's `metric_name_validation_scheme` (UTF-8 unless configured, as Prometheus 3): any
+//! non-empty name then, `[a-zA-Z_][a-zA-Z0-9_]*` with `legacy`. A rule built outside a config
+//! defaults to the legacy rule.
 
 use std::fmt;
 use std::sync::LazyLock;
 
-use crate::labels::{Label, Labels, LabelsBuilder, is_valid_label_name};
+use crate::config::ValidationScheme;
+use crate::labels::{Label, Labels, LabelsBuilder};
 
 /// What a relabel rule does. YAML spelling is Prometheus's, and like Prometheus any letter case
 /// is accepted on input (`action: LabelMap`).
@@ -244,6 +246,10 @@ pub struct RelabelConfig {
     pub replacement: String,
     /// Default `replace`.
     pub action: Action,
+    /// Which label names are valid (Prometheus's `NameValidationScheme`, not in the YAML):
+    /// set from the job's `metric_name_validation_scheme` when a config is loaded.
+    #[serde(skip)]
+    pub name_validation: ValidationScheme,
 }
 
 const DEFAULT_SEPARATOR: &str = ";";
@@ -271,17 +277,25 @@ impl Default for RelabelConfig {
             modulus: 0,
             replacement: DEFAULT_REPLACEMENT.to_string(),
             action: Action::Replace,
+            name_validation: ValidationScheme::default(),
         }
     }
 }
 
 impl RelabelConfig {
-    /// Prometheus's load-time checks (`Config.Validate`, legacy name validation), in the same
-    /// order and with the same messages.
+    /// Prometheus's load-time checks (`Config.Validate`) under the rule's name validation
+    /// scheme, in the same order and with the same messages.
     pub fn validate(&self) -> Result<(), String> {
         use Action::*;
         let a = self.action;
         let target = &self.target_label;
+        let scheme = self.name_validation;
+        let is_valid_label_name = |n: &str| scheme.is_valid_label_name(n);
+        // A name that may hold `$1`/`${name}` references.
+        let is_valid_name_template = |n: &str| match scheme {
+            ValidationScheme::Utf8 => !n.is_empty(),
+            ValidationScheme::Legacy => is_valid_legacy_name_template(n),
+        };
         // Prometheus checks these while decoding `source_labels` (`model.LabelName`).
         if let Some(bad) = self.source_labels.iter().find(|n| !is_valid_label_name(n)) {
             return Err(format!("{bad:?} is not a valid label name"));
@@ -341,7 +355,7 @@ impl RelabelConfig {
 }
 
 /// Prometheus's `relabelTargetLegacy`: a label name that may contain `$1`/`${name}` references.
-fn is_valid_name_template(s: &str) -> bool {
+fn is_valid_legacy_name_template(s: &str) -> bool {
     static TEMPLATE: LazyLock<regex::Regex> = LazyLock::new(|| {
         // Invariant: a constant pattern (RE2's ASCII `\w` spelled out).
         regex::Regex::new(
@@ -410,7 +424,7 @@ fn relabel(cfg: &RelabelConfig, lb: &mut LabelsBuilder) -> bool {
             };
             let mut name = String::new();
             cfg.regex.expand(&cfg.target_label, &caps, &mut name);
-            if !is_valid_label_name(&name) {
+            if !cfg.name_validation.is_valid_label_name(&name) {
                 return true;
             }
             let mut value = String::new();

@@ -643,7 +643,7 @@ fn target_label_legacy_validity_from_prometheus() {
         ("_${1}_", true),
         ("foo${bar}foo", true),
     ] {
-        assert_eq!(is_valid_name_template(s), valid, "{s:?}");
+        assert_eq!(is_valid_legacy_name_template(s), valid, "{s:?}");
     }
 }
 

@@ -38,8 +38,9 @@ pub fn populate_labels(cfg: &ScrapeConfig, discovered: &Labels) -> Result<Popula
     finish(lb)
 }
 
-/// The part of `PopulateLabels` before relabeling (the job's defaults and `__param_*`), shared
-/// with the explain view, which steps through the relabel rules itself.
+/// Prometheus's `PopulateDiscoveredLabels`: the discovered labels with the job's defaults and
+/// `__param_*` added where absent (what `/api/v1/targets` shows as `discoveredLabels`, and
+/// where relabeling starts; the explain view steps through the rules from here).
 pub fn prepare(cfg: &ScrapeConfig, discovered: &Labels) -> LabelsBuilder {
     let mut lb = discovered.builder();
     let defaults = [
@@ -55,8 +56,11 @@ pub fn prepare(cfg: &ScrapeConfig, discovered: &Labels) -> LabelsBuilder {
         }
     }
     for (k, v) in &cfg.params {
-        if let Some(first) = v.first() {
-            lb.set(format!("{}{k}", labels::PARAM_PREFIX), first.clone());
+        let name = format!("{}{k}", labels::PARAM_PREFIX);
+        if let Some(first) = v.first()
+            && lb.get(&name).is_none()
+        {
+            lb.set(name, first.clone());
         }
     }
     lb
@@ -247,10 +251,11 @@ mod tests {
         let Populated::Target(l) = populate_labels(&cfg, &disc).unwrap() else {
             panic!()
         };
-        // Config params are applied after discovery, as in Prometheus: the config value wins.
+        // A discovered `__param_` wins over the config's (Prometheus since 2.38, "Target
+        // parameter labels should not be overridden by config params").
         assert_eq!(
             scrape_url(&l, &cfg.params),
-            "http://h:1/metrics?b=x+y&module=http_2xx"
+            "http://h:1/metrics?b=x+y&module=icmp"
         );
     }
 

@@ -44,6 +44,40 @@ pub(crate) fn string_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
         .collect())
 }
 
+/// A list whose entries may not be null: Go's config types reject `- ` (an empty entry) in
+/// every list of sections, which serde would otherwise turn into a section of defaults.
+pub(crate) fn non_null_seq<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<NonNull<T>>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| n.0)
+        .collect())
+}
+
+/// An entry of a [`non_null_seq`]; deserialized inside the sequence so an error names its
+/// index.
+struct NonNull<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NonNull<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(d)?
+            .map(NonNull)
+            .ok_or_else(|| serde::de::Error::custom("empty or null section"))
+    }
+}
+
+pub(crate) fn default_true() -> bool {
+    true
+}
+
+pub(crate) fn is_true(b: &bool) -> bool {
+    *b
+}
+
 pub(crate) fn string_map<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {

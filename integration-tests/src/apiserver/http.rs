@@ -48,6 +48,7 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or_default().to_owned();
     let user_agent = header(&request, USER_AGENT);
+    let authorization = header(&request, hyper::header::AUTHORIZATION);
     let route = route(&shared, &path);
     let params = Params::parse(&query);
     let method = request.method().clone();
@@ -90,6 +91,7 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         namespace,
         name,
         user_agent,
+        authorization,
         path,
         query,
         status: response.status().as_u16(),

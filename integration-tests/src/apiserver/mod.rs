@@ -120,6 +120,8 @@ pub struct RequestRecord {
     pub name: Option<String>,
     /// The `User-Agent` header; empty when there was none (kube 5 sends none by default).
     pub user_agent: String,
+    /// The `Authorization` header; empty when there was none.
+    pub authorization: String,
     pub path: String,
     /// The raw query string, e.g. `watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=12`.
     pub query: String,

@@ -33,6 +33,8 @@ pub(super) async fn status_config(State(s): State<AppState>) -> Response {
         "source": current.info.source,
         "time": super::rfc3339_ms(current.info.time_ms as i64),
         "digest": current.info.digest,
+        // Server-only settings of the running config, which promshard ignores.
+        "ignored": current.config.ignored.iter().map(|i| &i.path).collect::<Vec<_>>(),
     });
     with_etag(success(body), current.info.version)
 }

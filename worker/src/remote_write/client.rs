@@ -129,6 +129,7 @@ impl WriteClient {
         let mut req = self
             .http
             .request(reqwest::Method::POST, &self.url)
+            .await
             .map_err(|e| SendError::Recoverable {
                 message: format!("{e:#}"),
                 retry_after: None,

@@ -34,8 +34,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use promshard_model::config::ScrapeConfig;
-use promshard_model::labels::METRIC_NAME;
+use promshard_model::config::{ScrapeConfig, ValidationScheme};
+use promshard_model::labels::{METRIC_NAME, is_valid_label_name, is_valid_metric_name};
 use promshard_model::relabel::{self, RelabelConfig};
 use promshard_model::{Labels, LabelsBuilder};
 use promshard_proto::STALE_NAN_BITS;
@@ -226,6 +226,8 @@ pub(crate) struct SampleProcessor {
     label_limit: usize,
     label_name_length_limit: usize,
     label_value_length_limit: usize,
+    /// `metric_name_validation_scheme: legacy`: series with other names fail the scrape.
+    legacy_names: bool,
     entries: Vec<CacheEntry>,
     free_entries: Vec<u32>,
     index: TextIndex,
@@ -263,6 +265,7 @@ impl SampleProcessor {
             label_limit: cfg.label_limit as usize,
             label_name_length_limit: cfg.label_name_length_limit as usize,
             label_value_length_limit: cfg.label_value_length_limit as usize,
+            legacy_names: cfg.metric_name_validation_scheme == Some(ValidationScheme::Legacy),
             entries: Vec::new(),
             free_entries: Vec::new(),
             index: TextIndex::default(),
@@ -690,6 +693,15 @@ impl SampleProcessor {
                 labels.len(),
                 self.label_limit
             ));
+        }
+        if self.legacy_names
+            && (!is_valid_metric_name(name)
+                || labels
+                    .iter()
+                    .any(|l| l.name != METRIC_NAME && !is_valid_label_name(&l.name)))
+        {
+            // Prometheus's message with the legacy scheme.
+            return Err(format!("invalid metric name or label names: {labels}"));
         }
         for l in &labels {
             // Prometheus 3 accepts any non-empty UTF-8 label name (UTF-8 is guaranteed here).

@@ -70,6 +70,39 @@ fn honor_labels_true_keeps_exposed_values() {
 }
 
 #[test]
+fn utf8_names_are_kept_unless_the_job_says_legacy() {
+    let body = "{\"my.metric\",\"k8s.pod\"=\"p\"} 1\nok 2\n";
+    // Prometheus 3's default: UTF-8 names, and metric relabeling may write them too.
+    let mut p = processor(
+        "    metric_relabel_configs: [{source_labels: [__name__], regex: ok, target_label: service.name, replacement: x}]\n",
+    );
+    assert_eq!(
+        series(&run(&mut p, body).unwrap()),
+        [
+            r#"{__name__="my.metric", instance="i:9", job="j", k8s.pod="p", team="t"}"#,
+            r#"{__name__="ok", instance="i:9", job="j", service.name="x", team="t"}"#,
+        ]
+    );
+    // legacy: the whole scrape fails, with Prometheus's message.
+    let e = run(
+        &mut processor("    metric_name_validation_scheme: legacy\n"),
+        body,
+    )
+    .err()
+    .unwrap()
+    .error;
+    assert!(e.starts_with("invalid metric name or label names: "), "{e}");
+    let e = run(
+        &mut processor("    metric_name_validation_scheme: legacy\n"),
+        "m{\"a-b\"=\"1\"} 1\n",
+    )
+    .err()
+    .unwrap()
+    .error;
+    assert!(e.contains("a-b"), "{e}");
+}
+
+#[test]
 fn label_limits_fail_the_whole_scrape() {
     // Target labels count: 3 target labels + __name__ + 1 exposed = 5.
     let body = "m{a=\"1\"} 1\nm{a=\"2\"} 2\n";

@@ -83,6 +83,10 @@ pub(crate) struct ScrapeLoop {
     /// The writer generation the report series were last sent with their labels under.
     report_announced: u64,
     last_scrape_ms: Option<i64>,
+    /// Set by the master (`__promshard_forced_error__`, e.g. the job is over its
+    /// `target_limit`): every scrape fails with it without asking the target, as Prometheus's
+    /// forced scrape error does.
+    forced_error: Option<String>,
 }
 
 impl ScrapeLoop {
@@ -104,6 +108,10 @@ impl ScrapeLoop {
                 Series::new(&b.into_labels())
             })
             .collect();
+        let forced_error = target
+            .labels
+            .get(promshard_model::labels::FORCED_ERROR)
+            .map(str::to_string);
         ScrapeLoop {
             tag: crate::gate::tag_of(&target.id),
             target,
@@ -116,6 +124,7 @@ impl ScrapeLoop {
             report_series,
             report_announced: 0,
             last_scrape_ms: None,
+            forced_error,
         }
     }
 
@@ -194,7 +203,10 @@ impl ScrapeLoop {
         // A pooled buffer, only while scraping: a target's body (2.6 MiB for cAdvisor) is not
         // kept between scrapes.
         let mut buf = buffers::take();
-        let fetched = self.scraper.scrape(&mut buf).await;
+        let fetched = match &self.forced_error {
+            Some(e) => Err(e.clone()),
+            None => self.scraper.scrape(&mut buf).await,
+        };
         // The endpoints as they are now, after the network wait.
         let writer = self.appender.writer();
         let generation = writer.generation();

@@ -4,23 +4,48 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use promshard_model::config::{ScrapeConfig, ScrapeProtocol};
+use promshard_model::config::{EscapingScheme, ScrapeConfig, ScrapeProtocol};
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, HeaderValue, USER_AGENT};
 
-use super::parser::{ACCEPT_HEADER, Format, negotiate_format};
+use super::parser::{Format, negotiate_format};
 use crate::http_client::{ClientOptions, HttpClient};
 
 pub(super) const USER_AGENT_VALUE: &str = concat!("promshard/", env!("CARGO_PKG_VERSION"));
 
 /// Builds the HTTP client shared by a job's loops (connection reuse across targets), with the
-/// job's auth and TLS settings.
+/// job's auth, TLS, proxy and header settings.
 pub(super) fn client_for(cfg: &ScrapeConfig) -> anyhow::Result<Arc<HttpClient>> {
     let opts = ClientOptions {
-        follow_redirects: cfg.follow_redirects,
         gzip: cfg.enable_compression,
         ..ClientOptions::default()
     };
     Ok(Arc::new(HttpClient::new(&cfg.http_client_config(), opts)?))
+}
+
+/// The `Accept` header for a job's `scrape_protocols`, as Prometheus 3's `acceptHeader`
+/// (`scrape/scrape.go`) builds it: weights from `q=0.6` down in list order, `escaping=` on the
+/// 1.0.0 text formats, `*/*` last. `PrometheusProto` (allowed only after a text format) keeps
+/// its weight but is not asked for: promshard does not parse protobuf.
+pub(super) fn accept_header(protocols: &[ScrapeProtocol], escaping: EscapingScheme) -> String {
+    // len(ScrapeProtocolsHeaders) + 1 in Prometheus: its five formats.
+    let mut weight = 6;
+    let mut parts = Vec::with_capacity(protocols.len() + 1);
+    for p in protocols {
+        if *p != ScrapeProtocol::PrometheusProto {
+            let mut v = p.media_type().to_string();
+            if matches!(
+                p,
+                ScrapeProtocol::PrometheusText1_0_0 | ScrapeProtocol::OpenMetricsText1_0_0
+            ) {
+                v.push_str(";escaping=");
+                v.push_str(escaping.as_str());
+            }
+            parts.push(format!("{v};q=0.{weight}"));
+        }
+        weight -= 1;
+    }
+    parts.push(format!("*/*;q=0.{weight}"));
+    parts.join(",")
 }
 
 pub(super) struct Scraper {
@@ -31,6 +56,8 @@ pub(super) struct Scraper {
     body_limit: u64,
     /// `fallback_scrape_protocol`: the format for a missing or unusable `Content-Type`.
     fallback: Option<Format>,
+    /// From `scrape_protocols` and the escaping scheme.
+    accept: HeaderValue,
 }
 
 impl Scraper {
@@ -41,14 +68,19 @@ impl Scraper {
             enable_compression: cfg.enable_compression,
             timeout: cfg.timeout().0,
             body_limit: cfg.body_size_limit.map_or(0, |b| b.0),
-            fallback: cfg.fallback_scrape_protocol.map(|p| match p {
+            fallback: cfg.fallback_scrape_protocol.and_then(|p| match p {
                 ScrapeProtocol::OpenMetricsText0_0_1 | ScrapeProtocol::OpenMetricsText1_0_0 => {
-                    Format::OpenMetrics
+                    Some(Format::OpenMetrics)
                 }
                 ScrapeProtocol::PrometheusText0_0_4 | ScrapeProtocol::PrometheusText1_0_0 => {
-                    Format::Text
+                    Some(Format::Text)
                 }
+                // Refused at load time: promshard does not parse protobuf.
+                ScrapeProtocol::PrometheusProto => None,
             }),
+            accept: HeaderValue::from_str(&accept_header(cfg.protocols(), cfg.escaping()))
+                // Invariant: built from constant media types and weights.
+                .unwrap_or(HeaderValue::from_static("*/*")),
         }
     }
 
@@ -73,8 +105,9 @@ impl Scraper {
         let mut req = self
             .client
             .request(reqwest::Method::GET, &self.url)
+            .await
             .map_err(|e| format!("{e:#}"))?
-            .header(ACCEPT, HeaderValue::from_static(ACCEPT_HEADER))
+            .header(ACCEPT, self.accept.clone())
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
             .header("X-Prometheus-Scrape-Timeout-Seconds", timeout_secs);
         if !self.enable_compression {

@@ -1,7 +1,8 @@
 //! The scrape request against small real HTTP(S) servers: TLS (CA, `server_name`,
 //! `insecure_skip_verify`, client certificates, CA rotation), credentials (`basic_auth`,
 //! `authorization`, `bearer_token(_file)`, file rotation), the decompressed body limit (gzip
-//! bomb), `enable_compression` and `follow_redirects`.
+//! bomb), `enable_compression`, `follow_redirects`, `scrape_protocols` (the `Accept` header),
+//! `http_headers`, `oauth2`, proxies and `enable_http2`.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -436,4 +437,316 @@ async fn redirects_followed_only_when_configured() {
         .await
         .unwrap_err();
     assert!(e.contains("302"), "{e}");
+}
+
+#[test]
+fn accept_header_follows_scrape_protocols_as_prometheus_3() {
+    use promshard_model::config::{EscapingScheme as E, ScrapeProtocol as P};
+    // The default list gives Prometheus 3's default header.
+    assert_eq!(
+        accept_header(&P::DEFAULT, E::AllowUtf8),
+        crate::scrape::parser::ACCEPT_HEADER
+    );
+    assert_eq!(
+        accept_header(&[P::PrometheusText0_0_4], E::AllowUtf8),
+        "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
+    );
+    // Protobuf keeps its weight but is never asked for; escaping follows the job's scheme.
+    assert_eq!(
+        accept_header(
+            &[
+                P::OpenMetricsText1_0_0,
+                P::PrometheusProto,
+                P::PrometheusText1_0_0
+            ],
+            E::Underscores
+        ),
+        "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,\
+         text/plain;version=1.0.0;escaping=underscores;q=0.4,*/*;q=0.3"
+    );
+}
+
+#[tokio::test]
+async fn scrape_protocols_and_escaping_reach_the_target() {
+    let srv = plain_server().await;
+    let url = srv.url("http");
+    let job = "    metric_name_validation_scheme: legacy\n    scrape_protocols: [PrometheusText1.0.0, OpenMetricsText0.0.1]\n";
+    scrape(&scraper(job, &url)).await.unwrap();
+    let head = srv.last_head();
+    assert!(
+        head.contains(
+            "accept: text/plain;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,*/*;q=0.4\r\n"
+        ),
+        "{head}"
+    );
+}
+
+fn header_values<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("{name}: ");
+    head.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn http_headers_values_secrets_and_files_are_sent_files_reread_each_scrape() {
+    let srv = plain_server().await;
+    let url = srv.url("http");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "tenant", "from-file-1\n");
+    let job = format!(
+        "    http_headers:\n      X-Scope-OrgID: {{values: [team-a], secrets: [s3cret], files: [{file}]}}\n      X-Other: {{values: [o]}}\n"
+    );
+    let s = scraper(&job, &url);
+    scrape(&s).await.unwrap();
+    let head = srv.last_head();
+    assert_eq!(
+        header_values(&head, "x-scope-orgid"),
+        ["team-a", "s3cret", "from-file-1"],
+        "{head}"
+    );
+    assert_eq!(header_values(&head, "x-other"), ["o"]);
+    std::fs::write(&file, "from-file-2").unwrap();
+    scrape(&s).await.unwrap();
+    assert_eq!(
+        header_values(&srv.last_head(), "x-scope-orgid"),
+        ["team-a", "s3cret", "from-file-2"]
+    );
+    // A header file that cannot be read fails the scrape, as in Prometheus.
+    std::fs::remove_file(&file).unwrap();
+    let e = scrape(&s).await.unwrap_err();
+    assert!(e.contains("unable to read headers file"), "{e}");
+}
+
+/// A token endpoint: records each request's basic auth and form, answers a token that
+/// expires after `expires_in` seconds.
+struct TokenServer {
+    url: String,
+    requests: Arc<Mutex<Vec<(String, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TokenServer {
+    async fn start(expires_in: u64) -> TokenServer {
+        use axum::http::HeaderMap;
+        let requests: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let r = requests.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let r = r.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let n = {
+                        let mut r = r.lock().unwrap();
+                        r.push((auth, body));
+                        r.len()
+                    };
+                    axum::Json(serde_json::json!({
+                        "access_token": format!("token-{n}"),
+                        "token_type": "bearer",
+                        "expires_in": expires_in,
+                    }))
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TokenServer {
+            url,
+            requests,
+            task,
+        }
+    }
+
+    fn requests(&self) -> Vec<(String, String)> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_token_is_cached_until_it_expires() {
+    use base64::Engine as _;
+    let srv = plain_server().await;
+    let url = srv.url("http");
+    let tokens = TokenServer::start(3600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = write(&dir, "secret", "sec ret&1\n");
+    let job = format!(
+        "    oauth2:\n      client_id: my id\n      client_secret_file: {secret}\n      token_url: {}\n      scopes: [read, write]\n      endpoint_params: {{audience: prom}}\n",
+        tokens.url
+    );
+    let s = scraper(&job, &url);
+    for _ in 0..3 {
+        scrape(&s).await.unwrap();
+        assert_eq!(
+            authorization(&srv.last_head()).as_deref(),
+            Some("bearer token-1")
+        );
+    }
+    let reqs = tokens.requests();
+    assert_eq!(reqs.len(), 1, "one token for three scrapes: {reqs:?}");
+    // Go's clientcredentials: id and secret URL-encoded into basic auth, the rest as a form.
+    let want_auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("my+id:sec+ret%261")
+    );
+    assert_eq!(reqs[0].0, want_auth);
+    assert_eq!(
+        reqs[0].1,
+        "grant_type=client_credentials&scope=read+write&audience=prom"
+    );
+    // A rotated secret gets a new token at once.
+    std::fs::write(&secret, "rotated").unwrap();
+    scrape(&s).await.unwrap();
+    assert_eq!(
+        authorization(&srv.last_head()).as_deref(),
+        Some("bearer token-2")
+    );
+    assert_eq!(tokens.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn oauth2_token_expiring_within_ten_seconds_is_renewed_and_failures_fail_the_scrape() {
+    let srv = plain_server().await;
+    let url = srv.url("http");
+    // Expires in 5 s, inside the 10 s margin: renewed for every request.
+    let tokens = TokenServer::start(5).await;
+    let job = format!(
+        "    oauth2: {{client_id: a, client_secret: b, token_url: '{}'}}\n",
+        tokens.url
+    );
+    let s = scraper(&job, &url);
+    scrape(&s).await.unwrap();
+    scrape(&s).await.unwrap();
+    assert_eq!(tokens.requests().len(), 2);
+    assert_eq!(
+        authorization(&srv.last_head()).as_deref(),
+        Some("bearer token-2")
+    );
+    // No token endpoint: the scrape fails, naming why, and the target is not asked.
+    let before = srv.heads.lock().unwrap().len();
+    let job =
+        "    oauth2: {client_id: a, client_secret: b, token_url: 'http://127.0.0.1:9/token'}\n";
+    let e = scrape(&scraper(job, &url)).await.unwrap_err();
+    assert!(e.contains("oauth2: cannot fetch token"), "{e}");
+    assert_eq!(srv.heads.lock().unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn proxy_url_carries_requests_except_no_proxy_hosts() {
+    // The "proxy" answers every request itself and records what it was asked.
+    let proxy = TestServer::start(None, Arc::new(|_: &str| ok_text(BODY.as_bytes()))).await;
+    let proxy_url = format!("http://{}", proxy.addr);
+    let direct = plain_server().await;
+
+    let job = format!(
+        "    proxy_url: {proxy_url}\n    no_proxy: 127.0.0.1,.internal\n    proxy_connect_header: {{Proxy-Authorization: [Basic cHJveHk6cHc=]}}\n"
+    );
+    // A plain-http target through the proxy: absolute-form request line.
+    let body = scrape(&scraper(&job, "http://metrics.example:9100/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(body, BODY.as_bytes());
+    let head = proxy.last_head();
+    assert!(
+        head.starts_with("get http://metrics.example:9100/metrics http/1.1"),
+        "{head}"
+    );
+    assert_eq!(
+        header_values(&head, "proxy-authorization"),
+        ["basic cHJveHk6cHc=".to_lowercase()]
+    );
+    // no_proxy: straight to the target.
+    let seen = proxy.heads.lock().unwrap().len();
+    scrape(&scraper(&job, &direct.url("http"))).await.unwrap();
+    assert_eq!(proxy.heads.lock().unwrap().len(), seen);
+    assert!(direct.last_head().starts_with("get /metrics "));
+
+    // An https target: a CONNECT to the proxy, with the connect headers.
+    let refuse = TestServer::start(None, Arc::new(|_: &str| http("403 Forbidden", &[], b""))).await;
+    let job = format!(
+        "    proxy_url: http://{}\n    proxy_connect_header: {{Proxy-Authorization: [Basic eDp5]}}\n",
+        refuse.addr
+    );
+    let e = scrape(&scraper(&job, "https://secure.example:8443/metrics"))
+        .await
+        .unwrap_err();
+    let head = refuse.last_head();
+    assert!(
+        head.starts_with("connect secure.example:8443 http/1.1"),
+        "{head}\n{e}"
+    );
+    assert_eq!(
+        header_values(&head, "proxy-authorization"),
+        ["basic eDp5".to_lowercase()]
+    );
+}
+
+/// A TLS server that records the ALPN protocols each client offers, then speaks HTTP/1.1.
+async fn alpn_recording_server(
+    cfg: Arc<rustls::ServerConfig>,
+) -> (std::net::SocketAddr, Arc<Mutex<Vec<Vec<String>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let offers: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let o = offers.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (o, cfg) = (o.clone(), cfg.clone());
+            tokio::spawn(async move {
+                let acceptor =
+                    tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+                let Ok(start) = acceptor.await else { return };
+                let offered = start
+                    .client_hello()
+                    .alpn()
+                    .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
+                    .unwrap_or_default();
+                o.lock().unwrap().push(offered);
+                if let Ok(s) = start.into_stream(cfg).await {
+                    let heads = Mutex::new(Vec::new());
+                    serve_one(s, &heads, &|_: &str| ok_text(BODY.as_bytes())).await;
+                }
+            });
+        }
+    });
+    (addr, offers)
+}
+
+#[tokio::test]
+async fn enable_http2_offers_h2_over_tls_and_false_does_not() {
+    let pki = pki();
+    let (addr, offers) = alpn_recording_server(pki.server_cfg.clone()).await;
+    let url = format!("https://{addr}/metrics");
+    let insecure = "    tls_config: {insecure_skip_verify: true}\n";
+    assert_eq!(
+        scrape(&scraper(insecure, &url)).await.unwrap(),
+        BODY.as_bytes()
+    );
+    let off = format!("{insecure}    enable_http2: false\n");
+    assert_eq!(scrape(&scraper(&off, &url)).await.unwrap(), BODY.as_bytes());
+    assert_eq!(
+        *offers.lock().unwrap(),
+        [
+            vec!["h2".to_string(), "http/1.1".to_string()],
+            vec!["http/1.1".to_string()]
+        ]
+    );
 }

@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 
 pub use client::ClusterKey;
 use roles::{Lookup, RoleOptions};
-use selector::Selector;
+use selector::{Selector, node_field};
 
 use super::{TargetGroup, Update};
 use crate::metrics::Metrics;
@@ -104,7 +104,7 @@ pub fn kinds_for(sd: &KubernetesSdConfig) -> BTreeSet<Kind> {
 
 fn cluster_key(sd: &KubernetesSdConfig) -> ClusterKey {
     if !sd.api_server.is_empty() {
-        ClusterKey::ApiServer(sd.api_server.clone())
+        ClusterKey::ApiServer(client::ApiServer::new(sd))
     } else if !sd.kubeconfig_file.is_empty() {
         ClusterKey::Kubeconfig(sd.kubeconfig_file.clone())
     } else {
@@ -420,11 +420,22 @@ impl Provider {
             }
             KubernetesRole::Pod => {
                 let memoize = !opts.attach_node && !opts.attach_namespace;
+                // Prometheus 3.11: with node metadata attached, node selectors filter the nodes
+                // it reads, and pods on a node not read have no targets.
+                let by_node =
+                    opts.attach_node && self.selectors.contains_key(&KubernetesRole::Node);
+                let on_selected_node = |p: &Pod| {
+                    let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
+                    node.and_then(|n| get(&c.nodes, None, n)).is_some_and(|n| {
+                        self.selected(KubernetesRole::Node, n.as_ref(), |f| node_field(&n, f))
+                    })
+                };
                 let mut memo = self.pod_memo.lock().unwrap_or_else(|e| e.into_inner());
                 let mut next = HashMap::new();
                 for p in all(&c.pods) {
                     if ns_ok(p.as_ref())
                         && self.selected(KubernetesRole::Pod, p.as_ref(), |f| pod_field(&p, f))
+                        && (!by_node || on_selected_node(&p))
                     {
                         if !memoize {
                             out.push(roles::pod_group(&p, &opts, &lookup));
