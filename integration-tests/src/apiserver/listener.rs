@@ -37,8 +37,9 @@ impl Drop for Running {
 }
 
 impl Listener {
-    pub(super) async fn bind(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<Listener> {
-        let listener = TcpListener::bind(addr).await?;
+    /// Serves on an already-bound listener (binding port 0 and binding again the port it got
+    /// lost the port to other processes now and then).
+    pub(super) fn serve(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Listener> {
         let listener_addr = listener.local_addr()?;
         let this = Listener {
             addr: listener_addr,

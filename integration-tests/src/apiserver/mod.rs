@@ -183,7 +183,6 @@ impl ApiServerDouble {
         let addr = socket
             .local_addr()
             .unwrap_or_else(|e| panic!("reading the API server double's address: {e}"));
-        drop(socket);
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new(config.history_limit)),
             config,
@@ -193,9 +192,8 @@ impl ApiServerDouble {
             closes: watch::Sender::new(0),
             open_watches: Mutex::new(HashMap::new()),
         });
-        let listener = Listener::bind(addr, shared.clone())
-            .await
-            .unwrap_or_else(|e| panic!("binding the API server double to {addr}: {e}"));
+        let listener = Listener::serve(socket, shared.clone())
+            .unwrap_or_else(|e| panic!("serving the API server double on {addr}: {e}"));
         ApiServerDouble { shared, listener }
     }
 
