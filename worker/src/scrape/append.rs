@@ -28,11 +28,18 @@
 //! collision would attribute one series' samples to another series of the same target, which
 //! a target can do anyway by exposing what it likes; with 128 bits and a per-process secret it
 //! does not happen by accident.
+//!
+//! Bytes per series are the budget (a worker holds millions): an entry is 36 bytes and a slot
+//! 40, scrape iterations are `u32` (680 years of 5 s scrapes), and both indexes are
+//! `hashbrown::HashTable`s of `u32` positions keyed by hashes the entries already hold, not maps
+//! that store a second copy of each key (that was ~60 bytes per series).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher as _;
 use std::sync::{Arc, OnceLock};
+
+use hashbrown::HashTable;
 
 use promshard_model::config::{ScrapeConfig, ValidationScheme};
 use promshard_model::labels::{METRIC_NAME, is_valid_label_name, is_valid_metric_name};
@@ -63,46 +70,6 @@ fn text_secret() -> &'static TextSecret {
 /// The cache key of a series text: the one hash both the fast path and a lookup compare.
 fn text_key(text: &[u8], secret: &TextSecret) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_secret(text, secret)
-}
-
-/// The keys are already uniform hashes: use their low bits as they are.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
-    }
-}
-
-type TextIndex = HashMap<u128, u32, BuildHasherDefault<PassThrough>>;
-
-/// A slot's key in the label-set index: the series' encoded labels.
-struct ByLabels(Arc<Series>);
-
-impl PartialEq for ByLabels {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.encoded() == other.0.encoded()
-    }
-}
-impl Eq for ByLabels {}
-impl std::hash::Hash for ByLabels {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.encoded().hash(state);
-    }
-}
-impl std::borrow::Borrow<[u8]> for ByLabels {
-    fn borrow(&self) -> &[u8] {
-        self.0.encoded()
-    }
 }
 
 /// Result of a successful scrape.
@@ -152,22 +119,42 @@ impl From<String> for Failed {
 
 /// One series text of this target.
 struct CacheEntry {
-    key: u128,
-    live: bool,
-    /// Index into `slots`; `None`: dropped by metric relabeling.
-    slot: Option<u32>,
-    /// Labels depend on the series text *and* the family type (`le`/`quantile`
-    /// normalization), so an entry only counts as a hit under the same type.
-    metric_type: MetricType,
-    seen: u64,
+    /// The series text's [`text_key`], as two halves: a `u128` field would align the entry
+    /// to 16 bytes and cost 8 more per series.
+    key: [u64; 2],
+    /// Index into `slots`; [`NO_SLOT`]: dropped by metric relabeling.
+    slot: u32,
+    seen: u32,
     /// Position in the order of the scrape that last saw it.
     pos: u32,
     /// Length of the series text and the newlines in it (quoted values may span lines), for
     /// the parser's fast path ([`Parser::next_known`]).
     len: u32,
-    newlines: u32,
+    newlines: u16,
+    /// Labels depend on the series text *and* the family type (`le`/`quantile`
+    /// normalization), so an entry only counts as a hit under the same type.
+    metric_type: MetricType,
     /// The format the text was last parsed in: the fast path only takes it in the same one.
     format: Format,
+    live: bool,
+}
+
+/// `CacheEntry::slot` of series text that metric relabeling drops.
+const NO_SLOT: u32 = u32::MAX;
+
+impl CacheEntry {
+    fn key(&self) -> u128 {
+        (u128::from(self.key[1]) << 64) | u128::from(self.key[0])
+    }
+
+    fn slot(&self) -> Option<u32> {
+        (self.slot != NO_SLOT).then_some(self.slot)
+    }
+}
+
+/// The index of an entry's key: its low 64 bits are already a uniform hash.
+fn key_hash(key: u128) -> u64 {
+    key as u64
 }
 
 enum Lookup {
@@ -180,15 +167,14 @@ enum Lookup {
 /// One series of this target.
 struct Slot {
     series: Arc<Series>,
-    id: u64,
     /// The writer generation the WALs last got this series' labels under.
     announced: u64,
     /// Iteration it was last appended in: a second sample in one scrape is a duplicate.
-    seen: u64,
+    seen: u32,
     /// Iteration it was last tracked for staleness in (may be a scrape that then failed).
-    pending: u64,
+    pending: u32,
     /// Last *successful* scrape that tracked it.
-    tracked: u64,
+    tracked: u32,
     /// Newest timestamp written for it by an exposed timestamp or a stale marker (scrape-time
     /// samples only ever move forward); `i64::MIN` before any.
     newest: i64,
@@ -208,7 +194,7 @@ impl Slot {
             self.series.clone()
         });
         AppendSample {
-            id: self.id,
+            id: self.series.id(),
             timestamp_ms,
             value,
             series,
@@ -230,7 +216,8 @@ pub(crate) struct SampleProcessor {
     legacy_names: bool,
     entries: Vec<CacheEntry>,
     free_entries: Vec<u32>,
-    index: TextIndex,
+    /// Live entries by key.
+    index: HashTable<u32>,
     /// Entries in the order of the last successful scrape's body.
     order: Vec<u32>,
     /// Slots whose series a scrape in progress sends with their labels: if it fails, they
@@ -238,10 +225,11 @@ pub(crate) struct SampleProcessor {
     announcing: Vec<u32>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    by_labels: HashMap<ByLabels, u32, foldhash::fast::RandomState>,
-    iteration: u64,
+    /// Slots by their series' label set (hashed as [`Series::hash`]).
+    by_labels: HashTable<u32>,
+    iteration: u32,
     /// The last successful scrape's iteration; 0 after a failed one (nothing tracked).
-    last_ok: u64,
+    last_ok: u32,
     /// Hash of the last successful scrape's `# TYPE`/`# HELP`/`# UNIT` lines, and when its
     /// metadata was last handed on: a body whose metadata did not change costs a hash, not a
     /// string per family (that was a third of the worker's CPU on 1,000 node exporters).
@@ -268,12 +256,12 @@ impl SampleProcessor {
             legacy_names: cfg.metric_name_validation_scheme == Some(ValidationScheme::Legacy),
             entries: Vec::new(),
             free_entries: Vec::new(),
-            index: TextIndex::default(),
+            index: HashTable::new(),
             order: Vec::new(),
             announcing: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            by_labels: HashMap::default(),
+            by_labels: HashTable::new(),
             iteration: 0,
             last_ok: 0,
             metadata_hash: 0,
@@ -335,7 +323,9 @@ impl SampleProcessor {
         let now = self.iteration;
         for (i, e) in self.entries.iter_mut().enumerate() {
             if e.live && e.seen != now {
-                self.index.remove(&e.key);
+                if let Ok(found) = self.index.find_entry(key_hash(e.key()), |&j| j == i as u32) {
+                    found.remove();
+                }
                 e.live = false;
                 self.free_entries.push(i as u32);
             }
@@ -364,8 +354,13 @@ impl SampleProcessor {
                 tracked += 1;
             }
             if s.seen != now {
-                retired.push(s.id);
-                self.by_labels.remove(s.series.encoded());
+                retired.push(s.series.id());
+                if let Ok(found) = self
+                    .by_labels
+                    .find_entry(s.series.hash(), |&j| j == i as u32)
+                {
+                    found.remove();
+                }
                 *slot = None;
                 self.free.push(i as u32);
             }
@@ -405,19 +400,29 @@ impl SampleProcessor {
         self.by_labels.clear();
         self.free.clear();
         self.last_ok = 0;
-        self.slots.drain(..).flatten().map(|s| s.id).collect()
+        self.slots
+            .drain(..)
+            .flatten()
+            .map(|s| s.series.id())
+            .collect()
     }
 
     /// The slot of `labels`: the existing one (other series text that relabels to the same
     /// label set), or a new one.
     fn slot_for(&mut self, labels: &Labels) -> u32 {
         let series = Series::new(labels);
-        if let Some(&i) = self.by_labels.get(series.encoded()) {
+        let slots = &self.slots;
+        let same = |&j: &u32| {
+            slots[j as usize]
+                .as_ref()
+                .is_some_and(|s| s.series.encoded() == series.encoded())
+        };
+        if let Some(&i) = self.by_labels.find(series.hash(), same) {
             return i;
         }
+        let hash = series.hash();
         let slot = Slot {
-            id: series.id(),
-            series: series.clone(),
+            series,
             announced: 0,
             seen: 0,
             pending: 0,
@@ -434,7 +439,10 @@ impl SampleProcessor {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.by_labels.insert(ByLabels(series), i);
+        let slots = &self.slots;
+        self.by_labels.insert_unique(hash, i, |&j| {
+            slots[j as usize].as_ref().map_or(0, |s| s.series.hash())
+        });
         i
     }
 
@@ -443,9 +451,15 @@ impl SampleProcessor {
     fn lookup(&self, key: u128, metric_type: MetricType, cursor: usize) -> Lookup {
         let expected = self.order.get(cursor).copied().filter(|&i| {
             let e = &self.entries[i as usize];
-            e.live && e.key == key
+            e.live && e.key() == key
         });
-        match expected.or_else(|| self.index.get(&key).copied()) {
+        let entries = &self.entries;
+        let indexed = || {
+            self.index
+                .find(key_hash(key), |&j| entries[j as usize].key() == key)
+                .copied()
+        };
+        match expected.or_else(indexed) {
             Some(i) if self.entries[i as usize].metric_type == metric_type => Lookup::Hit(i),
             Some(i) => Lookup::OtherType(i),
             None => Lookup::Miss,
@@ -453,7 +467,7 @@ impl SampleProcessor {
     }
 
     fn new_entry(&mut self, entry: CacheEntry) -> u32 {
-        let key = entry.key;
+        let key = entry.key();
         let i = match self.free_entries.pop() {
             Some(i) => {
                 self.entries[i as usize] = entry;
@@ -464,7 +478,9 @@ impl SampleProcessor {
                 (self.entries.len() - 1) as u32
             }
         };
-        self.index.insert(key, i);
+        let entries = &self.entries;
+        self.index
+            .insert_unique(key_hash(key), i, |&j| key_hash(entries[j as usize].key()));
         i
     }
 
@@ -476,7 +492,7 @@ impl SampleProcessor {
         format: Format,
         secret: &TextSecret,
         cursor: usize,
-        now: u64,
+        now: u32,
         label_buf: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
     ) -> Result<(u32, bool), String> {
         let key = text_key(s.series, secret);
@@ -496,17 +512,24 @@ impl SampleProcessor {
         lb.set(METRIC_NAME, s.name.to_string());
         let slot = self.mutate(lb)?.map(|labels| self.slot_for(&labels));
         let len = u32::try_from(s.series.len()).unwrap_or(u32::MAX);
-        let newlines = s.series.iter().filter(|&&c| c == b'\n').count() as u32;
+        let newlines = s.series.iter().filter(|&&c| c == b'\n').count();
+        // Text with more newlines than an entry counts (absurd, but possible in quoted values)
+        // never takes the fast path: no series text is u32::MAX bytes long.
+        let (len, newlines) = match u16::try_from(newlines) {
+            Ok(n) => (len, n),
+            Err(_) => (u32::MAX, 0),
+        };
         let i = match lookup {
             Lookup::OtherType(i) => {
                 let e = &mut self.entries[i as usize];
-                (e.slot, e.metric_type, e.format) = (slot, s.metric_type, format);
+                (e.slot, e.metric_type, e.format) =
+                    (slot.unwrap_or(NO_SLOT), s.metric_type, format);
                 i
             }
             _ => self.new_entry(CacheEntry {
-                key,
+                key: [key as u64, (key >> 64) as u64],
                 live: true,
-                slot,
+                slot: slot.unwrap_or(NO_SLOT),
                 metric_type: s.metric_type,
                 seen: now,
                 pos: u32::MAX,
@@ -541,7 +564,7 @@ impl SampleProcessor {
             // The entry expected next in body order, read without lexing its labels again.
             let known = self.order.get(cursor).and_then(|&i| {
                 let e = &self.entries[i as usize];
-                let same = |text: &[u8]| text_key(text, secret) == e.key;
+                let same = |text: &[u8]| text_key(text, secret) == e.key();
                 let (len, newlines) = (e.len as usize, e.newlines as usize);
                 (e.live && e.format == format)
                     .then(|| parser.next_known(len, newlines, e.metric_type, same))
@@ -586,7 +609,7 @@ impl SampleProcessor {
             e.pos = order.len() as u32;
             e.seen = now;
             order.push(entry);
-            let Some(slot) = e.slot else { continue };
+            let Some(slot) = e.slot() else { continue };
             // Counted before de-duplication and towards the limit, as Prometheus's appender
             // counts every append.
             c.post_relabel += 1;

@@ -482,3 +482,10 @@ fn metadata_is_handed_on_when_it_changes_not_on_every_scrape() {
     assert!(run(&mut p, "# HELP a x\na 1\nb{").is_err());
     assert_eq!(run(&mut p, "# HELP a x\na 1\n").unwrap().metadata.len(), 1);
 }
+
+#[test]
+fn a_series_costs_the_cache_no_more_than_its_budget() {
+    // Bytes per series are the budget (module docs): these sizes are counted per series.
+    assert_eq!(std::mem::size_of::<CacheEntry>(), 40);
+    assert_eq!(std::mem::size_of::<Option<Slot>>(), 40);
+}
