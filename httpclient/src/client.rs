@@ -132,6 +132,29 @@ impl HttpClient {
         Ok(req)
     }
 
+    /// The credentials and `http_headers` a request carries (what [`HttpClient::request`]
+    /// adds), for a request made without the pooled client (the direct scrape connection).
+    pub async fn request_headers(&self) -> anyhow::Result<HeaderMap> {
+        let mut headers = self.http_headers()?;
+        if let Some(v) = self.authorization_header().await? {
+            headers.insert(AUTHORIZATION, v);
+        }
+        Ok(headers)
+    }
+
+    /// Whether a direct HTTP/1.1 connection can carry this client's requests: not through a
+    /// proxy, and not where HTTP/2 would be offered (Go offers h2 over TLS).
+    pub(crate) fn direct_capable(&self, https: bool) -> bool {
+        let p = &self.cfg.proxy;
+        p.proxy_url.is_empty() && !p.proxy_from_environment && !(https && self.cfg.enable_http2)
+    }
+
+    /// The TLS configuration of a new connection, from the TLS files as they are now.
+    pub(crate) fn rustls_config(&self) -> anyhow::Result<rustls::ClientConfig> {
+        let material = TlsMaterial::load(self.cfg.tls_config.as_ref())?;
+        rustls_config(self.cfg.tls_config.as_ref(), &material)
+    }
+
     /// `http_headers`: every value, secret and file content, added (a name may repeat).
     fn http_headers(&self) -> anyhow::Result<HeaderMap> {
         let mut out = HeaderMap::new();

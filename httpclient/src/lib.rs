@@ -8,6 +8,8 @@
 //! and the master's discovery tests.
 
 mod client;
+mod direct;
 mod oauth2;
 
 pub use client::{ClientOptions, HttpClient};
+pub use direct::{DirectConnection, DirectError, DirectResponse};

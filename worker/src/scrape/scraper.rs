@@ -1,5 +1,9 @@
 //! One HTTP scrape: the request Prometheus would send, the body read with a limit counted on
 //! *decompressed* bytes (a gzip bomb stops at the limit), and failures worded like Prometheus's.
+//!
+//! A target keeps its own HTTP/1.1 connection ([`DirectConnection`]: a small read buffer, no
+//! pool) unless its job needs the pooled client (a proxy, HTTP/2 over TLS); a redirect is
+//! followed by the pooled client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +13,7 @@ use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, HeaderValue, USER_A
 
 use super::parser::{Format, negotiate_format};
 use crate::http_client::{ClientOptions, HttpClient};
+use promshard_httpclient::{DirectConnection, DirectError};
 
 pub(super) const USER_AGENT_VALUE: &str = concat!("promshard/", env!("CARGO_PKG_VERSION"));
 
@@ -50,6 +55,8 @@ pub(super) fn accept_header(protocols: &[ScrapeProtocol], escaping: EscapingSche
 
 pub(super) struct Scraper {
     client: Arc<HttpClient>,
+    /// This target's own connection, when the job allows one.
+    direct: Option<DirectConnection>,
     url: String,
     enable_compression: bool,
     timeout: Duration,
@@ -63,6 +70,7 @@ pub(super) struct Scraper {
 impl Scraper {
     pub(super) fn new(client: Arc<HttpClient>, url: String, cfg: &ScrapeConfig) -> Self {
         Scraper {
+            direct: DirectConnection::for_url(&client, &url),
             client,
             url,
             enable_compression: cfg.enable_compression,
@@ -89,7 +97,7 @@ impl Scraper {
     }
 
     /// Fetches the body into `buf` (cleared first) and returns its format.
-    pub(super) async fn scrape(&self, buf: &mut Vec<u8>) -> Result<Format, String> {
+    pub(super) async fn scrape(&mut self, buf: &mut Vec<u8>) -> Result<Format, String> {
         buf.clear();
         match tokio::time::timeout(self.timeout, self.fetch(buf)).await {
             Ok(r) => r,
@@ -100,7 +108,53 @@ impl Scraper {
         }
     }
 
-    async fn fetch(&self, buf: &mut Vec<u8>) -> Result<Format, String> {
+    async fn fetch(&mut self, buf: &mut Vec<u8>) -> Result<Format, String> {
+        if self.direct.is_some() {
+            match self.fetch_direct(buf).await {
+                Err(None) => buf.clear(), // a redirect: the pooled client follows it
+                Ok(format) => return Ok(format),
+                Err(Some(e)) => return Err(e),
+            }
+        }
+        self.fetch_pooled(buf).await
+    }
+
+    /// Over the target's own connection; `Err(None)`: a redirect to follow.
+    async fn fetch_direct(&mut self, buf: &mut Vec<u8>) -> Result<Format, Option<String>> {
+        let Some(conn) = self.direct.as_mut() else {
+            return Err(None);
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(ACCEPT, self.accept.clone());
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        headers.insert(
+            "x-prometheus-scrape-timeout-seconds",
+            HeaderValue::from_str(&format!("{}", self.timeout.as_secs_f64()))
+                .unwrap_or(HeaderValue::from_static("10")),
+        );
+        // As Prometheus: say so explicitly when not compressing, or some servers compress.
+        let encoding = if self.enable_compression {
+            "gzip"
+        } else {
+            "identity"
+        };
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(encoding));
+        let resp = match conn.get(&self.client, headers, buf, self.body_limit).await {
+            Ok(resp) => resp,
+            Err(DirectError::Redirect) => return Err(None),
+            Err(DirectError::BodyLimit(limit)) => {
+                return Err(Some(format!("body size limit exceeded ({limit} bytes)")));
+            }
+            Err(DirectError::Failed(e)) => return Err(Some(e)),
+        };
+        if resp.status != reqwest::StatusCode::OK {
+            return Err(Some(format!("server returned HTTP status {}", resp.status)));
+        }
+        self.body_format(buf, resp.content_type.as_deref())
+            .map_err(Some)
+    }
+
+    async fn fetch_pooled(&self, buf: &mut Vec<u8>) -> Result<Format, String> {
         let timeout_secs = format!("{}", self.timeout.as_secs_f64());
         let mut req = self
             .client
@@ -133,13 +187,18 @@ impl Scraper {
                 ));
             }
         }
+        self.body_format(buf, content_type.as_deref())
+    }
+
+    /// The format of a body read in full, from its `Content-Type`.
+    fn body_format(&self, buf: &[u8], content_type: Option<&str>) -> Result<Format, String> {
         if buf.is_empty() {
             // Prometheus 3 negotiates only for a non-empty body; an empty one is an empty scrape.
             return Ok(Format::Text);
         }
         // Prometheus 3: a blank, unparsable or unsupported Content-Type fails the scrape
         // unless the job names a fallback protocol.
-        negotiate_format(content_type.as_deref(), self.fallback).map_err(|e| e.to_string())
+        negotiate_format(content_type, self.fallback).map_err(|e| e.to_string())
     }
 }
 

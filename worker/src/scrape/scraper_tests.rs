@@ -126,7 +126,7 @@ fn scraper(extra: &str, url: &str) -> Scraper {
     Scraper::new(client_for(&cfg).unwrap(), url.to_string(), &cfg)
 }
 
-async fn scrape(s: &Scraper) -> Result<Vec<u8>, String> {
+async fn scrape(s: &mut Scraper) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     s.scrape(&mut buf).await.map(|_| buf)
 }
@@ -211,24 +211,24 @@ async fn tls_target_verified_with_ca_and_server_name() {
     let url = srv.url("https");
 
     let good = format!("    tls_config: {{ca_file: {ca_file}, server_name: target.example}}\n");
-    assert_eq!(scrape(&scraper(&good, &url)).await.unwrap(), body);
+    assert_eq!(scrape(&mut scraper(&good, &url)).await.unwrap(), body);
 
     // The certificate names target.example, not 127.0.0.1.
     let no_name = format!("    tls_config: {{ca_file: {ca_file}}}\n");
-    let e = scrape(&scraper(&no_name, &url)).await.unwrap_err();
+    let e = scrape(&mut scraper(&no_name, &url)).await.unwrap_err();
     assert!(e.contains("not valid for name \"127.0.0.1\""), "{e}");
     // Unknown CA: the system roots do not know ours.
     let no_ca = "    tls_config: {server_name: target.example}\n";
-    let e = scrape(&scraper(no_ca, &url)).await.unwrap_err();
+    let e = scrape(&mut scraper(no_ca, &url)).await.unwrap_err();
     assert!(e.contains("UnknownIssuer"), "{e}");
     // insecure_skip_verify accepts it anyway.
     let insecure = "    tls_config: {insecure_skip_verify: true}\n";
-    assert_eq!(scrape(&scraper(insecure, &url)).await.unwrap(), body);
+    assert_eq!(scrape(&mut scraper(insecure, &url)).await.unwrap(), body);
     // min_version TLS13 still connects (rustls servers speak 1.3).
     let v13 = format!(
         "    tls_config: {{ca_file: {ca_file}, server_name: target.example, min_version: TLS13}}\n"
     );
-    assert_eq!(scrape(&scraper(&v13, &url)).await.unwrap(), body);
+    assert_eq!(scrape(&mut scraper(&v13, &url)).await.unwrap(), body);
 }
 
 #[tokio::test]
@@ -242,15 +242,15 @@ async fn rotated_ca_file_takes_effect_without_rebuilding_the_job() {
         Arc::new(move |_: &str| ok_text(body)),
     )
     .await;
-    let s = scraper(
+    let mut s = scraper(
         &format!("    tls_config: {{ca_file: {ca_file}, server_name: target.example}}\n"),
         &srv.url("https"),
     );
-    let e = scrape(&s).await.unwrap_err();
+    let e = scrape(&mut s).await.unwrap_err();
     assert!(e.contains("invalid peer certificate"), "{e}");
     write(&dir, "ca.pem", &pki.ca_pem);
     assert_eq!(
-        scrape(&s).await.unwrap(),
+        scrape(&mut s).await.unwrap(),
         body,
         "rotated CA read at the next scrape"
     );
@@ -271,13 +271,13 @@ async fn client_certificate_for_mtls_targets() {
     .await;
     let url = srv.url("https");
     let without = format!("    tls_config: {{ca_file: {ca_file}, server_name: target.example}}\n");
-    let e = scrape(&scraper(&without, &url)).await.unwrap_err();
+    let e = scrape(&mut scraper(&without, &url)).await.unwrap_err();
     assert!(e.contains("CertificateRequired"), "{e}");
     let with = format!(
         "    tls_config: {{ca_file: {ca_file}, server_name: target.example, \
          cert_file: {cert_file}, key_file: {key_file}}}\n"
     );
-    assert_eq!(scrape(&scraper(&with, &url)).await.unwrap(), body);
+    assert_eq!(scrape(&mut scraper(&with, &url)).await.unwrap(), body);
 }
 
 fn authorization(head: &str) -> Option<String> {
@@ -299,22 +299,22 @@ async fn credentials_sent_and_files_reread_each_scrape() {
     let dir = tempfile::tempdir().unwrap();
 
     // No credentials configured: no header.
-    scrape(&scraper("", &url)).await.unwrap();
+    scrape(&mut scraper("", &url)).await.unwrap();
     assert_eq!(authorization(&srv.last_head()), None);
 
     let pass = write(&dir, "pass", "s3cret\n");
-    let s = scraper(
+    let mut s = scraper(
         &format!("    basic_auth: {{username: alice, password_file: {pass}}}\n"),
         &url,
     );
-    scrape(&s).await.unwrap();
+    scrape(&mut s).await.unwrap();
     // Heads are recorded lowercased; the trailing newline of the file is trimmed.
     assert_eq!(
         authorization(&srv.last_head()).unwrap(),
         format!("basic {}", b64("alice:s3cret"))
     );
     write(&dir, "pass", "rotated");
-    scrape(&s).await.unwrap();
+    scrape(&mut s).await.unwrap();
     assert_eq!(
         authorization(&srv.last_head()).unwrap(),
         format!("basic {}", b64("alice:rotated"))
@@ -324,26 +324,26 @@ async fn credentials_sent_and_files_reread_each_scrape() {
     assert!(!dbg.contains("rotated") && !dbg.contains("alice"), "{dbg}");
 
     let token = write(&dir, "token", "tok1\n");
-    let s = scraper(&format!("    bearer_token_file: {token}\n"), &url);
-    scrape(&s).await.unwrap();
+    let mut s = scraper(&format!("    bearer_token_file: {token}\n"), &url);
+    scrape(&mut s).await.unwrap();
     assert_eq!(authorization(&srv.last_head()).unwrap(), "bearer tok1");
 
-    scrape(&scraper("    bearer_token: inline\n", &url))
+    scrape(&mut scraper("    bearer_token: inline\n", &url))
         .await
         .unwrap();
     assert_eq!(authorization(&srv.last_head()).unwrap(), "bearer inline");
 
-    let s = scraper("    authorization: {type: Custom, credentials: c1}\n", &url);
-    scrape(&s).await.unwrap();
+    let mut s = scraper("    authorization: {type: Custom, credentials: c1}\n", &url);
+    scrape(&mut s).await.unwrap();
     assert_eq!(authorization(&srv.last_head()).unwrap(), "custom c1");
 
     // A credentials file that disappears fails the scrape, as in Prometheus.
     let gone = dir.path().join("missing").display().to_string();
-    let s = scraper(
+    let mut s = scraper(
         &format!("    authorization: {{credentials_file: {gone}}}\n"),
         &url,
     );
-    let e = scrape(&s).await.unwrap_err();
+    let e = scrape(&mut s).await.unwrap_err();
     assert!(
         e.contains("unable to read authorization credentials file"),
         "{e}"
@@ -375,11 +375,11 @@ async fn gzip_bomb_stops_at_the_decompressed_limit() {
     )
     .await;
     let url = srv.url("http");
-    let e = scrape(&scraper("    body_size_limit: 1MB\n", &url))
+    let e = scrape(&mut scraper("    body_size_limit: 1MB\n", &url))
         .await
         .unwrap_err();
     assert!(e.contains("body size limit exceeded"), "{e}");
-    let body = scrape(&scraper("    body_size_limit: 32MB\n", &url))
+    let body = scrape(&mut scraper("    body_size_limit: 32MB\n", &url))
         .await
         .unwrap();
     assert_eq!(body.len(), 16 << 20);
@@ -389,7 +389,7 @@ async fn gzip_bomb_stops_at_the_decompressed_limit() {
 async fn accept_encoding_follows_enable_compression() {
     let srv = plain_server().await;
     let url = srv.url("http");
-    scrape(&scraper("", &url)).await.unwrap();
+    scrape(&mut scraper("", &url)).await.unwrap();
     // The rest of what Prometheus sends with every scrape.
     let head = srv.last_head();
     let accept = format!(
@@ -407,7 +407,7 @@ async fn accept_encoding_follows_enable_compression() {
         "{}",
         srv.last_head()
     );
-    scrape(&scraper("    enable_compression: false\n", &url))
+    scrape(&mut scraper("    enable_compression: false\n", &url))
         .await
         .unwrap();
     assert!(
@@ -431,9 +431,12 @@ async fn redirects_followed_only_when_configured() {
     )
     .await;
     let url = srv.url("http");
-    assert_eq!(scrape(&scraper("", &url)).await.unwrap(), BODY.as_bytes());
+    assert_eq!(
+        scrape(&mut scraper("", &url)).await.unwrap(),
+        BODY.as_bytes()
+    );
     assert!(srv.last_head().starts_with("get /real "));
-    let e = scrape(&scraper("    follow_redirects: false\n", &url))
+    let e = scrape(&mut scraper("    follow_redirects: false\n", &url))
         .await
         .unwrap_err();
     assert!(e.contains("302"), "{e}");
@@ -471,7 +474,7 @@ async fn scrape_protocols_and_escaping_reach_the_target() {
     let srv = plain_server().await;
     let url = srv.url("http");
     let job = "    metric_name_validation_scheme: legacy\n    scrape_protocols: [PrometheusText1.0.0, OpenMetricsText0.0.1]\n";
-    scrape(&scraper(job, &url)).await.unwrap();
+    scrape(&mut scraper(job, &url)).await.unwrap();
     let head = srv.last_head();
     assert!(
         head.contains(
@@ -497,8 +500,8 @@ async fn http_headers_values_secrets_and_files_are_sent_files_reread_each_scrape
     let job = format!(
         "    http_headers:\n      X-Scope-OrgID: {{values: [team-a], secrets: [s3cret], files: [{file}]}}\n      X-Other: {{values: [o]}}\n"
     );
-    let s = scraper(&job, &url);
-    scrape(&s).await.unwrap();
+    let mut s = scraper(&job, &url);
+    scrape(&mut s).await.unwrap();
     let head = srv.last_head();
     assert_eq!(
         header_values(&head, "x-scope-orgid"),
@@ -507,14 +510,14 @@ async fn http_headers_values_secrets_and_files_are_sent_files_reread_each_scrape
     );
     assert_eq!(header_values(&head, "x-other"), ["o"]);
     std::fs::write(&file, "from-file-2").unwrap();
-    scrape(&s).await.unwrap();
+    scrape(&mut s).await.unwrap();
     assert_eq!(
         header_values(&srv.last_head(), "x-scope-orgid"),
         ["team-a", "s3cret", "from-file-2"]
     );
     // A header file that cannot be read fails the scrape, as in Prometheus.
     std::fs::remove_file(&file).unwrap();
-    let e = scrape(&s).await.unwrap_err();
+    let e = scrape(&mut s).await.unwrap_err();
     assert!(e.contains("unable to read headers file"), "{e}");
 }
 
@@ -589,9 +592,9 @@ async fn oauth2_client_credentials_token_is_cached_until_it_expires() {
         "    oauth2:\n      client_id: my id\n      client_secret_file: {secret}\n      token_url: {}\n      scopes: [read, write]\n      endpoint_params: {{audience: prom}}\n",
         tokens.url
     );
-    let s = scraper(&job, &url);
+    let mut s = scraper(&job, &url);
     for _ in 0..3 {
-        scrape(&s).await.unwrap();
+        scrape(&mut s).await.unwrap();
         assert_eq!(
             authorization(&srv.last_head()).as_deref(),
             Some("bearer token-1")
@@ -611,7 +614,7 @@ async fn oauth2_client_credentials_token_is_cached_until_it_expires() {
     );
     // A rotated secret gets a new token at once.
     std::fs::write(&secret, "rotated").unwrap();
-    scrape(&s).await.unwrap();
+    scrape(&mut s).await.unwrap();
     assert_eq!(
         authorization(&srv.last_head()).as_deref(),
         Some("bearer token-2")
@@ -629,9 +632,9 @@ async fn oauth2_token_expiring_within_ten_seconds_is_renewed_and_failures_fail_t
         "    oauth2: {{client_id: a, client_secret: b, token_url: '{}'}}\n",
         tokens.url
     );
-    let s = scraper(&job, &url);
-    scrape(&s).await.unwrap();
-    scrape(&s).await.unwrap();
+    let mut s = scraper(&job, &url);
+    scrape(&mut s).await.unwrap();
+    scrape(&mut s).await.unwrap();
     assert_eq!(tokens.requests().len(), 2);
     assert_eq!(
         authorization(&srv.last_head()).as_deref(),
@@ -641,7 +644,7 @@ async fn oauth2_token_expiring_within_ten_seconds_is_renewed_and_failures_fail_t
     let before = srv.heads.lock().unwrap().len();
     let job =
         "    oauth2: {client_id: a, client_secret: b, token_url: 'http://127.0.0.1:9/token'}\n";
-    let e = scrape(&scraper(job, &url)).await.unwrap_err();
+    let e = scrape(&mut scraper(job, &url)).await.unwrap_err();
     assert!(e.contains("oauth2: cannot fetch token"), "{e}");
     assert_eq!(srv.heads.lock().unwrap().len(), before);
 }
@@ -657,7 +660,7 @@ async fn proxy_url_carries_requests_except_no_proxy_hosts() {
         "    proxy_url: {proxy_url}\n    no_proxy: 127.0.0.1,.internal\n    proxy_connect_header: {{Proxy-Authorization: [Basic cHJveHk6cHc=]}}\n"
     );
     // A plain-http target through the proxy: absolute-form request line.
-    let body = scrape(&scraper(&job, "http://metrics.example:9100/metrics"))
+    let body = scrape(&mut scraper(&job, "http://metrics.example:9100/metrics"))
         .await
         .unwrap();
     assert_eq!(body, BODY.as_bytes());
@@ -672,7 +675,9 @@ async fn proxy_url_carries_requests_except_no_proxy_hosts() {
     );
     // no_proxy: straight to the target.
     let seen = proxy.heads.lock().unwrap().len();
-    scrape(&scraper(&job, &direct.url("http"))).await.unwrap();
+    scrape(&mut scraper(&job, &direct.url("http")))
+        .await
+        .unwrap();
     assert_eq!(proxy.heads.lock().unwrap().len(), seen);
     assert!(direct.last_head().starts_with("get /metrics "));
 
@@ -682,7 +687,7 @@ async fn proxy_url_carries_requests_except_no_proxy_hosts() {
         "    proxy_url: http://{}\n    proxy_connect_header: {{Proxy-Authorization: [Basic eDp5]}}\n",
         refuse.addr
     );
-    let e = scrape(&scraper(&job, "https://secure.example:8443/metrics"))
+    let e = scrape(&mut scraper(&job, "https://secure.example:8443/metrics"))
         .await
         .unwrap_err();
     let head = refuse.last_head();
@@ -737,11 +742,14 @@ async fn enable_http2_offers_h2_over_tls_and_false_does_not() {
     let url = format!("https://{addr}/metrics");
     let insecure = "    tls_config: {insecure_skip_verify: true}\n";
     assert_eq!(
-        scrape(&scraper(insecure, &url)).await.unwrap(),
+        scrape(&mut scraper(insecure, &url)).await.unwrap(),
         BODY.as_bytes()
     );
     let off = format!("{insecure}    enable_http2: false\n");
-    assert_eq!(scrape(&scraper(&off, &url)).await.unwrap(), BODY.as_bytes());
+    assert_eq!(
+        scrape(&mut scraper(&off, &url)).await.unwrap(),
+        BODY.as_bytes()
+    );
     assert_eq!(
         *offers.lock().unwrap(),
         [
