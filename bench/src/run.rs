@@ -30,6 +30,10 @@ pub const REPORT_SERIES: usize = 5;
 
 /// How long a system may take from start to the first sample at the sink.
 const FIRST_SAMPLE_DEADLINE: Duration = Duration::from_secs(120);
+/// Delivery is steady once a window of this length delivers 95–105 % of the expected rate...
+const STEADY_WINDOW: Duration = Duration::from_secs(10);
+/// ...or after this long in any case.
+const STEADY_DEADLINE: Duration = Duration::from_secs(300);
 
 /// What runs, and for how long.
 #[derive(Clone, Debug)]
@@ -181,34 +185,36 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<Measurement>> {
     for target in sim.targets() {
         target.set_body_bytes(fixture.body.clone());
     }
-    let sink = match &opts.victoria_metrics_bin {
-        Some(bin) => Sink::VictoriaMetrics(VictoriaMetrics::start(bin).await?),
-        None => Sink::Null(NullSink::start().await.context("starting the null sink")?),
-    };
-    let config = prometheus_yml(
-        &sim.addresses(),
-        opts.interval,
-        &sink.url(),
-        opts.max_samples_per_send,
-    );
     let active_series = opts.targets * (fixture.series + REPORT_SERIES);
     eprintln!(
         "farm: {} targets × {} series ({:?}, {} KiB per scrape) = {active_series} active series, \
-         every {:?}; sink: {} at {}",
+         every {:?}",
         opts.targets,
         fixture.series,
         fixture.kind,
         fixture.body.len() / 1024,
         opts.interval,
-        sink.describe(),
-        sink.url()
     );
     let mut results = Vec::new();
     for &system in &opts.systems {
+        // A fresh receiver per system: a VictoriaMetrics that already indexed the farm's
+        // series would ingest the second system's samples far more cheaply than the first's.
+        let sink = match &opts.victoria_metrics_bin {
+            Some(bin) => Sink::VictoriaMetrics(VictoriaMetrics::start(bin).await?),
+            None => Sink::Null(NullSink::start().await.context("starting the null sink")?),
+        };
+        eprintln!("{system:?}: sink: {} at {}", sink.describe(), sink.url());
+        let config = prometheus_yml(
+            &sim.addresses(),
+            opts.interval,
+            &sink.url(),
+            opts.max_samples_per_send,
+        );
+        let sink = &sink;
         let measured = match system {
-            System::Promshard => run_promshard(opts, &config, &sim, &sink, active_series).await?,
-            System::Vmagent => run_vmagent(opts, &sim, &sink, active_series).await?,
-            System::Prometheus => run_prometheus(opts, &config, &sim, &sink, active_series).await?,
+            System::Promshard => run_promshard(opts, &config, &sim, sink, active_series).await?,
+            System::Vmagent => run_vmagent(opts, &sim, sink, active_series).await?,
+            System::Prometheus => run_prometheus(opts, &config, &sim, sink, active_series).await?,
         };
         results.push(measured);
     }
@@ -408,8 +414,29 @@ async fn measure(
         },
     )
     .await;
+    // The receiver indexes every new series once (VictoriaMetrics: tens of thousands a second
+    // here): wait until the system delivers at the expected rate before the warm-up starts,
+    // so no system is measured while the receiver is still learning the farm's series.
+    let expected = active_series as f64 / opts.interval.as_secs_f64();
+    let catching_up = Instant::now();
+    while matches!(sink, Sink::VictoriaMetrics(_)) {
+        let a = sink.counts().await;
+        tokio::time::sleep(STEADY_WINDOW).await;
+        let rate = (sink.counts().await.samples - a.samples) as f64 / STEADY_WINDOW.as_secs_f64();
+        // Not above either: a backlog from the indexing still draining is not steady.
+        if (0.95 * expected..=1.05 * expected).contains(&rate) {
+            break;
+        }
+        if catching_up.elapsed() >= STEADY_DEADLINE {
+            eprintln!(
+                "{system:?}: still delivering {rate:.0} samples/s of {expected:.0} after {STEADY_DEADLINE:?}; measuring anyway"
+            );
+            break;
+        }
+    }
     eprintln!(
-        "{system:?}: samples arriving; warming up for {:?}",
+        "{system:?}: delivering at the expected rate after {:.0?}; warming up for {:?}",
+        catching_up.elapsed(),
         opts.warmup
     );
     tokio::time::sleep(opts.warmup).await;
