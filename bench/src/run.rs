@@ -419,20 +419,8 @@ async fn measure(
     // so no system is measured while the receiver is still learning the farm's series.
     let expected = active_series as f64 / opts.interval.as_secs_f64();
     let catching_up = Instant::now();
-    while matches!(sink, Sink::VictoriaMetrics(_)) {
-        let a = sink.counts().await;
-        tokio::time::sleep(STEADY_WINDOW).await;
-        let rate = (sink.counts().await.samples - a.samples) as f64 / STEADY_WINDOW.as_secs_f64();
-        // Not above either: a backlog from the indexing still draining is not steady.
-        if (0.95 * expected..=1.05 * expected).contains(&rate) {
-            break;
-        }
-        if catching_up.elapsed() >= STEADY_DEADLINE {
-            eprintln!(
-                "{system:?}: still delivering {rate:.0} samples/s of {expected:.0} after {STEADY_DEADLINE:?}; measuring anyway"
-            );
-            break;
-        }
+    if matches!(sink, Sink::VictoriaMetrics(_)) {
+        wait_for_steady_delivery(system, sink, expected, catching_up).await;
     }
     eprintln!(
         "{system:?}: delivering at the expected rate after {:.0?}; warming up for {:?}",
@@ -502,6 +490,25 @@ async fn measure(
         pids: pids.to_vec(),
         remote_storage,
     })
+}
+
+/// Waits until a window delivers 95-105 % of the expected rate (not above either: a backlog
+/// from the receiver's indexing still draining is not steady), or [`STEADY_DEADLINE`].
+async fn wait_for_steady_delivery(system: System, sink: &Sink, expected: f64, since: Instant) {
+    loop {
+        let a = sink.counts().await;
+        tokio::time::sleep(STEADY_WINDOW).await;
+        let rate = (sink.counts().await.samples - a.samples) as f64 / STEADY_WINDOW.as_secs_f64();
+        if (0.95 * expected..=1.05 * expected).contains(&rate) {
+            return;
+        }
+        if since.elapsed() >= STEADY_DEADLINE {
+            eprintln!(
+                "{system:?}: still delivering {rate:.0} samples/s of {expected:.0} after {STEADY_DEADLINE:?}; measuring anyway"
+            );
+            return;
+        }
+    }
 }
 
 /// Sums of the `prometheus_remote_storage_samples*` counters on a `/metrics` page, by name
