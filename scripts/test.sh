@@ -6,6 +6,9 @@
 #   SKIP_INSTALL=1 ./scripts/test.sh   # skip the apt step (already installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-off build gains nothing from incremental state, and it costs disk (it is what filled the CI
+# machine's disk next to the test binaries).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
