@@ -94,8 +94,15 @@ async fn http_sd_targets_are_scraped_with_auth_and_refreshed() {
     let _worker = start_worker("w1", &master.url("grpc"), dir.path(), &[]).await;
 
     let t = wait_addresses(&http, &addrs).await;
-    assert_eq!(t[1].1["__meta_url"], sd.url());
-    assert_eq!(t[1].1["team"], "b");
+    // `active` sorts by address as text: find the second target by its address, not its index
+    // (its ephemeral port may sort before the first's).
+    let second = &t
+        .iter()
+        .find(|(a, _)| *a == addrs[1])
+        .expect("second target")
+        .1;
+    assert_eq!(second["__meta_url"], sd.url());
+    assert_eq!(second["team"], "b");
     wait_up(
         &receiver,
         &addrs[0],

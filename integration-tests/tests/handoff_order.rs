@@ -481,9 +481,17 @@ async fn an_old_owner_killed_mid_handoff_times_the_fence_out_and_loses_only_its_
     assert!(lost <= bound, "w1 lost {lost} samples, more than {bound}");
     // The receiver refused requests (a strict TSDB would) but stored nothing out of order.
     let violations = recorder.violations();
+    // A request w1 sent just before it died can still sit in the (delayed) receiver when w2's
+    // fence times out: the same moved series then appear in two requests at once. That overlap is
+    // the fence timeout's documented cost, and only for moved targets; the strict receiver still
+    // refuses whatever would land out of order.
+    let moved_overlap = |v: &String| {
+        v.contains("is also in another request still in flight")
+            && moved.iter().any(|a| v.contains(&format!("instance={a:?}")))
+    };
     let unexpected: Vec<&String> = violations
         .iter()
-        .filter(|v| !v.contains("refused as a TSDB would"))
+        .filter(|v| !v.contains("refused as a TSDB would") && !moved_overlap(v))
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
     assert!(
