@@ -14,6 +14,8 @@ COPY httpclient httpclient
 COPY master master
 COPY worker worker
 COPY integration-tests integration-tests
+COPY bench bench
+COPY testdata testdata
 COPY src src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/build/target \

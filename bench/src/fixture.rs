@@ -1,4 +1,4 @@
-//! The exposition bodies the target farm serves: fixtures shipped gzipped in `bench/fixtures/`
+//! The exposition bodies the target farm serves: fixtures shipped gzipped in the repository's `testdata/`
 //! (copies of `shared/testdata`, so a fresh clone benchmarks the same bytes), loaded once with
 //! their sample timestamps stripped.
 //!
@@ -20,8 +20,8 @@ pub enum FixtureKind {
     Node,
 }
 
-const CADVISOR_GZ: &[u8] = include_bytes!("../fixtures/cadvisor_110pods.prom.gz");
-const NODE_GZ: &[u8] = include_bytes!("../fixtures/node_exporter.prom.gz");
+const CADVISOR_GZ: &[u8] = include_bytes!("../../testdata/cadvisor_110pods.prom.gz");
+const NODE_GZ: &[u8] = include_bytes!("../../testdata/node_exporter.prom.gz");
 
 /// A loaded fixture: the body to serve and how many samples it exposes.
 #[derive(Clone, Debug)]

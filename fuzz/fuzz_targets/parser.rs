@@ -1,6 +1,6 @@
 //! Fuzzes the exposition parser with arbitrary bytes, as the text format and as OpenMetrics.
 //!
-//! Input: any bytes (the fixtures in `shared/testdata/` make good seeds).
+//! Input: any bytes (the fixtures in `testdata/`, inflated, make good seeds).
 //!
 //! Checked: no panic and termination; at most one entry per line and the position always
 //! advances; after an error the parser stays finished and the error's line exists; every

@@ -1,4 +1,4 @@
-//! Exposition parser throughput on real bodies (`shared/testdata`), next to the
+//! Exposition parser throughput on real bodies (`testdata/`, gzipped in the repository), next to the
 //! `prometheus-parse` crate as a reference.
 //!
 //! - `steady`: every entry, each sample's series, value and timestamp read: the path of a
@@ -15,27 +15,15 @@
 mod parser;
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use parser::{Entry, Format, MetricType, Parser};
 
-/// `shared/testdata` beside the repository (or `PROMSHARD_TESTDATA`).
-fn testdata(name: &str) -> Vec<u8> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Ok(d) = std::env::var("PROMSHARD_TESTDATA") {
-        dirs.push(d.into());
-    }
-    for up in PathBuf::from(env!("CARGO_MANIFEST_DIR")).ancestors() {
-        dirs.push(up.join("shared/testdata"));
-    }
-    dirs.push("/work/shared/testdata".into());
-    dirs.iter()
-        .find_map(|d| std::fs::read(d.join(name)).ok())
-        .unwrap_or_else(|| panic!("fixture {name} not found in {dirs:?}"))
-}
+#[path = "../src/testdata.rs"]
+mod testdata;
+use testdata::testdata;
 
 /// Reads every entry; returns the sample count (and keeps the work observable).
 fn parse_steady(body: &[u8]) -> usize {

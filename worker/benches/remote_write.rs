@@ -1,5 +1,5 @@
 //! Remote write on the wire, 1.0 against 2.0, on one scrape of the cadvisor fixture
-//! (`shared/testdata/cadvisor_110pods.prom`, 110 pods' containers) cut into requests of
+//! (`testdata/cadvisor_110pods.prom.gz`, 110 pods' containers) cut into requests of
 //! `max_samples_per_send` (Prometheus's default, 2,000) as a shard would send them:
 //!
 //! - bytes per sample on the wire (snappy-compressed body), printed once;
@@ -12,7 +12,6 @@
 mod parser;
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -24,19 +23,9 @@ use promshard_worker::remote_write::{
 
 const MAX_SAMPLES_PER_SEND: usize = 2_000;
 
-fn testdata(name: &str) -> Vec<u8> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Ok(d) = std::env::var("PROMSHARD_TESTDATA") {
-        dirs.push(d.into());
-    }
-    for up in PathBuf::from(env!("CARGO_MANIFEST_DIR")).ancestors() {
-        dirs.push(up.join("shared/testdata"));
-    }
-    dirs.push("/work/shared/testdata".into());
-    dirs.iter()
-        .find_map(|d| std::fs::read(d.join(name)).ok())
-        .unwrap_or_else(|| panic!("fixture {name} not found in {dirs:?}"))
-}
+#[path = "../src/testdata.rs"]
+mod testdata;
+use testdata::testdata;
 
 fn family<'m>(m: &'m mut MetadataMap, name: &str) -> &'m mut MetricMetadata {
     m.entry(name.to_owned()).or_insert_with(|| MetricMetadata {

@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod remote_write;
 pub mod scrape;
 pub mod status;
+#[cfg(test)]
+mod testdata;
 pub mod tls;
 
 use std::future::Future;

@@ -1849,24 +1849,7 @@ fn iterator_stops_after_an_error() {
 // ---------------------------------------------------------------------------------------
 // Real expositions.
 
-/// `shared/testdata`, found beside the repository (or via `PROMSHARD_TESTDATA`).
-pub(crate) fn testdata(name: &str) -> Vec<u8> {
-    let mut dirs = Vec::new();
-    if let Ok(d) = std::env::var("PROMSHARD_TESTDATA") {
-        dirs.push(std::path::PathBuf::from(d));
-    }
-    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for up in manifest.ancestors() {
-        dirs.push(up.join("shared/testdata"));
-    }
-    dirs.push("/work/shared/testdata".into());
-    for d in &dirs {
-        if let Ok(b) = std::fs::read(d.join(name)) {
-            return b;
-        }
-    }
-    panic!("fixture {name} not found in {dirs:?}");
-}
+pub(crate) use crate::testdata::testdata;
 
 /// Samples counted without the parser: lines that are neither blank nor comments.
 fn count_sample_lines(b: &[u8]) -> usize {
