@@ -478,8 +478,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 /// An exposition format, as `scrape_protocols` and `fallback_scrape_protocol` name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ScrapeProtocol {
-    /// Protobuf; accepted in `scrape_protocols` after a text format (promshard never asks for
-    /// it), refused first or as the fallback.
+    /// Delimited protobuf `io.prometheus.client.MetricFamily` messages.
     #[serde(rename = "PrometheusProto")]
     PrometheusProto,
     #[serde(rename = "OpenMetricsText0.0.1")]
@@ -495,6 +494,16 @@ pub enum ScrapeProtocol {
 impl ScrapeProtocol {
     /// Prometheus's `DefaultScrapeProtocols`, in order of preference.
     pub const DEFAULT: [ScrapeProtocol; 4] = [
+        ScrapeProtocol::OpenMetricsText1_0_0,
+        ScrapeProtocol::OpenMetricsText0_0_1,
+        ScrapeProtocol::PrometheusText1_0_0,
+        ScrapeProtocol::PrometheusText0_0_4,
+    ];
+
+    /// Prometheus's `DefaultProtoFirstScrapeProtocols`: a job's default when it scrapes
+    /// native histograms (only the protobuf format carries them).
+    pub const PROTO_FIRST: [ScrapeProtocol; 5] = [
+        ScrapeProtocol::PrometheusProto,
         ScrapeProtocol::OpenMetricsText1_0_0,
         ScrapeProtocol::OpenMetricsText0_0_1,
         ScrapeProtocol::PrometheusText1_0_0,
@@ -1018,8 +1027,7 @@ fn validate_global(g: &mut GlobalConfig, at: &At) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Prometheus's `validateAcceptScrapeProtocols`, plus promshard's limit: protobuf may be offered
-/// only after a text format, and is then left out of `Accept`.
+/// Prometheus's `validateAcceptScrapeProtocols`.
 fn validate_scrape_protocols(p: &[ScrapeProtocol], at: &At) -> Result<(), ConfigError> {
     if p.is_empty() {
         return Err(at.err("scrape_protocols cannot be empty"));
@@ -1032,11 +1040,6 @@ fn validate_scrape_protocols(p: &[ScrapeProtocol], at: &At) -> Result<(), Config
                 "duplicated protocol in scrape_protocols, got {names:?}"
             )));
         }
-    }
-    if p[0] == ScrapeProtocol::PrometheusProto {
-        return Err(at.not_implemented(
-            "asking for PrometheusProto first (protobuf scraping, for native histograms)",
-        ));
     }
     Ok(())
 }
@@ -1139,11 +1142,6 @@ fn validate_scrape_config(
                     .unwrap_or_else(|| ScrapeProtocol::DEFAULT.to_vec()),
             );
         }
-    }
-    if sc.fallback_scrape_protocol == Some(ScrapeProtocol::PrometheusProto) {
-        return Err(at
-            .key("fallback_scrape_protocol")
-            .not_implemented("PrometheusProto (protobuf scraping)"));
     }
     resolve_name_schemes(sc, g, at)?;
     let scheme = sc

@@ -384,14 +384,6 @@ alerting: {}
             r#"scrape_configs[0] (job "a").scrape_native_histograms"#,
         ),
         (
-            "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0]}]",
-            r#"scrape_configs[0] (job "a").scrape_protocols"#,
-        ),
-        (
-            "scrape_configs: [{job_name: a, fallback_scrape_protocol: PrometheusProto}]",
-            r#"scrape_configs[0] (job "a").fallback_scrape_protocol"#,
-        ),
-        (
             "remote_write: [{url: 'http://h/w', send_native_histograms: true}]",
             "remote_write[0].send_native_histograms",
         ),
@@ -590,5 +582,27 @@ fn utf8_label_names_follow_the_validation_scheme() {
     assert_eq!(
         w.scrape_configs[0].metric_name_validation_scheme,
         Some(ValidationScheme::Utf8)
+    );
+}
+
+/// Protobuf scraping is accepted anywhere in `scrape_protocols` and as the fallback, as in
+/// Prometheus 3 (`validateAcceptScrapeProtocols` checks only emptiness and duplicates).
+#[test]
+fn protobuf_is_accepted_first_and_as_the_fallback() {
+    let c = Config::parse(
+        "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0], fallback_scrape_protocol: PrometheusProto}]",
+    )
+    .unwrap();
+    let a = &c.scrape_configs[0];
+    assert_eq!(
+        a.protocols(),
+        [
+            ScrapeProtocol::PrometheusProto,
+            ScrapeProtocol::OpenMetricsText1_0_0
+        ]
+    );
+    assert_eq!(
+        a.fallback_scrape_protocol,
+        Some(ScrapeProtocol::PrometheusProto)
     );
 }

@@ -328,8 +328,8 @@ const CASES: &[(&str, &str, Want)] = &[
     ),
     (
         "conf.good.yml (protobuf first)",
-        "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, PrometheusText0.0.4]}]",
-        NotImplemented(r#"scrape_configs[0] (job "a").scrape_protocols: "#),
+        "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, PrometheusText0.0.4], fallback_scrape_protocol: PrometheusProto}]",
+        Valid,
     ),
     (
         "conf.good.yml (ec2)",

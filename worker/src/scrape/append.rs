@@ -47,7 +47,8 @@ use promshard_model::relabel::{self, RelabelConfig};
 use promshard_model::{Labels, LabelsBuilder};
 use promshard_proto::STALE_NAN_BITS;
 
-use super::parser::{Entry, Format, MetricType, Parser, Sample};
+use super::parser::{Decoded, Entry, Format, MetricType, Parser, Sample};
+use super::protobuf;
 use crate::remote_write::{AppendSample, MetricMetadata, Series};
 
 const EXPORTED_PREFIX: &str = "exported_";
@@ -214,6 +215,8 @@ pub(crate) struct SampleProcessor {
     label_value_length_limit: usize,
     /// `metric_name_validation_scheme: legacy`: series with other names fail the scrape.
     legacy_names: bool,
+    /// How protobuf bodies' histograms are read.
+    protobuf: protobuf::Options,
     entries: Vec<CacheEntry>,
     free_entries: Vec<u32>,
     /// Live entries by key.
@@ -254,6 +257,11 @@ impl SampleProcessor {
             label_name_length_limit: cfg.label_name_length_limit as usize,
             label_value_length_limit: cfg.label_value_length_limit as usize,
             legacy_names: cfg.metric_name_validation_scheme == Some(ValidationScheme::Legacy),
+            // Native histograms are not scraped (`scrape_native_histograms: true` is refused
+            // at load): their classic reading, as Prometheus's with the setting off.
+            protobuf: protobuf::Options {
+                ignore_native: true,
+            },
             entries: Vec::new(),
             free_entries: Vec::new(),
             index: HashTable::new(),
@@ -549,10 +557,21 @@ impl SampleProcessor {
         generation: u64,
         c: &mut Failed,
     ) -> Result<(Vec<AppendSample>, Vec<MetricMetadata>), String> {
+        // Protobuf is decoded whole first (a few arenas, dropped with the scrape); the text
+        // formats are read in place.
+        let decoded;
         self.iteration += 1;
         let now = self.iteration;
         let mut meta = MetadataLines::default();
-        let mut parser = Parser::new(body, format);
+        let mut parser = match format {
+            Format::Protobuf => {
+                let mut d = Decoded::default();
+                protobuf::decode(body, self.protobuf, &mut d)?;
+                decoded = d;
+                Parser::decoded(&decoded)
+            }
+            Format::Text | Format::OpenMetrics => Parser::new(body, format),
+        };
         let secret = text_secret();
         // Sized for the previous scrape.
         let mut samples = Vec::with_capacity(self.order.len() + 8);

@@ -489,3 +489,70 @@ fn a_series_costs_the_cache_no_more_than_its_budget() {
     assert_eq!(std::mem::size_of::<CacheEntry>(), 40);
     assert_eq!(std::mem::size_of::<Option<Slot>>(), 40);
 }
+
+/// A protobuf scrape writes what the text scrape of the same exposition writes (series,
+/// values, metadata), its second scrape finds every series in the cache, and a series that
+/// vanishes gets its stale marker.
+#[test]
+fn a_protobuf_scrape_writes_what_the_text_scrape_writes() {
+    let text = "# HELP c Requests.\n# TYPE c counter\nc{code=\"200\"} 7\n\
+        # TYPE h histogram\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1.5\nh_count 2\n\
+        # TYPE s summary\ns{quantile=\"0.9\"} 3\ns_sum 4\ns_count 5\n";
+    let families = [
+        r#"name: "c" help: "Requests." type: COUNTER
+           metric: < label: < name: "code" value: "200" > counter: < value: 7 > >"#,
+        r#"name: "h" type: HISTOGRAM metric: < histogram: < sample_count: 2 sample_sum: 1.5
+           bucket: < upper_bound: 0.5 cumulative_count: 1 > > >"#,
+        r#"name: "s" type: SUMMARY metric: < summary: < sample_count: 5 sample_sum: 4
+           quantile: < quantile: 0.9 value: 3 > > >"#,
+    ];
+    let proto = crate::scrape::protobuf::tests::delimited(&families);
+    let values = |p: &Processed| {
+        let mut v: Vec<(String, u64)> = p
+            .samples
+            .iter()
+            .map(|s| (series_of(s).to_string(), s.value.to_bits()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut from_text = processor("");
+    let want = run(&mut from_text, text).unwrap();
+    let mut p = processor("");
+    let got = p.process(&proto, Format::Protobuf, 1_000, fresh()).unwrap();
+    assert_eq!(values(&got), values(&want));
+    assert_eq!(got.samples.len(), 8);
+    assert_eq!((got.scraped, got.series_added), (8, 8));
+    assert_eq!(got.metadata, want.metadata);
+
+    let again = p.process(&proto, Format::Protobuf, 2_000, fresh()).unwrap();
+    assert_eq!((again.scraped, again.series_added), (8, 0));
+    assert!(again.stale.is_empty());
+
+    let fewer = crate::scrape::protobuf::tests::delimited(&families[..1]);
+    let third = p.process(&fewer, Format::Protobuf, 3_000, fresh()).unwrap();
+    assert_eq!(third.samples.len(), 1);
+    assert_eq!(third.stale.len(), 7);
+    assert!(
+        third
+            .stale
+            .iter()
+            .all(|s| s.value.to_bits() == STALE_NAN_BITS && s.timestamp_ms == 3_000)
+    );
+}
+
+/// A body that does not decode fails the scrape with the decoder's words.
+#[test]
+fn an_undecodable_protobuf_body_fails_the_scrape() {
+    let mut p = processor("");
+    let e = p
+        .process(&[0x05, 0x0a], Format::Protobuf, 1_000, fresh())
+        .err()
+        .unwrap();
+    assert!(
+        e.error
+            .starts_with("clientpb: insufficient length of buffer"),
+        "{}",
+        e.error
+    );
+}

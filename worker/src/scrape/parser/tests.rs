@@ -1420,7 +1420,12 @@ fn negotiate_format_follows_prometheus_3() {
     let proto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
     assert_eq!(
         negotiate_format(Some(proto), Some(Format::Text)),
-        Ok(Format::Text)
+        Ok(Format::Protobuf)
+    );
+    // Only the media type counts (`textparse.extractMediaType`).
+    assert_eq!(
+        negotiate_format(Some("application/vnd.google.protobuf"), None),
+        Ok(Format::Protobuf)
     );
     assert_eq!(
         Blank.to_string(),

@@ -1,0 +1,198 @@
+//! The protobuf exposition format: a body of length-delimited `io.prometheus.client.MetricFamily`
+//! messages (`application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`),
+//! decoded with prost into the [`Decoded`] entries the exposition parser hands on.
+//!
+//! It follows Prometheus's `model/textparse/protobufparse.go` (`ProtobufParser.Next`,
+//! `getMagicName`, `getMagicLabel`, `isNativeHistogram`) and its streaming decoder
+//! (`prompb/io/prometheus/client/decoder.go`), so a target yields the same entries, in the same
+//! order, as Prometheus 3 reads from it:
+//! - a family without metrics yields nothing; otherwise `HELP`, `UNIT` when set, `TYPE`;
+//! - counters, gauges and untyped metrics one sample each, named after the family (no
+//!   `_total` added); `timestamp_ms` 0 means no timestamp;
+//! - a summary `_count`, `_sum`, then one sample per quantile (`quantile` formatted as
+//!   OpenMetrics floats);
+//! - a classic histogram `_count`, `_sum`, then `_bucket` per bucket up to the first `+Inf`
+//!   one (an `le="+Inf"` bucket with the count is added when the target left it out); a
+//!   `*_float` count overrides the integer one when it is not 0.
+//!
+//! Histograms with native parts (spans, a zero threshold or zero count) are read as classic
+//! ones with [`Options::ignore_native`] (`scrape_native_histograms: false`), as Prometheus does:
+//! their classic buckets, or only `_count`, `_sum` and `+Inf` when there are none.
+
+use promshard_proto::exposition::{self as pb, MetricFamily};
+use prost::Message;
+
+use super::parser::{Decoded, MetricType, openmetrics_float};
+
+/// How histograms are read (Prometheus's `ParserOptions`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// Read native histograms as classic ones (`scrape_native_histograms: false`).
+    pub(crate) ignore_native: bool,
+}
+
+/// `binary.MaxVarintLen32`: Prometheus refuses a longer length prefix.
+const MAX_PREFIX: usize = 5;
+
+/// Decodes a whole body into `out`. Any error fails the scrape (nothing of it is kept), with
+/// Prometheus's wording.
+pub(crate) fn decode(body: &[u8], opts: Options, out: &mut Decoded) -> Result<(), String> {
+    let mut rest = body;
+    let mut labels = Vec::new();
+    while !rest.is_empty() {
+        let (len, n) = prefix(rest).ok_or("clientpb: invalid varint encountered")?;
+        let total = n.saturating_add(len);
+        if total > rest.len() {
+            return Err(format!(
+                "clientpb: insufficient length of buffer, expected at least {total} bytes, got {} bytes",
+                rest.len()
+            ));
+        }
+        let mf = MetricFamily::decode(&rest[n..total]).map_err(|e| format!("proto: {e}"))?;
+        rest = &rest[total..];
+        family(&mf, opts, out, &mut labels)?;
+    }
+    Ok(())
+}
+
+/// The varint length prefix of a message: (length, bytes it took).
+fn prefix(b: &[u8]) -> Option<(usize, usize)> {
+    let mut v: u64 = 0;
+    for (i, &c) in b.iter().take(MAX_PREFIX).enumerate() {
+        v |= u64::from(c & 0x7f) << (7 * i);
+        if c & 0x80 == 0 {
+            return Some((usize::try_from(v).ok()?, i + 1));
+        }
+    }
+    None
+}
+
+fn family(
+    mf: &MetricFamily,
+    opts: Options,
+    out: &mut Decoded,
+    labels: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    if mf.metric.is_empty() {
+        return Ok(());
+    }
+    let name = mf.name.as_str();
+    // `model.UTF8Validation.IsValidMetricName`: any non-empty UTF-8 (prost checked UTF-8).
+    if name.is_empty() {
+        return Err(format!("invalid metric name: {name}"));
+    }
+    let kind = match pb::MetricType::try_from(mf.r#type) {
+        Ok(pb::MetricType::Counter) => MetricType::Counter,
+        Ok(pb::MetricType::Gauge) => MetricType::Gauge,
+        Ok(pb::MetricType::Summary) => MetricType::Summary,
+        Ok(pb::MetricType::Untyped) => MetricType::Unknown,
+        Ok(pb::MetricType::Histogram) => MetricType::Histogram,
+        Ok(pb::MetricType::GaugeHistogram) => MetricType::GaugeHistogram,
+        Err(_) => {
+            return Err(format!(
+                "unknown metric type for metric {name:?}: {}",
+                mf.r#type
+            ));
+        }
+    };
+    out.push_help(name, &mf.help);
+    if !mf.unit.is_empty() {
+        out.push_unit(name, &mf.unit);
+    }
+    out.push_type(name, kind);
+    for m in &mf.metric {
+        let ts = (m.timestamp_ms != 0).then_some(m.timestamp_ms);
+        let mut sample = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
+            metric_labels(m, labels)?;
+            if let Some((n, v)) = extra {
+                labels.push((n.to_string(), v));
+            }
+            let full;
+            let metric_name = if suffix.is_empty() {
+                name
+            } else {
+                full = format!("{name}{suffix}");
+                &full
+            };
+            out.push_sample(metric_name, labels, value, ts, kind);
+            Ok::<(), String>(())
+        };
+        match kind {
+            MetricType::Counter => sample("", None, m.counter.as_ref().map_or(0.0, |c| c.value))?,
+            MetricType::Gauge => sample("", None, m.gauge.as_ref().map_or(0.0, |g| g.value))?,
+            MetricType::Unknown => sample("", None, m.untyped.as_ref().map_or(0.0, |u| u.value))?,
+            MetricType::Summary => {
+                let s = m.summary.clone().unwrap_or_default();
+                sample("_count", None, s.sample_count as f64)?;
+                sample("_sum", None, s.sample_sum)?;
+                for q in &s.quantile {
+                    sample(
+                        "",
+                        Some(("quantile", openmetrics_float(q.quantile))),
+                        q.value,
+                    )?;
+                }
+            }
+            MetricType::Histogram | MetricType::GaugeHistogram => {
+                let h = m.histogram.clone().unwrap_or_default();
+                // Native parts are ignored (`Options::ignore_native`): the classic reading.
+                debug_assert!(opts.ignore_native || !is_native(&h));
+                let count = if h.sample_count_float != 0.0 {
+                    h.sample_count_float
+                } else {
+                    h.sample_count as f64
+                };
+                sample("_count", None, count)?;
+                sample("_sum", None, h.sample_sum)?;
+                let mut inf = false;
+                for b in &h.bucket {
+                    let v = if b.cumulative_count_float != 0.0 {
+                        b.cumulative_count_float
+                    } else {
+                        b.cumulative_count as f64
+                    };
+                    sample("_bucket", Some(("le", openmetrics_float(b.upper_bound))), v)?;
+                    if b.upper_bound == f64::INFINITY {
+                        inf = true;
+                        break;
+                    }
+                }
+                if !inf {
+                    sample("_bucket", Some(("le", "+Inf".to_string())), count)?;
+                }
+            }
+            // Not produced by the mapping above.
+            MetricType::Info | MetricType::StateSet => {}
+        }
+    }
+    Ok(())
+}
+
+/// A metric's own labels into `out` (cleared), checked as Prometheus's decoder checks them.
+fn metric_labels(m: &pb::Metric, out: &mut Vec<(String, String)>) -> Result<(), String> {
+    out.clear();
+    for l in &m.label {
+        // `model.UTF8Validation.IsValidLabelName`: non-empty (prost checked UTF-8).
+        if l.name.is_empty() {
+            return Err(format!("invalid label name: {}", l.name));
+        }
+        out.push((l.name.clone(), l.value.clone()));
+    }
+    Ok(())
+}
+
+/// Prometheus's `isNativeHistogram`.
+pub(crate) fn is_native(h: &pb::Histogram) -> bool {
+    !h.positive_span.is_empty()
+        || !h.negative_span.is_empty()
+        || h.zero_threshold > 0.0
+        || h.zero_count > 0
+}
+
+#[cfg(test)]
+#[path = "protobuf_testdata.rs"]
+mod testdata;
+
+#[cfg(test)]
+#[path = "protobuf_tests.rs"]
+pub(crate) mod tests;

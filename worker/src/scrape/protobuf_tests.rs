@@ -1,0 +1,252 @@
+use std::borrow::Cow;
+
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+
+use super::super::parser::{Decoded, Entry, Format, Parser};
+use super::testdata::{FAMILIES, IGNORE_NATIVE, Want};
+use super::*;
+
+fn pool() -> DescriptorPool {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/proto");
+    protox::Compiler::new([dir])
+        .unwrap()
+        .include_imports(true)
+        .open_file("io/prometheus/client/metrics.proto")
+        .unwrap()
+        .descriptor_pool()
+}
+
+/// Families written as text-format protobuf, as a delimited body (Prometheus's
+/// `metricFamiliesToProtobuf`).
+pub(crate) fn delimited(families: &[&str]) -> Vec<u8> {
+    let desc = pool()
+        .get_message_by_name("io.prometheus.client.MetricFamily")
+        .unwrap();
+    let mut out = Vec::new();
+    for f in families {
+        let msg = DynamicMessage::parse_text_format(desc.clone(), f)
+            .unwrap_or_else(|e| panic!("{e}: {f}"));
+        msg.encode_length_delimited(&mut out).unwrap();
+    }
+    out
+}
+
+const CLASSIC: Options = Options {
+    ignore_native: true,
+};
+
+fn decoded(body: &[u8], opts: Options) -> Result<Decoded, String> {
+    let mut d = Decoded::default();
+    decode(body, opts, &mut d)?;
+    Ok(d)
+}
+
+/// Entry by entry, what Prometheus's `TestProtobufParse` expects with native histograms
+/// ignored: names, series keys, values, timestamps and label sets.
+#[test]
+fn prometheus_inputs_give_prometheus_entries_with_native_histograms_ignored() {
+    let d = decoded(&delimited(FAMILIES), CLASSIC).unwrap();
+    let mut p = Parser::decoded(&d);
+    let mut labels = Vec::new();
+    for (i, want) in IGNORE_NATIVE.iter().enumerate() {
+        let got = p
+            .next_entry()
+            .unwrap()
+            .unwrap_or_else(|| panic!("entry {i}: end"));
+        match (want, got) {
+            (Want::Help(m, help), Entry::Help { name, help: h }) => {
+                assert_eq!((name.as_bytes(), h.as_ref()), (*m, *help), "entry {i}");
+            }
+            (Want::Unit(m, unit), Entry::Unit { name, unit: u }) => {
+                assert_eq!((name.as_bytes(), u), (*m, *unit), "entry {i}");
+            }
+            (Want::Type(m, kind), Entry::Type { name, kind: k }) => {
+                assert_eq!((name.as_bytes(), k), (*m, *kind), "entry {i}");
+            }
+            (Want::Sample { m, v, t, lset, .. }, Entry::Sample(s)) => {
+                assert_eq!(
+                    String::from_utf8_lossy(s.series),
+                    String::from_utf8_lossy(m),
+                    "entry {i}"
+                );
+                let v: f64 = v.parse().unwrap();
+                assert_eq!(s.value.to_bits(), v.to_bits(), "entry {i}: {:?}", s.series);
+                assert_eq!(s.timestamp_ms, *t, "entry {i}");
+                s.labels_into(&mut labels).unwrap();
+                let mut got: Vec<(Cow<str>, Cow<str>)> = labels.clone();
+                got.push(("__name__".into(), s.name.clone()));
+                got.sort();
+                let mut want: Vec<(Cow<str>, Cow<str>)> = lset
+                    .iter()
+                    .map(|(n, v)| (Cow::Borrowed(*n), Cow::Borrowed(*v)))
+                    .collect();
+                want.sort();
+                assert_eq!(got, want, "entry {i}");
+            }
+            (_, got) => panic!("entry {i}: got {got:?}"),
+        }
+    }
+    assert_eq!(p.next_entry().unwrap(), None, "no more entries");
+}
+
+#[test]
+fn a_broken_body_fails_with_prometheus_words() {
+    let body = delimited(&[r#"name: "a" type: GAUGE metric: < gauge: < value: 1 > >"#]);
+    // The length prefix says one byte more than there is.
+    let mut short = body.clone();
+    short[0] += 1;
+    let n = body.len();
+    assert_eq!(
+        decoded(&short, CLASSIC).unwrap_err(),
+        format!(
+            "clientpb: insufficient length of buffer, expected at least {} bytes, got {n} bytes",
+            n + 1
+        )
+    );
+    // A prefix longer than a 32-bit varint.
+    assert_eq!(
+        decoded(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01], CLASSIC).unwrap_err(),
+        "clientpb: invalid varint encountered"
+    );
+    // Not a MetricFamily.
+    assert!(
+        decoded(&[0x02, 0x0a, 0x05], CLASSIC)
+            .unwrap_err()
+            .starts_with("proto: ")
+    );
+    let unknown_type = pb::MetricFamily {
+        name: "a".into(),
+        r#type: 9,
+        metric: vec![pb::Metric::default()],
+        ..Default::default()
+    };
+    assert_eq!(
+        decoded(&unknown_type.encode_length_delimited_to_vec(), CLASSIC).unwrap_err(),
+        r#"unknown metric type for metric "a": 9"#
+    );
+    let no_label_name =
+        delimited(&[r#"name: "a" type: GAUGE metric: < label: < value: "x" > gauge: < > >"#]);
+    assert_eq!(
+        decoded(&no_label_name, CLASSIC).unwrap_err(),
+        "invalid label name: "
+    );
+    let no_name = delimited(&[r#"type: GAUGE metric: < gauge: < > >"#]);
+    assert_eq!(
+        decoded(&no_name, CLASSIC).unwrap_err(),
+        "invalid metric name: "
+    );
+}
+
+#[test]
+fn a_family_without_metrics_yields_nothing_and_an_empty_body_is_empty() {
+    let body = delimited(&[r#"name: "a" help: "h" type: COUNTER"#]);
+    assert!(decoded(&body, CLASSIC).unwrap().is_empty());
+    assert!(decoded(&[], CLASSIC).unwrap().is_empty());
+}
+
+#[test]
+fn a_nan_value_is_the_normal_nan_never_a_stale_marker() {
+    let stale = f64::from_bits(promshard_proto::STALE_NAN_BITS);
+    let mf = pb::MetricFamily {
+        name: "a".into(),
+        r#type: pb::MetricType::Gauge as i32,
+        metric: vec![pb::Metric {
+            gauge: Some(pb::Gauge { value: stale }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let d = decoded(&mf.encode_length_delimited_to_vec(), CLASSIC).unwrap();
+    let sample = Parser::decoded(&d)
+        .filter_map(Result::ok)
+        .find_map(|e| match e {
+            Entry::Sample(s) => Some(s.value),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(sample.to_bits(), 0x7ff8_0000_0000_0001);
+}
+
+/// The protobuf exposition of a text body gives the text parser's samples: names, labels
+/// (`le` and `quantile` formatted alike), values, timestamps and types.
+#[test]
+fn protobuf_gives_the_samples_the_text_format_gives() {
+    let text = "# HELP http_requests_total Requests.\n\
+        # TYPE http_requests_total counter\n\
+        http_requests_total{code=\"200\",method=\"get\"} 1027 1395066363000\n\
+        # TYPE temp gauge\n\
+        temp -3.5\n\
+        # TYPE rpc summary\n\
+        rpc{quantile=\"0.5\"} 4.2\n\
+        rpc{quantile=\"1\"} 9\n\
+        rpc_sum 17.5\n\
+        rpc_count 3\n\
+        # TYPE lat histogram\n\
+        lat_bucket{le=\"0.1\",path=\"/\"} 1\n\
+        lat_bucket{le=\"1\",path=\"/\"} 2\n\
+        lat_bucket{le=\"+Inf\",path=\"/\"} 3\n\
+        lat_sum{path=\"/\"} 2.5\n\
+        lat_count{path=\"/\"} 3\n";
+    let proto = delimited(&[
+        r#"name: "http_requests_total" help: "Requests." type: COUNTER
+           metric: < label: < name: "method" value: "get" > label: < name: "code" value: "200" >
+                     counter: < value: 1027 > timestamp_ms: 1395066363000 >"#,
+        r#"name: "temp" type: GAUGE metric: < gauge: < value: -3.5 > >"#,
+        r#"name: "rpc" type: SUMMARY metric: < summary: < sample_count: 3 sample_sum: 17.5
+           quantile: < quantile: 0.5 value: 4.2 > quantile: < quantile: 1 value: 9 > > >"#,
+        // No +Inf bucket: the decoder adds it from the count.
+        r#"name: "lat" type: HISTOGRAM metric: < label: < name: "path" value: "/" >
+           histogram: < sample_count: 3 sample_sum: 2.5
+             bucket: < upper_bound: 0.1 cumulative_count: 1 >
+             bucket: < upper_bound: 1 cumulative_count: 2 > > >"#,
+    ]);
+    type Row = (Vec<(String, String)>, u64, Option<i64>, MetricType);
+    fn samples(p: Parser<'_>) -> Vec<Row> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for e in p {
+            if let Entry::Sample(s) = e.unwrap() {
+                s.labels_into(&mut buf).unwrap();
+                let mut l: Vec<(String, String)> = buf
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                l.push(("__name__".into(), s.name.to_string()));
+                l.sort();
+                out.push((l, s.value.to_bits(), s.timestamp_ms, s.metric_type));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+    let d = decoded(&proto, CLASSIC).unwrap();
+    let from_text = samples(Parser::new(text.as_bytes(), Format::Text));
+    assert_eq!(from_text.len(), 11);
+    assert_eq!(samples(Parser::decoded(&d)), from_text);
+}
+
+/// A native histogram read with native histograms off is its classic self: `_count`, `_sum`
+/// and the classic buckets, or only `+Inf` when it has none (Prometheus's
+/// `ignoreNativeHistograms`).
+#[test]
+fn a_native_histogram_read_as_classic_keeps_count_sum_and_buckets() {
+    let body = delimited(&[r#"name: "n" type: HISTOGRAM metric: < histogram: <
+        sample_count: 4 sample_sum: 10 schema: 0 zero_threshold: 0.001 zero_count: 1
+        positive_span: < offset: 0 length: 2 > positive_delta: 1 positive_delta: 1 > >"#]);
+    let d = decoded(&body, CLASSIC).unwrap();
+    let keys: Vec<(String, f64)> = Parser::decoded(&d)
+        .filter_map(|e| match e.unwrap() {
+            Entry::Sample(s) => Some((String::from_utf8_lossy(s.series).into_owned(), s.value)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("n_count".to_string(), 4.0),
+            ("n_sum".to_string(), 10.0),
+            ("n_bucket\u{fffd}le\u{fffd}+Inf".to_string(), 4.0),
+        ]
+    );
+}
