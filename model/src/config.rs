@@ -215,13 +215,13 @@ pub struct GlobalConfig {
     pub metric_name_validation_scheme: Option<ValidationScheme>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric_name_escaping_scheme: Option<EscapingScheme>,
-    /// `true` is refused (native histograms are not implemented yet); `false` is accepted.
+    /// The default of every job's `scrape_native_histograms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scrape_native_histograms: Option<bool>,
     /// `true` is refused (needs native histograms); `false` is accepted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub convert_classic_histograms_to_nhcb: bool,
-    /// Either value is accepted: without native histograms, classic ones are always scraped.
+    /// The default of every job's `always_scrape_classic_histograms`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub always_scrape_classic_histograms: bool,
     /// `true` is refused (the extra report series are not implemented yet).
@@ -597,11 +597,14 @@ inline_http_client_config! {
         pub metric_name_validation_scheme: Option<ValidationScheme>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub metric_name_escaping_scheme: Option<EscapingScheme>,
-        /// `true` is refused (native histograms are not implemented yet).
+        /// Read native histograms from protobuf bodies (otherwise their classic buckets);
+        /// resolved from `global` at load time. `true` makes `PrometheusProto` lead the
+        /// default `scrape_protocols`, as in Prometheus 3.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub scrape_native_histograms: Option<bool>,
-        /// Either value: without native histograms classic ones are always scraped. The 2.x
-        /// name `scrape_classic_histograms` is accepted too.
+        /// With native histograms on, also keep the classic series of a histogram that has
+        /// classic buckets; resolved from `global` (or the 2.x name
+        /// `scrape_classic_histograms`) at load time.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub always_scrape_classic_histograms: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -609,9 +612,12 @@ inline_http_client_config! {
         /// `true` is refused (needs native histograms).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub convert_classic_histograms_to_nhcb: Option<bool>,
-        /// Accepted with no effect: they apply to native histograms only.
+        /// More buckets than this in a native histogram lower its resolution until it fits, or
+        /// fail the scrape when the lowest resolution does not (0: no limit).
         #[serde(default, skip_serializing_if = "is_zero")]
         pub native_histogram_bucket_limit: u64,
+        /// Native histograms whose bucket growth factor is below this are merged to the schema
+        /// whose factor is not (Prometheus's `pickSchema`; unset: no cap).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub native_histogram_min_bucket_factor: Option<f64>,
         /// `true` is refused (the extra report series are not implemented yet).
@@ -672,7 +678,18 @@ impl ScrapeConfig {
             .as_deref()
             .unwrap_or(&ScrapeProtocol::DEFAULT)
     }
-    /// The `escaping=` parameter to ask targets for (allow-utf-8 unless configured otherwise).
+    /// Whether native histograms are scraped (`scrape_native_histograms`, resolved at load).
+    pub fn native_histograms(&self) -> bool {
+        self.scrape_native_histograms.unwrap_or(false)
+    }
+    /// Whether a native histogram's classic series are kept too
+    /// (`always_scrape_classic_histograms`, resolved at load).
+    pub fn keep_classic_histograms(&self) -> bool {
+        self.always_scrape_classic_histograms
+            .or(self.scrape_classic_histograms)
+            .unwrap_or(false)
+    }
+    /// The escaping parameter to ask targets for (allow-utf-8 unless configured otherwise).
     pub fn escaping(&self) -> EscapingScheme {
         self.metric_name_escaping_scheme
             .unwrap_or(EscapingScheme::AllowUtf8)
@@ -763,7 +780,7 @@ inline_http_client_config! {
         /// `false` only: exemplars are not implemented yet.
         #[serde(default, skip_serializing_if = "is_false")]
         pub send_exemplars: bool,
-        /// `false` only: native histograms are not implemented yet.
+        /// Send native histograms (otherwise they are left out for this endpoint).
         #[serde(default, skip_serializing_if = "is_false")]
         pub send_native_histograms: bool,
         /// `false` only.
@@ -1106,13 +1123,16 @@ fn validate_scrape_config(
     // Settings that would change what is scraped, on for this job (its own value, or global's
     // when it has none), are refused; their off values are accepted.
     let from = |mine: Option<bool>| if mine.is_some() { "" } else { ", from global" };
+    sc.scrape_native_histograms = Some(
+        sc.scrape_native_histograms
+            .unwrap_or(g.scrape_native_histograms.unwrap_or(false)),
+    );
+    sc.always_scrape_classic_histograms = Some(
+        sc.always_scrape_classic_histograms
+            .or(sc.scrape_classic_histograms)
+            .unwrap_or(g.always_scrape_classic_histograms),
+    );
     let on = [
-        (
-            "scrape_native_histograms",
-            sc.scrape_native_histograms,
-            g.scrape_native_histograms.unwrap_or(false),
-            "scraping native histograms",
-        ),
         (
             "convert_classic_histograms_to_nhcb",
             sc.convert_classic_histograms_to_nhcb,
@@ -1136,11 +1156,13 @@ fn validate_scrape_config(
     match &sc.scrape_protocols {
         Some(p) => validate_scrape_protocols(p, &at.key("scrape_protocols"))?,
         None => {
-            sc.scrape_protocols = Some(
-                g.scrape_protocols
-                    .clone()
-                    .unwrap_or_else(|| ScrapeProtocol::DEFAULT.to_vec()),
-            );
+            // Prometheus 3 (`ScrapeConfig.Validate`): global's list, else protobuf first when
+            // the job scrapes native histograms, else the text formats.
+            sc.scrape_protocols = Some(match &g.scrape_protocols {
+                Some(p) => p.clone(),
+                None if sc.native_histograms() => ScrapeProtocol::PROTO_FIRST.to_vec(),
+                None => ScrapeProtocol::DEFAULT.to_vec(),
+            });
         }
     }
     resolve_name_schemes(sc, g, at)?;
@@ -1364,11 +1386,6 @@ fn validate_remote_write(rw: &RemoteWriteConfig, at: &At) -> Result<(), ConfigEr
         return Err(at
             .key("send_exemplars")
             .not_implemented("sending exemplars (true)"));
-    }
-    if rw.send_native_histograms {
-        return Err(at
-            .key("send_native_histograms")
-            .not_implemented("sending native histograms (true)"));
     }
     if rw.round_robin_dns {
         return Err(at

@@ -556,3 +556,113 @@ fn an_undecodable_protobuf_body_fails_the_scrape() {
         e.error
     );
 }
+
+/// A body with one native histogram (schema 2, four buckets, classic buckets too) and a gauge.
+fn native_body(with_histogram: bool) -> Vec<u8> {
+    let mut families = vec![r#"name: "g" type: GAUGE metric: < gauge: < value: 1 > >"#];
+    if with_histogram {
+        families.push(
+            r#"name: "lat" type: HISTOGRAM metric: < label: < name: "path" value: "/" >
+               histogram: < sample_count: 4 sample_sum: 10 schema: 2 zero_threshold: 0.001
+                 positive_span: < offset: 0 length: 4 >
+                 positive_delta: 1 positive_delta: 0 positive_delta: 0 positive_delta: 0
+                 bucket: < upper_bound: 1 cumulative_count: 2 > > >"#,
+        );
+    }
+    crate::scrape::protobuf::tests::delimited(&families)
+}
+
+fn histograms_of(p: &Processed) -> Vec<(String, Histogram)> {
+    p.samples
+        .iter()
+        .filter_map(|s| Some((series_of(s).to_string(), (**s.histogram.as_ref()?).clone())))
+        .collect()
+}
+
+/// `scrape_native_histograms: true`: the histogram is one sample with the target's labels,
+/// counted once in `scrape_series_added`; the bucket limit lowers its resolution; when it
+/// vanishes it gets a stale marker like any series.
+#[test]
+fn a_native_histogram_is_one_limited_series_and_goes_stale() {
+    let mut p =
+        processor("    scrape_native_histograms: true\n    native_histogram_bucket_limit: 2\n");
+    let out = p
+        .process(&native_body(true), Format::Protobuf, 1_000, fresh())
+        .unwrap();
+    assert_eq!(
+        (out.scraped, out.series_added, out.samples.len()),
+        (2, 2, 2)
+    );
+    let h = histograms_of(&out);
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        h[0].0,
+        r#"{__name__="lat", instance="i:9", job="j", path="/", team="t"}"#
+    );
+    // Buckets 0..=3 of schema 2 are three at schema 1 (indexes 0, 1, 2) and two at schema 0
+    // (0, 1): under a limit of 2, schema 0.
+    assert_eq!((h[0].1.schema, h[0].1.bucket_count()), (0, 2));
+    assert_eq!(h[0].1.sum, 10.0);
+
+    let again = p
+        .process(&native_body(true), Format::Protobuf, 2_000, fresh())
+        .unwrap();
+    assert_eq!(again.series_added, 0);
+    let gone = p
+        .process(&native_body(false), Format::Protobuf, 3_000, fresh())
+        .unwrap();
+    assert_eq!(gone.stale.len(), 1);
+    assert_eq!(series_of(&gone.stale[0]).to_string(), h[0].0);
+    assert_eq!(gone.stale[0].value.to_bits(), STALE_NAN_BITS);
+}
+
+/// Off (the default), the same body is read as its classic series; with
+/// `always_scrape_classic_histograms` both come.
+#[test]
+fn native_histograms_off_keep_classic_and_always_scrape_classic_keeps_both() {
+    let names = |p: &Processed| -> Vec<String> {
+        let mut v: Vec<String> = p
+            .samples
+            .iter()
+            .map(|s| {
+                let l = series_of(s).to_string();
+                format!("{}{}", if s.histogram.is_some() { "H " } else { "" }, l)
+            })
+            .filter(|l| l.contains("lat"))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut off = processor("");
+    let classic = off
+        .process(&native_body(true), Format::Protobuf, 1_000, fresh())
+        .unwrap();
+    assert!(histograms_of(&classic).is_empty());
+    assert_eq!(names(&classic).len(), 4, "{:?}", names(&classic));
+
+    let mut both = processor(
+        "    scrape_native_histograms: true\n    always_scrape_classic_histograms: true\n",
+    );
+    let out = both
+        .process(&native_body(true), Format::Protobuf, 1_000, fresh())
+        .unwrap();
+    assert_eq!(histograms_of(&out).len(), 1);
+    assert_eq!(names(&out).len(), 5, "{:?}", names(&out));
+}
+
+/// Over the bucket limit at the lowest resolution (or with custom buckets) the scrape fails,
+/// as Prometheus's `errBucketLimit` fails it.
+#[test]
+fn a_histogram_over_the_bucket_limit_at_the_lowest_schema_fails_the_scrape() {
+    let body = crate::scrape::protobuf::tests::delimited(&[r#"name: "lat" type: HISTOGRAM
+        metric: < histogram: < sample_count: 4 sample_sum: 10 schema: -4
+          positive_span: < offset: 0 length: 1 > positive_span: < offset: 5 length: 1 >
+          positive_delta: 1 positive_delta: 0 > >"#]);
+    let mut p =
+        processor("    scrape_native_histograms: true\n    native_histogram_bucket_limit: 1\n");
+    let e = p
+        .process(&body, Format::Protobuf, 1_000, fresh())
+        .err()
+        .unwrap();
+    assert_eq!(e.error, "histogram bucket limit exceeded");
+}

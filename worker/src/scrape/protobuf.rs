@@ -17,8 +17,16 @@
 //!
 //! Histograms with native parts (spans, a zero threshold or zero count) are read as classic
 //! ones with [`Options::ignore_native`] (`scrape_native_histograms: false`), as Prometheus does:
-//! their classic buckets, or only `_count`, `_sum` and `+Inf` when there are none.
+//! their classic buckets, or only `_count`, `_sum` and `+Inf` when there are none. Otherwise
+//! they are one native histogram sample (integer, or float when a `*_float` count is set),
+//! followed by the classic series when [`Options::keep_classic`]
+//! (`always_scrape_classic_histograms`) and the histogram has classic buckets.
+//!
+//! Where this differs from Prometheus, on purpose: spans and buckets are kept as exposed;
+//! Prometheus also compacts them (`Compact(0)`: empty buckets at span edges dropped, adjacent
+//! spans merged), which describes the same distribution.
 
+use promshard_model::histogram::{Counts, Histogram, Span};
 use promshard_proto::exposition::{self as pb, MetricFamily};
 use prost::Message;
 
@@ -29,14 +37,23 @@ use super::parser::{Decoded, MetricType, openmetrics_float};
 pub(crate) struct Options {
     /// Read native histograms as classic ones (`scrape_native_histograms: false`).
     pub(crate) ignore_native: bool,
+    /// Also the classic series of a native histogram that has classic buckets
+    /// (`always_scrape_classic_histograms`).
+    pub(crate) keep_classic: bool,
 }
 
 /// `binary.MaxVarintLen32`: Prometheus refuses a longer length prefix.
 const MAX_PREFIX: usize = 5;
 
-/// Decodes a whole body into `out`. Any error fails the scrape (nothing of it is kept), with
-/// Prometheus's wording.
-pub(crate) fn decode(body: &[u8], opts: Options, out: &mut Decoded) -> Result<(), String> {
+/// Decodes a whole body into `out`, native histograms into `histograms` (which
+/// [`Entry::Histogram`](super::parser::Entry::Histogram) indexes). Any error fails the scrape
+/// (nothing of it is kept), with Prometheus's wording.
+pub(crate) fn decode(
+    body: &[u8],
+    opts: Options,
+    out: &mut Decoded,
+    histograms: &mut Vec<Histogram>,
+) -> Result<(), String> {
     let mut rest = body;
     let mut labels = Vec::new();
     while !rest.is_empty() {
@@ -50,7 +67,7 @@ pub(crate) fn decode(body: &[u8], opts: Options, out: &mut Decoded) -> Result<()
         }
         let mf = MetricFamily::decode(&rest[n..total]).map_err(|e| format!("proto: {e}"))?;
         rest = &rest[total..];
-        family(&mf, opts, out, &mut labels)?;
+        family(&mf, opts, out, histograms, &mut labels)?;
     }
     Ok(())
 }
@@ -71,6 +88,7 @@ fn family(
     mf: &MetricFamily,
     opts: Options,
     out: &mut Decoded,
+    histograms: &mut Vec<Histogram>,
     labels: &mut Vec<(String, String)>,
 ) -> Result<(), String> {
     if mf.metric.is_empty() {
@@ -102,6 +120,19 @@ fn family(
     out.push_type(name, kind);
     for m in &mf.metric {
         let ts = (m.timestamp_ms != 0).then_some(m.timestamp_ms);
+        if let (MetricType::Histogram | MetricType::GaugeHistogram, Some(h), false) =
+            (kind, &m.histogram, opts.ignore_native)
+            && is_native(h)
+        {
+            check_consistency(h).map_err(|e| format!("histogram {name:?}: {e}"))?;
+            let index = histograms.len() as u32;
+            histograms.push(native(h, kind == MetricType::GaugeHistogram));
+            metric_labels(m, labels)?;
+            out.push_histogram(name, labels, index, ts, kind);
+            if !(opts.keep_classic && !h.bucket.is_empty()) {
+                continue;
+            }
+        }
         let mut sample = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
             metric_labels(m, labels)?;
             if let Some((n, v)) = extra {
@@ -135,8 +166,6 @@ fn family(
             }
             MetricType::Histogram | MetricType::GaugeHistogram => {
                 let h = m.histogram.clone().unwrap_or_default();
-                // Native parts are ignored (`Options::ignore_native`): the classic reading.
-                debug_assert!(opts.ignore_native || !is_native(&h));
                 let count = if h.sample_count_float != 0.0 {
                     h.sample_count_float
                 } else {
@@ -177,6 +206,65 @@ fn metric_labels(m: &pb::Metric, out: &mut Vec<(String, String)>) -> Result<(), 
             return Err(format!("invalid label name: {}", l.name));
         }
         out.push((l.name.clone(), l.value.clone()));
+    }
+    Ok(())
+}
+
+/// The native histogram of `h` (Prometheus's `ProtobufParser.Histogram`, without `Compact`).
+fn native(h: &pb::Histogram, gauge: bool) -> Histogram {
+    let spans = |s: &[pb::BucketSpan]| {
+        s.iter()
+            .map(|s| Span {
+                offset: s.offset,
+                length: s.length,
+            })
+            .collect()
+    };
+    let counts = if h.sample_count_float > 0.0 || h.zero_count_float > 0.0 {
+        Counts::Float {
+            count: h.sample_count_float,
+            zero_count: h.zero_count_float,
+            positive: h.positive_count.clone(),
+            negative: h.negative_count.clone(),
+        }
+    } else {
+        Counts::Int {
+            count: h.sample_count,
+            zero_count: h.zero_count,
+            positive: h.positive_delta.clone(),
+            negative: h.negative_delta.clone(),
+        }
+    };
+    Histogram {
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        sum: h.sample_sum,
+        positive_spans: spans(&h.positive_span),
+        negative_spans: spans(&h.negative_span),
+        counts,
+        custom_values: Vec::new(),
+        gauge,
+    }
+}
+
+/// Prometheus's `checkNativeHistogramConsistency`: the spans need as many buckets as there are.
+fn check_consistency(h: &pb::Histogram) -> Result<(), String> {
+    let float = h.sample_count_float > 0.0 || h.zero_count_float > 0.0;
+    let (pos, neg) = if float {
+        (h.positive_count.len(), h.negative_count.len())
+    } else {
+        (h.positive_delta.len(), h.negative_delta.len())
+    };
+    for (side, spans, have) in [
+        ("positive", &h.positive_span, pos),
+        ("negative", &h.negative_span, neg),
+    ] {
+        let need: u64 = spans.iter().map(|s| u64::from(s.length)).sum();
+        if need != have as u64 {
+            return Err(format!(
+                "{side} side: spans require {need} buckets, have {have}"
+            ));
+        }
     }
     Ok(())
 }

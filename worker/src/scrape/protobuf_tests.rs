@@ -3,7 +3,7 @@ use std::borrow::Cow;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 
-use super::super::parser::{Decoded, Entry, Format, Parser};
+use super::super::parser::{Decoded, Entry, Format, MetricType, Parser};
 use super::testdata::{FAMILIES, IGNORE_NATIVE, Want};
 use super::*;
 
@@ -34,12 +34,18 @@ pub(crate) fn delimited(families: &[&str]) -> Vec<u8> {
 
 const CLASSIC: Options = Options {
     ignore_native: true,
+    keep_classic: false,
 };
 
 fn decoded(body: &[u8], opts: Options) -> Result<Decoded, String> {
+    Ok(decoded_all(body, opts)?.0)
+}
+
+fn decoded_all(body: &[u8], opts: Options) -> Result<(Decoded, Vec<Histogram>), String> {
     let mut d = Decoded::default();
-    decode(body, opts, &mut d)?;
-    Ok(d)
+    let mut h = Vec::new();
+    decode(body, opts, &mut d, &mut h)?;
+    Ok((d, h))
 }
 
 /// Entry by entry, what Prometheus's `TestProtobufParse` expects with native histograms
@@ -248,5 +254,109 @@ fn a_native_histogram_read_as_classic_keeps_count_sum_and_buckets() {
             ("n_sum".to_string(), 10.0),
             ("n_bucket\u{fffd}le\u{fffd}+Inf".to_string(), 4.0),
         ]
+    );
+}
+
+fn family(name: &str) -> &'static str {
+    FAMILIES
+        .iter()
+        .find(|f| f.starts_with(&format!("name: \"{name}\"")))
+        .unwrap()
+}
+
+/// Entries as (kind, series key), histograms by index.
+fn outline(d: &Decoded) -> Vec<(&'static str, String)> {
+    Parser::decoded(d)
+        .filter_map(|e| match e.unwrap() {
+            Entry::Sample(s) => Some(("sample", String::from_utf8_lossy(s.series).into_owned())),
+            Entry::Histogram { series, index } => Some((
+                "histogram",
+                format!("{}#{index}", String::from_utf8_lossy(series.series)),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+const NATIVE: Options = Options {
+    ignore_native: false,
+    keep_classic: false,
+};
+
+/// Prometheus's `test_histogram` input read with native histograms on: one integer histogram,
+/// as its first `TestProtobufParse` scenario expects (spans and deltas as exposed), labels and
+/// timestamp on the entry.
+#[test]
+fn a_native_histogram_is_one_entry_with_prometheus_values() {
+    let (d, h) = decoded_all(&delimited(&[family("test_histogram")]), NATIVE).unwrap();
+    assert_eq!(outline(&d), [("histogram", "test_histogram#0".to_string())]);
+    let span = |offset, length| Span { offset, length };
+    assert_eq!(
+        h,
+        [Histogram {
+            schema: 3,
+            zero_threshold: 2.938735877055719e-39,
+            sum: 0.0008280461746287094,
+            positive_spans: vec![span(-161, 1), span(8, 3)],
+            negative_spans: vec![span(-162, 1), span(23, 4)],
+            counts: Counts::Int {
+                count: 175,
+                zero_count: 2,
+                positive: vec![1, 2, -1, -1],
+                negative: vec![1, 3, -2, -1, 1],
+            },
+            custom_values: vec![],
+            gauge: false,
+        }]
+    );
+    let Some(Entry::Histogram { series, .. }) = Parser::decoded(&d)
+        .filter_map(Result::ok)
+        .find(|e| matches!(e, Entry::Histogram { .. }))
+    else {
+        panic!("no histogram entry");
+    };
+    assert_eq!(series.timestamp_ms, Some(1234568));
+    assert_eq!(series.metric_type, MetricType::Histogram);
+
+    let (_, g) = decoded_all(&delimited(&[family("test_gauge_histogram")]), NATIVE).unwrap();
+    assert!(g[0].gauge);
+    let (_, f) = decoded_all(&delimited(&[family("test_float_histogram")]), NATIVE).unwrap();
+    assert!(f[0].is_float(), "{:?}", f[0]);
+}
+
+/// `always_scrape_classic_histograms`: the native histogram, then its classic series, in
+/// Prometheus's order; a histogram without native parts stays classic either way.
+#[test]
+fn keep_classic_adds_the_classic_series_after_the_native_histogram() {
+    let body = delimited(&[family("test_histogram"), family("empty_histogram")]);
+    let keep = Options {
+        keep_classic: true,
+        ..NATIVE
+    };
+    let (d, _) = decoded_all(&body, keep).unwrap();
+    let got = outline(&d);
+    assert_eq!(got[0], ("histogram", "test_histogram#0".to_string()));
+    assert_eq!(got[1], ("sample", "test_histogram_count".to_string()));
+    assert_eq!(got[2], ("sample", "test_histogram_sum".to_string()));
+    assert_eq!(
+        got.iter().filter(|(k, _)| *k == "sample").count(),
+        2 + 4,
+        "count, sum, 3 buckets, +Inf: {got:?}"
+    );
+    // empty_histogram has a no-op span: native, and no classic buckets to keep.
+    assert_eq!(
+        got.last().unwrap(),
+        &("histogram", "empty_histogram#1".to_string())
+    );
+}
+
+/// Spans that need more buckets than there are fail the scrape, in Prometheus's words.
+#[test]
+fn an_inconsistent_native_histogram_fails() {
+    let body = delimited(&[r#"name: "h" type: HISTOGRAM metric: < histogram: <
+        schema: 0 positive_span: < offset: 0 length: 3 > positive_delta: 1 > >"#]);
+    assert_eq!(
+        decoded(&body, NATIVE).unwrap_err(),
+        r#"histogram "h": positive side: spans require 3 buckets, have 1"#
     );
 }

@@ -233,6 +233,12 @@ pub enum Entry<'a> {
         unit: &'a str,
     },
     Sample(Sample<'a>),
+    /// A native histogram (protobuf only): its series as a [`Sample`] whose `value` is NaN,
+    /// and where the decoder put the histogram itself.
+    Histogram {
+        series: Sample<'a>,
+        index: usize,
+    },
 }
 
 /// A sample line read by [`Parser::next_known`]: a series the caller has seen before, so
@@ -613,11 +619,13 @@ impl<'a> Parser<'a> {
         same: impl FnOnce(&'a [u8]) -> bool,
     ) -> Option<KnownSample<'a>> {
         let d = self.decoded?;
+        // A histogram's value is not in the entry: the caller reads it with `next_entry`.
         let Some(DecodedItem::Sample {
             key,
             value,
             timestamp_ms,
             metric_type: mt,
+            histogram: None,
             ..
         }) = d.items.get(self.pos)
         else {
@@ -766,6 +774,8 @@ enum DecodedItem {
         value: f64,
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
+        /// A native histogram: its index among the decoder's histograms.
+        histogram: Option<u32>,
     },
 }
 
@@ -809,6 +819,38 @@ impl Decoded {
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
     ) {
+        self.push_series(name, labels, value, timestamp_ms, metric_type, None);
+    }
+
+    /// A native histogram sample, the histogram being the decoder's number `index`; labels as
+    /// in [`Self::push_sample`].
+    pub fn push_histogram(
+        &mut self,
+        name: &str,
+        labels: &mut Vec<(String, String)>,
+        index: u32,
+        timestamp_ms: Option<i64>,
+        metric_type: MetricType,
+    ) {
+        self.push_series(
+            name,
+            labels,
+            f64::NAN,
+            timestamp_ms,
+            metric_type,
+            Some(index),
+        );
+    }
+
+    fn push_series(
+        &mut self,
+        name: &str,
+        labels: &mut Vec<(String, String)>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+        metric_type: MetricType,
+        histogram: Option<u32>,
+    ) {
         labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let key_start = self.keys.len() as u32;
         // The metric name sorts among the label names as `__name__` does.
@@ -844,6 +886,7 @@ impl Decoded {
             value,
             timestamp_ms,
             metric_type,
+            histogram,
         });
     }
 
@@ -878,19 +921,29 @@ impl Decoded {
                 value,
                 timestamp_ms,
                 metric_type,
-            } => Entry::Sample(Sample {
-                series: self.key(key),
-                name: Cow::Borrowed(self.text(name)),
-                value,
-                timestamp_ms,
-                metric_type,
-                labels: LabelSource::Pairs(
-                    self.labels
-                        .get(labels.0 as usize..labels.1 as usize)
-                        .unwrap_or_default(),
-                ),
-                line,
-            }),
+                histogram,
+            } => {
+                let sample = Sample {
+                    series: self.key(key),
+                    name: Cow::Borrowed(self.text(name)),
+                    value,
+                    timestamp_ms,
+                    metric_type,
+                    labels: LabelSource::Pairs(
+                        self.labels
+                            .get(labels.0 as usize..labels.1 as usize)
+                            .unwrap_or_default(),
+                    ),
+                    line,
+                };
+                match histogram {
+                    None => Entry::Sample(sample),
+                    Some(index) => Entry::Histogram {
+                        series: sample,
+                        index: index as usize,
+                    },
+                }
+            }
         }
     }
 }
