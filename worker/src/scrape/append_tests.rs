@@ -580,7 +580,7 @@ fn histograms_of(p: &Processed) -> Vec<(String, Histogram)> {
 }
 
 /// `scrape_native_histograms: true`: the histogram is one sample with the target's labels,
-/// counted once in `scrape_series_added`; the bucket limit lowers its resolution; when it
+/// counted once in `scrape_series_added` and in the load reported for placement; the bucket limit lowers its resolution; when it
 /// vanishes it gets a stale marker like any series.
 #[test]
 fn a_native_histogram_is_one_limited_series_and_goes_stale() {
@@ -593,6 +593,8 @@ fn a_native_histogram_is_one_limited_series_and_goes_stale() {
         (out.scraped, out.series_added, out.samples.len()),
         (2, 2, 2)
     );
+    // The load the worker reports for placement (`post_relabel`) counts it once too.
+    assert_eq!(out.post_relabel, 2);
     let h = histograms_of(&out);
     assert_eq!(h.len(), 1);
     assert_eq!(

@@ -360,3 +360,33 @@ fn an_inconsistent_native_histogram_fails() {
         r#"histogram "h": positive side: spans require 3 buckets, have 1"#
     );
 }
+
+/// Every one of Prometheus's inputs with native histograms on, and with their classic series
+/// kept too: the same series, in the same order, native histograms where Prometheus has them.
+#[test]
+fn prometheus_inputs_give_prometheus_series_with_native_histograms() {
+    use super::testdata::{KEEP_CLASSIC_KEYS, NATIVE_KEYS};
+    let body = delimited(FAMILIES);
+    for (opts, want) in [
+        (NATIVE, NATIVE_KEYS),
+        (
+            Options {
+                keep_classic: true,
+                ..NATIVE
+            },
+            KEEP_CLASSIC_KEYS,
+        ),
+    ] {
+        let (d, h) = decoded_all(&body, opts).unwrap();
+        let got: Vec<(Vec<u8>, bool)> = Parser::decoded(&d)
+            .filter_map(|e| match e.unwrap() {
+                Entry::Sample(s) => Some((s.series.to_vec(), false)),
+                Entry::Histogram { series, .. } => Some((series.series.to_vec(), true)),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<(Vec<u8>, bool)> = want.iter().map(|(m, n)| (m.to_vec(), *n)).collect();
+        assert_eq!(got, want, "{opts:?}");
+        assert_eq!(h.len(), want.iter().filter(|(_, n)| *n).count());
+    }
+}
