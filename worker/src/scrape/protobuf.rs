@@ -55,7 +55,6 @@ pub(crate) fn decode(
     histograms: &mut Vec<Histogram>,
 ) -> Result<(), String> {
     let mut rest = body;
-    let mut labels = Vec::new();
     while !rest.is_empty() {
         let (len, n) = prefix(rest).ok_or("clientpb: invalid varint encountered")?;
         let total = n.saturating_add(len);
@@ -67,7 +66,7 @@ pub(crate) fn decode(
         }
         let mf = MetricFamily::decode(&rest[n..total]).map_err(|e| format!("proto: {e}"))?;
         rest = &rest[total..];
-        family(&mf, opts, out, histograms, &mut labels)?;
+        family(&mf, opts, out, histograms)?;
     }
     Ok(())
 }
@@ -89,7 +88,6 @@ fn family(
     opts: Options,
     out: &mut Decoded,
     histograms: &mut Vec<Histogram>,
-    labels: &mut Vec<(String, String)>,
 ) -> Result<(), String> {
     if mf.metric.is_empty() {
         return Ok(());
@@ -127,16 +125,15 @@ fn family(
             check_consistency(h).map_err(|e| format!("histogram {name:?}: {e}"))?;
             let index = histograms.len() as u32;
             histograms.push(native(h, kind == MetricType::GaugeHistogram));
-            metric_labels(m, labels)?;
-            out.push_histogram(name, labels, index, ts, kind);
-            if !(opts.keep_classic && !h.bucket.is_empty()) {
+            out.push_histogram(name, &mut metric_labels(m)?, index, ts, kind);
+            if !opts.keep_classic || h.bucket.is_empty() {
                 continue;
             }
         }
         let mut sample = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
-            metric_labels(m, labels)?;
-            if let Some((n, v)) = extra {
-                labels.push((n.to_string(), v));
+            let mut labels = metric_labels(m)?;
+            if let Some((n, v)) = &extra {
+                labels.push((n, v));
             }
             let full;
             let metric_name = if suffix.is_empty() {
@@ -145,7 +142,7 @@ fn family(
                 full = format!("{name}{suffix}");
                 &full
             };
-            out.push_sample(metric_name, labels, value, ts, kind);
+            out.push_sample(metric_name, &mut labels, value, ts, kind);
             Ok::<(), String>(())
         };
         match kind {
@@ -153,7 +150,8 @@ fn family(
             MetricType::Gauge => sample("", None, m.gauge.as_ref().map_or(0.0, |g| g.value))?,
             MetricType::Unknown => sample("", None, m.untyped.as_ref().map_or(0.0, |u| u.value))?,
             MetricType::Summary => {
-                let s = m.summary.clone().unwrap_or_default();
+                let none = pb::Summary::default();
+                let s = m.summary.as_ref().unwrap_or(&none);
                 sample("_count", None, s.sample_count as f64)?;
                 sample("_sum", None, s.sample_sum)?;
                 for q in &s.quantile {
@@ -165,7 +163,8 @@ fn family(
                 }
             }
             MetricType::Histogram | MetricType::GaugeHistogram => {
-                let h = m.histogram.clone().unwrap_or_default();
+                let none = pb::Histogram::default();
+                let h = m.histogram.as_ref().unwrap_or(&none);
                 let count = if h.sample_count_float != 0.0 {
                     h.sample_count_float
                 } else {
@@ -197,17 +196,18 @@ fn family(
     Ok(())
 }
 
-/// A metric's own labels into `out` (cleared), checked as Prometheus's decoder checks them.
-fn metric_labels(m: &pb::Metric, out: &mut Vec<(String, String)>) -> Result<(), String> {
-    out.clear();
+/// A metric's own labels (one slot spare for `le` or `quantile`), checked as Prometheus's
+/// decoder checks them.
+fn metric_labels(m: &pb::Metric) -> Result<Vec<(&str, &str)>, String> {
+    let mut out = Vec::with_capacity(m.label.len() + 1);
     for l in &m.label {
         // `model.UTF8Validation.IsValidLabelName`: non-empty (prost checked UTF-8).
         if l.name.is_empty() {
             return Err(format!("invalid label name: {}", l.name));
         }
-        out.push((l.name.clone(), l.value.clone()));
+        out.push((l.name.as_str(), l.value.as_str()));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The native histogram of `h` (Prometheus's `ProtobufParser.Histogram`, without `Compact`).

@@ -73,14 +73,14 @@ impl Scraper {
             enable_compression: cfg.enable_compression,
             timeout: cfg.timeout().0,
             body_limit: cfg.body_size_limit.map_or(0, |b| b.0),
-            fallback: cfg.fallback_scrape_protocol.and_then(|p| match p {
+            fallback: cfg.fallback_scrape_protocol.map(|p| match p {
                 ScrapeProtocol::OpenMetricsText0_0_1 | ScrapeProtocol::OpenMetricsText1_0_0 => {
-                    Some(Format::OpenMetrics)
+                    Format::OpenMetrics
                 }
                 ScrapeProtocol::PrometheusText0_0_4 | ScrapeProtocol::PrometheusText1_0_0 => {
-                    Some(Format::Text)
+                    Format::Text
                 }
-                ScrapeProtocol::PrometheusProto => Some(Format::Protobuf),
+                ScrapeProtocol::PrometheusProto => Format::Protobuf,
             }),
             accept: HeaderValue::from_str(&accept_header(cfg.protocols(), cfg.escaping()))
                 // Invariant: built from constant media types and weights.

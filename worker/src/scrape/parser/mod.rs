@@ -285,9 +285,12 @@ pub struct Sample<'a> {
 enum LabelSource<'a> {
     /// `{...}` inclusive, empty when the series has no braces.
     Text(&'a [u8]),
-    /// Decoded pairs (protobuf): final (`le` and `quantile` already formatted), without the
-    /// metric name.
-    Pairs(&'a [(String, String)]),
+    /// Decoded pairs (protobuf), as ranges of `text`: final (`le` and `quantile` already
+    /// formatted), without the metric name.
+    Pairs {
+        text: &'a str,
+        spans: &'a [(Span, Span)],
+    },
 }
 
 /// Re-reading an already validated series: anything goes inside quotes.
@@ -315,12 +318,10 @@ impl<'a> Sample<'a> {
         out.clear();
         let labels = match self.labels {
             LabelSource::Text(labels) => labels,
-            LabelSource::Pairs(pairs) => {
-                out.extend(
-                    pairs
-                        .iter()
-                        .map(|(n, v)| (Cow::Borrowed(n.as_str()), Cow::Borrowed(v.as_str()))),
-                );
+            LabelSource::Pairs { text, spans } => {
+                let s =
+                    |(a, b): Span| Cow::Borrowed(text.get(a as usize..b as usize).unwrap_or(""));
+                out.extend(spans.iter().map(|&(n, v)| (s(n), s(v))));
                 return self.check_duplicates(out);
             }
         };
@@ -741,10 +742,10 @@ pub fn openmetrics_float(f: f64) -> String {
 #[derive(Debug, Default)]
 pub struct Decoded {
     items: Vec<DecodedItem>,
-    /// Family and metric names, help and unit texts.
+    /// Family and metric names, help and unit texts, label names and values.
     text: String,
-    /// Every sample's labels without the metric name, sorted by name.
-    labels: Vec<(String, String)>,
+    /// Every sample's labels without the metric name, sorted by name, as ranges of `text`.
+    labels: Vec<(Span, Span)>,
     /// Every sample's series key (Prometheus's `entryBytes`): the labels sorted by name, the
     /// metric name's value as is, every other label as `0xff name 0xff value`.
     keys: Vec<u8>,
@@ -810,11 +811,11 @@ impl Decoded {
     }
 
     /// A sample of `name` with `labels` (the metric name not among them, in any order: they
-    /// are sorted here, and `labels` is left empty for reuse).
+    /// are sorted here).
     pub fn push_sample(
         &mut self,
         name: &str,
-        labels: &mut Vec<(String, String)>,
+        labels: &mut [(&str, &str)],
         value: f64,
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
@@ -827,7 +828,7 @@ impl Decoded {
     pub fn push_histogram(
         &mut self,
         name: &str,
-        labels: &mut Vec<(String, String)>,
+        labels: &mut [(&str, &str)],
         index: u32,
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
@@ -845,7 +846,7 @@ impl Decoded {
     fn push_series(
         &mut self,
         name: &str,
-        labels: &mut Vec<(String, String)>,
+        labels: &mut [(&str, &str)],
         value: f64,
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
@@ -856,7 +857,7 @@ impl Decoded {
         // The metric name sorts among the label names as `__name__` does.
         let mut name_written = false;
         for (n, v) in labels.iter() {
-            if !name_written && n.as_str() > METRIC_NAME_LABEL {
+            if !name_written && *n > METRIC_NAME_LABEL {
                 self.keys.extend_from_slice(name.as_bytes());
                 name_written = true;
             }
@@ -876,7 +877,10 @@ impl Decoded {
             value
         };
         let start = self.labels.len() as u32;
-        self.labels.append(labels);
+        for (n, v) in labels.iter() {
+            let pair = (self.push_text(n), self.push_text(v));
+            self.labels.push(pair);
+        }
         let labels = (start, self.labels.len() as u32);
         let name = self.push_text(name);
         self.items.push(DecodedItem::Sample {
@@ -929,11 +933,13 @@ impl Decoded {
                     value,
                     timestamp_ms,
                     metric_type,
-                    labels: LabelSource::Pairs(
-                        self.labels
+                    labels: LabelSource::Pairs {
+                        text: &self.text,
+                        spans: self
+                            .labels
                             .get(labels.0 as usize..labels.1 as usize)
                             .unwrap_or_default(),
-                    ),
+                    },
                     line,
                 };
                 match histogram {
