@@ -13,7 +13,9 @@
 #[allow(dead_code, unreachable_pub)]
 #[path = "../src/scrape/parser/mod.rs"]
 mod parser;
-#[allow(dead_code, unreachable_pub)]
+// Benches build with `cfg(test)` but without the test harness: the test module's imports
+// serve only `#[test]` functions, which are left out.
+#[allow(dead_code, unreachable_pub, unused_imports)]
 #[path = "../src/scrape/protobuf.rs"]
 mod protobuf;
 
