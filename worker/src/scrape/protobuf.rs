@@ -32,7 +32,6 @@
 //! Prometheus also compacts them (`Compact(0)`: empty buckets at span edges dropped, adjacent
 //! spans merged), which describes the same distribution.
 
-use bytes::Bytes;
 use promshard_model::histogram::{Counts, Histogram, Span};
 use promshard_proto::exposition as pb;
 use prost::Message;
@@ -49,19 +48,34 @@ pub(crate) struct Options {
     pub(crate) keep_classic: bool,
 }
 
-/// `io.prometheus.client.MetricFamily` with its metrics left encoded.
-#[derive(Clone, PartialEq, prost::Message)]
-struct FamilyHead {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    help: String,
-    #[prost(int32, tag = "3")]
+/// `io.prometheus.client.MetricFamily` read in place, its metrics left encoded.
+#[derive(Default)]
+struct FamilyHead<'a> {
+    name: &'a str,
+    help: &'a str,
     r#type: i32,
-    #[prost(bytes = "bytes", repeated, tag = "4")]
-    metric: Vec<Bytes>,
-    #[prost(string, tag = "5")]
-    unit: String,
+    metric: Vec<&'a [u8]>,
+    unit: &'a str,
+}
+
+impl<'a> FamilyHead<'a> {
+    fn read(mut b: &'a [u8]) -> Result<FamilyHead<'a>, String> {
+        let text = |s: &'a [u8], what: &str| {
+            std::str::from_utf8(s).map_err(|_| format!("proto: invalid UTF-8 in the family {what}"))
+        };
+        let mut f = FamilyHead::default();
+        while !b.is_empty() {
+            match next_field(&mut b)? {
+                (1, Value::Bytes(s)) => f.name = text(s, "name")?,
+                (2, Value::Bytes(s)) => f.help = text(s, "help")?,
+                (3, Value::Varint(v)) => f.r#type = v as i32,
+                (4, Value::Bytes(s)) => f.metric.push(s),
+                (5, Value::Bytes(s)) => f.unit = text(s, "unit")?,
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
 }
 
 /// `io.prometheus.client.Metric` without its labels (field 1, read by [`metric_labels`]).
@@ -93,9 +107,9 @@ pub(crate) fn decode(
     out: &mut Decoded,
     histograms: &mut Vec<Histogram>,
 ) -> Result<(), String> {
-    // One copy of the body, so the families' metrics are slices of it, not copies each.
-    let body = Bytes::copy_from_slice(body);
-    let mut rest = &body[..];
+    // Sized for the whole body at once: growing the arenas cost a copy each time.
+    out.reserve(body.len());
+    let mut rest = body;
     while !rest.is_empty() {
         let (len, n) = prefix(rest).ok_or("clientpb: invalid varint encountered")?;
         let total = n.saturating_add(len);
@@ -105,9 +119,7 @@ pub(crate) fn decode(
                 rest.len()
             ));
         }
-        let at = body.len() - rest.len();
-        let mf = FamilyHead::decode(body.slice(at + n..at + total))
-            .map_err(|e| format!("proto: {e}"))?;
+        let mf = FamilyHead::read(&rest[n..total])?;
         rest = &rest[total..];
         family(&mf, opts, out, histograms)?;
     }
@@ -135,7 +147,7 @@ fn family(
     if mf.metric.is_empty() {
         return Ok(());
     }
-    let name = mf.name.as_str();
+    let name = mf.name;
     // `model.UTF8Validation.IsValidMetricName`: any non-empty UTF-8 (prost checked UTF-8).
     if name.is_empty() {
         return Err(format!("invalid metric name: {name}"));
@@ -154,13 +166,13 @@ fn family(
             ));
         }
     };
-    out.push_help(name, &mf.help);
+    out.push_help(name, mf.help);
     if !mf.unit.is_empty() {
-        out.push_unit(name, &mf.unit);
+        out.push_unit(name, mf.unit);
     }
     out.push_type(name, kind);
     for raw in &mf.metric {
-        let m = MetricBody::decode(raw.as_ref()).map_err(|e| format!("proto: {e}"))?;
+        let m = MetricBody::decode(*raw).map_err(|e| format!("proto: {e}"))?;
         let m = &m;
         let ts = (m.timestamp_ms != 0).then_some(m.timestamp_ms);
         if let (MetricType::Histogram | MetricType::GaugeHistogram, Some(h), false) =
@@ -247,18 +259,17 @@ fn metric_labels(raw: &[u8]) -> Result<Vec<(&str, &str)>, String> {
     let mut out = Vec::with_capacity(16);
     let mut b = raw;
     while !b.is_empty() {
-        let (field, value) = next_field(&mut b)?;
-        if let (1, Some(pair)) = (field, value) {
+        if let (1, Value::Bytes(pair)) = next_field(&mut b)? {
             let (mut name, mut value) = ("", "");
             let mut p = pair;
             while !p.is_empty() {
                 match next_field(&mut p)? {
-                    (1, Some(s)) => {
+                    (1, Value::Bytes(s)) => {
                         name = std::str::from_utf8(s).map_err(|_| {
                             format!("invalid label name: {}", String::from_utf8_lossy(s))
                         })?;
                     }
-                    (2, Some(s)) => {
+                    (2, Value::Bytes(s)) => {
                         value = std::str::from_utf8(s).map_err(|_| {
                             format!("invalid label value: {}", String::from_utf8_lossy(s))
                         })?;
@@ -275,8 +286,15 @@ fn metric_labels(raw: &[u8]) -> Result<Vec<(&str, &str)>, String> {
     Ok(out)
 }
 
-/// The next field of an encoded message: its number, and its bytes when length-delimited.
-fn next_field<'a>(b: &mut &'a [u8]) -> Result<(u64, Option<&'a [u8]>), String> {
+/// A field's value, as far as the reader needs it.
+enum Value<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+/// The next field of an encoded message: its number and value.
+fn next_field<'a>(b: &mut &'a [u8]) -> Result<(u64, Value<'a>), String> {
     fn varint(b: &mut &[u8]) -> Result<u64, String> {
         let mut v = 0u64;
         for i in 0..10 {
@@ -298,26 +316,23 @@ fn next_field<'a>(b: &mut &'a [u8]) -> Result<(u64, Option<&'a [u8]>), String> {
         Ok(head)
     }
     let key = varint(b)?;
-    let bytes = match key & 7 {
-        0 => {
-            varint(b)?;
-            None
-        }
+    let value = match key & 7 {
+        0 => Value::Varint(varint(b)?),
         1 => {
             take(b, 8)?;
-            None
+            Value::Fixed
         }
         2 => {
             let n = usize::try_from(varint(b)?).map_err(|_| "proto: length overflow")?;
-            Some(take(b, n)?)
+            Value::Bytes(take(b, n)?)
         }
         5 => {
             take(b, 4)?;
-            None
+            Value::Fixed
         }
         w => return Err(format!("proto: illegal wire type {w}")),
     };
-    Ok((key >> 3, bytes))
+    Ok((key >> 3, value))
 }
 
 /// The native histogram of `h` (Prometheus's `ProtobufParser.Histogram`, without `Compact`).

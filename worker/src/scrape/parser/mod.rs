@@ -894,6 +894,14 @@ impl Decoded {
         });
     }
 
+    /// Room for about `bytes` of exposition, so the arenas are not grown (copied) as they fill.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.text.reserve(bytes);
+        self.keys.reserve(bytes);
+        self.items.reserve(bytes / 128);
+        self.labels.reserve(bytes / 32);
+    }
+
     /// Entries decoded so far.
     pub fn len(&self) -> usize {
         self.items.len()
