@@ -852,7 +852,7 @@ impl Decoded {
         metric_type: MetricType,
         histogram: Option<u32>,
     ) {
-        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let key_start = self.keys.len() as u32;
         // The metric name sorts among the label names as `__name__` does.
         let mut name_written = false;
