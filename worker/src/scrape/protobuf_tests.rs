@@ -390,3 +390,31 @@ fn prometheus_inputs_give_prometheus_series_with_native_histograms() {
         assert_eq!(h.len(), want.iter().filter(|(_, n)| *n).count());
     }
 }
+
+/// Labels are read in place: invalid UTF-8 in a label value fails the scrape with Prometheus's
+/// words (`parseLabel`), as a missing name does.
+#[test]
+fn invalid_utf8_in_a_label_value_fails() {
+    let mf = pb::MetricFamily {
+        name: "a".into(),
+        r#type: pb::MetricType::Gauge as i32,
+        metric: vec![pb::Metric {
+            label: vec![pb::LabelPair {
+                name: "l".into(),
+                value: "\u{e9}".into(),
+            }],
+            gauge: Some(pb::Gauge { value: 1.0 }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut body = mf.encode_length_delimited_to_vec();
+    // "é" is 0xc3 0xa9; cut it to a lone lead byte followed by ASCII.
+    let at = body.windows(2).position(|w| w == [0xc3, 0xa9]).unwrap();
+    body[at + 1] = b'x';
+    assert!(
+        decoded(&body, CLASSIC)
+            .unwrap_err()
+            .starts_with("invalid label value: "),
+    );
+}
