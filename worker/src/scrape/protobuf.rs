@@ -22,9 +22,11 @@
 //! followed by the classic series when [`Options::keep_classic`]
 //! (`always_scrape_classic_histograms`) and the histogram has classic buckets.
 //!
-//! Decoding follows Prometheus's streaming decoder too: a family is decoded with its metrics
-//! left as bytes, each metric without its labels, and labels are read in place as `&str`
-//! (`unmarshalWithoutMetrics`, `unmarshalWithoutLabels`, `Label`). Decoding whole messages with
+//! Decoding follows Prometheus's streaming decoder too: a family is read in place with its
+//! metrics left as bytes, each metric decoded without its labels (`unmarshalWithoutMetrics`,
+//! `unmarshalWithoutLabels`). The labels are not parsed at all here: a sample's series key is
+//! its metric's `label` fields as encoded (plus `le`/`quantile`), and the parser reads them only
+//! when the series cache misses, as the text formats' labels are. Decoding whole messages with
 //! prost allocated two `String`s per label per sample: the cAdvisor fixture took 10 times the
 //! text path's time (`benches/protobuf.rs`).
 //!
@@ -36,6 +38,7 @@ use promshard_model::histogram::{Counts, Histogram, Span};
 use promshard_proto::exposition as pb;
 use prost::Message;
 
+use super::parser::pb::{Value, next_field};
 use super::parser::{Decoded, MetricType, openmetrics_float};
 
 /// How histograms are read (Prometheus's `ParserOptions`).
@@ -171,6 +174,7 @@ fn family(
         out.push_unit(name, mf.unit);
     }
     out.push_type(name, kind);
+    let mut fields = Vec::new();
     for raw in &mf.metric {
         let m = MetricBody::decode(*raw).map_err(|e| format!("proto: {e}"))?;
         let m = &m;
@@ -182,16 +186,15 @@ fn family(
             check_consistency(h).map_err(|e| format!("histogram {name:?}: {e}"))?;
             let index = histograms.len() as u32;
             histograms.push(native(h, kind == MetricType::GaugeHistogram));
-            out.push_histogram(name, &mut metric_labels(raw)?, index, ts, kind);
+            label_fields(raw, &mut fields)?;
+            out.push_histogram(name, &fields, index, ts, kind);
             if !opts.keep_classic || h.bucket.is_empty() {
                 continue;
             }
         }
+        label_fields(raw, &mut fields)?;
+        let fields = &fields;
         let mut sample = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
-            let mut labels = metric_labels(raw)?;
-            if let Some((n, v)) = &extra {
-                labels.push((n, v));
-            }
             let full;
             let metric_name = if suffix.is_empty() {
                 name
@@ -199,7 +202,8 @@ fn family(
                 full = format!("{name}{suffix}");
                 &full
             };
-            out.push_sample(metric_name, &mut labels, value, ts, kind);
+            let extra = extra.as_ref().map(|(n, v)| (*n, v.as_str()));
+            out.push_sample(metric_name, fields, extra, value, ts, kind);
             Ok::<(), String>(())
         };
         match kind {
@@ -253,86 +257,19 @@ fn family(
     Ok(())
 }
 
-/// An encoded metric's own labels, borrowed from it, checked as Prometheus's decoder checks
-/// them (`parseLabel`: a name is valid non-empty UTF-8, a value valid UTF-8).
-fn metric_labels(raw: &[u8]) -> Result<Vec<(&str, &str)>, String> {
-    let mut out = Vec::with_capacity(16);
+/// The encoded `label` fields of an encoded metric, copied as they are into `out` (cleared):
+/// the series key. They are parsed and checked only when the key is new
+/// ([`Sample::labels_into`](super::parser::Sample::labels_into)).
+fn label_fields(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
     let mut b = raw;
     while !b.is_empty() {
-        if let (1, Value::Bytes(pair)) = next_field(&mut b)? {
-            let (mut name, mut value) = ("", "");
-            let mut p = pair;
-            while !p.is_empty() {
-                match next_field(&mut p)? {
-                    (1, Value::Bytes(s)) => {
-                        name = std::str::from_utf8(s).map_err(|_| {
-                            format!("invalid label name: {}", String::from_utf8_lossy(s))
-                        })?;
-                    }
-                    (2, Value::Bytes(s)) => {
-                        value = std::str::from_utf8(s).map_err(|_| {
-                            format!("invalid label value: {}", String::from_utf8_lossy(s))
-                        })?;
-                    }
-                    _ => {}
-                }
-            }
-            if name.is_empty() {
-                return Err(format!("invalid label name: {name}"));
-            }
-            out.push((name, value));
+        let start = raw.len() - b.len();
+        if let (1, _) = next_field(&mut b)? {
+            out.extend_from_slice(&raw[start..raw.len() - b.len()]);
         }
     }
-    Ok(out)
-}
-
-/// A field's value, as far as the reader needs it.
-enum Value<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    Fixed,
-}
-
-/// The next field of an encoded message: its number and value.
-fn next_field<'a>(b: &mut &'a [u8]) -> Result<(u64, Value<'a>), String> {
-    fn varint(b: &mut &[u8]) -> Result<u64, String> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let (&c, rest) = b.split_first().ok_or("proto: unexpected end of metric")?;
-            *b = rest;
-            v |= u64::from(c & 0x7f) << (7 * i);
-            if c & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("proto: invalid varint".into())
-    }
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
-        if b.len() < n {
-            return Err("proto: unexpected end of metric".into());
-        }
-        let (head, rest) = b.split_at(n);
-        *b = rest;
-        Ok(head)
-    }
-    let key = varint(b)?;
-    let value = match key & 7 {
-        0 => Value::Varint(varint(b)?),
-        1 => {
-            take(b, 8)?;
-            Value::Fixed
-        }
-        2 => {
-            let n = usize::try_from(varint(b)?).map_err(|_| "proto: length overflow")?;
-            Value::Bytes(take(b, n)?)
-        }
-        5 => {
-            take(b, 4)?;
-            Value::Fixed
-        }
-        w => return Err(format!("proto: illegal wire type {w}")),
-    };
-    Ok((key >> 3, value))
+    Ok(())
 }
 
 /// The native histogram of `h` (Prometheus's `ProtobufParser.Histogram`, without `Compact`).

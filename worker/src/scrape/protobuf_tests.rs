@@ -3,7 +3,7 @@ use std::borrow::Cow;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 
-use super::super::parser::{Decoded, Entry, Format, MetricType, Parser};
+use super::super::parser::{Decoded, Entry, Format, MetricType, Parser, Sample};
 use super::testdata::{FAMILIES, IGNORE_NATIVE, Want};
 use super::*;
 
@@ -48,8 +48,45 @@ fn decoded_all(body: &[u8], opts: Options) -> Result<(Decoded, Vec<Histogram>), 
     Ok((d, h))
 }
 
+/// A sample's series as `name{a="b",...}`, labels sorted.
+fn rendered(s: &Sample<'_>) -> String {
+    let mut buf = Vec::new();
+    s.labels_into(&mut buf).unwrap();
+    render(
+        &s.name,
+        buf.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn render(name: &str, mut labels: Vec<(String, String)>) -> String {
+    labels.sort();
+    if labels.is_empty() {
+        return name.to_string();
+    }
+    let l: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+    format!("{name}{{{}}}", l.join(","))
+}
+
+/// A Prometheus series key (`entryBytes`: the name, then `0xff name 0xff value` per label,
+/// for these inputs whose label names all sort after `__name__`) rendered as [`rendered`].
+fn prometheus_rendered(m: &[u8]) -> String {
+    let mut parts = m
+        .split(|&b| b == 0xff)
+        .map(|p| String::from_utf8(p.to_vec()).unwrap());
+    let name = parts.next().unwrap();
+    let rest: Vec<String> = parts.collect();
+    render(
+        &name,
+        rest.chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect(),
+    )
+}
+
 /// Entry by entry, what Prometheus's `TestProtobufParse` expects with native histograms
-/// ignored: names, series keys, values, timestamps and label sets.
+/// ignored: names, series, values, timestamps and label sets.
 #[test]
 fn prometheus_inputs_give_prometheus_entries_with_native_histograms_ignored() {
     let d = decoded(&delimited(FAMILIES), CLASSIC).unwrap();
@@ -71,11 +108,7 @@ fn prometheus_inputs_give_prometheus_entries_with_native_histograms_ignored() {
                 assert_eq!((name.as_bytes(), k), (*m, *kind), "entry {i}");
             }
             (Want::Sample { m, v, t, lset, .. }, Entry::Sample(s)) => {
-                assert_eq!(
-                    String::from_utf8_lossy(s.series),
-                    String::from_utf8_lossy(m),
-                    "entry {i}"
-                );
+                assert_eq!(rendered(&s), prometheus_rendered(m), "entry {i}");
                 let v: f64 = v.parse().unwrap();
                 assert_eq!(s.value.to_bits(), v.to_bits(), "entry {i}: {:?}", s.series);
                 assert_eq!(s.timestamp_ms, *t, "entry {i}");
@@ -131,10 +164,11 @@ fn a_broken_body_fails_with_prometheus_words() {
         decoded(&unknown_type.encode_length_delimited_to_vec(), CLASSIC).unwrap_err(),
         r#"unknown metric type for metric "a": 9"#
     );
+    // Labels are checked when read (a series cache miss).
     let no_label_name =
         delimited(&[r#"name: "a" type: GAUGE metric: < label: < value: "x" > gauge: < > >"#]);
     assert_eq!(
-        decoded(&no_label_name, CLASSIC).unwrap_err(),
+        first_labels_error(&decoded(&no_label_name, CLASSIC).unwrap()),
         "invalid label name: "
     );
     let no_name = delimited(&[r#"type: GAUGE metric: < gauge: < > >"#]);
@@ -243,7 +277,7 @@ fn a_native_histogram_read_as_classic_keeps_count_sum_and_buckets() {
     let d = decoded(&body, CLASSIC).unwrap();
     let keys: Vec<(String, f64)> = Parser::decoded(&d)
         .filter_map(|e| match e.unwrap() {
-            Entry::Sample(s) => Some((String::from_utf8_lossy(s.series).into_owned(), s.value)),
+            Entry::Sample(s) => Some((rendered(&s), s.value)),
             _ => None,
         })
         .collect();
@@ -252,7 +286,7 @@ fn a_native_histogram_read_as_classic_keeps_count_sum_and_buckets() {
         [
             ("n_count".to_string(), 4.0),
             ("n_sum".to_string(), 10.0),
-            ("n_bucket\u{fffd}le\u{fffd}+Inf".to_string(), 4.0),
+            ("n_bucket{le=\"+Inf\"}".to_string(), 4.0),
         ]
     );
 }
@@ -268,11 +302,10 @@ fn family(name: &str) -> &'static str {
 fn outline(d: &Decoded) -> Vec<(&'static str, String)> {
     Parser::decoded(d)
         .filter_map(|e| match e.unwrap() {
-            Entry::Sample(s) => Some(("sample", String::from_utf8_lossy(s.series).into_owned())),
-            Entry::Histogram { series, index } => Some((
-                "histogram",
-                format!("{}#{index}", String::from_utf8_lossy(series.series)),
-            )),
+            Entry::Sample(s) => Some(("sample", rendered(&s))),
+            Entry::Histogram { series, index } => {
+                Some(("histogram", format!("{}#{index}", rendered(&series))))
+            }
             _ => None,
         })
         .collect()
@@ -339,6 +372,13 @@ fn keep_classic_adds_the_classic_series_after_the_native_histogram() {
     assert_eq!(got[1], ("sample", "test_histogram_count".to_string()));
     assert_eq!(got[2], ("sample", "test_histogram_sum".to_string()));
     assert_eq!(
+        got[3],
+        (
+            "sample",
+            "test_histogram_bucket{le=\"-0.0004899999999999998\"}".to_string()
+        )
+    );
+    assert_eq!(
         got.iter().filter(|(k, _)| *k == "sample").count(),
         2 + 4,
         "count, sum, 3 buckets, +Inf: {got:?}"
@@ -378,14 +418,17 @@ fn prometheus_inputs_give_prometheus_series_with_native_histograms() {
         ),
     ] {
         let (d, h) = decoded_all(&body, opts).unwrap();
-        let got: Vec<(Vec<u8>, bool)> = Parser::decoded(&d)
+        let got: Vec<(String, bool)> = Parser::decoded(&d)
             .filter_map(|e| match e.unwrap() {
-                Entry::Sample(s) => Some((s.series.to_vec(), false)),
-                Entry::Histogram { series, .. } => Some((series.series.to_vec(), true)),
+                Entry::Sample(s) => Some((rendered(&s), false)),
+                Entry::Histogram { series, .. } => Some((rendered(&series), true)),
                 _ => None,
             })
             .collect();
-        let want: Vec<(Vec<u8>, bool)> = want.iter().map(|(m, n)| (m.to_vec(), *n)).collect();
+        let want: Vec<(String, bool)> = want
+            .iter()
+            .map(|(m, n)| (prometheus_rendered(m), *n))
+            .collect();
         assert_eq!(got, want, "{opts:?}");
         assert_eq!(h.len(), want.iter().filter(|(_, n)| *n).count());
     }
@@ -412,9 +455,18 @@ fn invalid_utf8_in_a_label_value_fails() {
     // "é" is 0xc3 0xa9; cut it to a lone lead byte followed by ASCII.
     let at = body.windows(2).position(|w| w == [0xc3, 0xa9]).unwrap();
     body[at + 1] = b'x';
-    assert!(
-        decoded(&body, CLASSIC)
-            .unwrap_err()
-            .starts_with("invalid label value: "),
-    );
+    let e = first_labels_error(&decoded(&body, CLASSIC).unwrap());
+    assert!(e.starts_with("invalid label value: "), "{e}");
+}
+
+/// The error of the first sample whose labels do not read.
+fn first_labels_error(d: &Decoded) -> String {
+    let mut buf = Vec::new();
+    Parser::decoded(d)
+        .filter_map(|e| match e.unwrap() {
+            Entry::Sample(s) => s.labels_into(&mut buf).err().map(|e| e.to_string()),
+            _ => None,
+        })
+        .next()
+        .expect("a label error")
 }

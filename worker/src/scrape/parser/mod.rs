@@ -39,6 +39,7 @@ use std::fmt;
 mod float;
 mod lex;
 mod openmetrics;
+pub(crate) mod pb;
 mod text;
 
 #[cfg(test)]
@@ -285,11 +286,12 @@ pub struct Sample<'a> {
 enum LabelSource<'a> {
     /// `{...}` inclusive, empty when the series has no braces.
     Text(&'a [u8]),
-    /// Decoded pairs (protobuf), as ranges of `text`: final (`le` and `quantile` already
-    /// formatted), without the metric name.
-    Pairs {
-        text: &'a str,
-        spans: &'a [(Span, Span)],
+    /// Protobuf: the metric's `label` fields as encoded (`LabelPair` messages, read and
+    /// checked only here, on a cache miss), and the `le` or `quantile` label the sample adds
+    /// (already formatted).
+    Encoded {
+        fields: &'a [u8],
+        extra: Option<(&'a str, &'a str)>,
     },
 }
 
@@ -318,10 +320,11 @@ impl<'a> Sample<'a> {
         out.clear();
         let labels = match self.labels {
             LabelSource::Text(labels) => labels,
-            LabelSource::Pairs { text, spans } => {
-                let s =
-                    |(a, b): Span| Cow::Borrowed(text.get(a as usize..b as usize).unwrap_or(""));
-                out.extend(spans.iter().map(|&(n, v)| (s(n), s(v))));
+            LabelSource::Encoded { fields, extra } => {
+                pb::label_pairs(fields, out).map_err(|m| self.error(m))?;
+                if let Some((n, v)) = extra {
+                    out.push((Cow::Borrowed(n), Cow::Borrowed(v)));
+                }
                 return self.check_duplicates(out);
             }
         };
@@ -484,6 +487,10 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            // A decoded (protobuf) entry: there are no lines.
+            return f.write_str(&self.message);
+        }
         write!(f, "line {}: {}", self.line, self.message)
     }
 }
@@ -609,7 +616,7 @@ impl<'a> Parser<'a> {
             return None;
         };
         self.pos += 1;
-        Some(d.entry(item, self.pos))
+        Some(d.entry(item))
     }
 
     /// [`Self::next_known`] over decoded entries: the key is compared, nothing is parsed.
@@ -742,12 +749,13 @@ pub fn openmetrics_float(f: f64) -> String {
 #[derive(Debug, Default)]
 pub struct Decoded {
     items: Vec<DecodedItem>,
-    /// Family and metric names, help and unit texts, label names and values.
+    /// Family and metric names, help and unit texts, `le` and `quantile` values.
     text: String,
-    /// Every sample's labels without the metric name, sorted by name, as ranges of `text`.
-    labels: Vec<(Span, Span)>,
-    /// Every sample's series key (Prometheus's `entryBytes`): the labels sorted by name, the
-    /// metric name's value as is, every other label as `0xff name 0xff value`.
+    /// Every sample's series key: its metric name, `0xff`, the length (u32 LE) and bytes of
+    /// its metric's encoded `label` fields, then `0xff name 0xff value` of an `le` or
+    /// `quantile` label. Equal keys are equal label sets (names are UTF-8, which has no
+    /// `0xff`; the length bounds the encoded part), and building one parses nothing: the
+    /// labels themselves are read only on a cache miss.
     keys: Vec<u8>,
 }
 
@@ -771,7 +779,10 @@ enum DecodedItem {
     Sample {
         name: Span,
         key: Span,
+        /// The encoded `label` fields, within the key.
         labels: Span,
+        /// `le` or `quantile` (name, value) in `text`.
+        extra: Option<(Span, Span)>,
         value: f64,
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
@@ -810,17 +821,18 @@ impl Decoded {
         self.items.push(DecodedItem::Type { name, kind });
     }
 
-    /// A sample of `name` with `labels` (the metric name not among them, in any order: they
-    /// are sorted here).
+    /// A sample of `name` whose metric's `label` fields, as encoded, are `fields`, plus the
+    /// `extra` label (`le`, `quantile`) the sample adds.
     pub fn push_sample(
         &mut self,
         name: &str,
-        labels: &mut [(&str, &str)],
+        fields: &[u8],
+        extra: Option<(&str, &str)>,
         value: f64,
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
     ) {
-        self.push_series(name, labels, value, timestamp_ms, metric_type, None);
+        self.push_series(name, fields, extra, value, timestamp_ms, metric_type, None);
     }
 
     /// A native histogram sample, the histogram being the decoder's number `index`; labels as
@@ -828,14 +840,15 @@ impl Decoded {
     pub fn push_histogram(
         &mut self,
         name: &str,
-        labels: &mut [(&str, &str)],
+        fields: &[u8],
         index: u32,
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
     ) {
         self.push_series(
             name,
-            labels,
+            fields,
+            None,
             f64::NAN,
             timestamp_ms,
             metric_type,
@@ -843,50 +856,45 @@ impl Decoded {
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn push_series(
         &mut self,
         name: &str,
-        labels: &mut [(&str, &str)],
+        fields: &[u8],
+        extra: Option<(&str, &str)>,
         value: f64,
         timestamp_ms: Option<i64>,
         metric_type: MetricType,
         histogram: Option<u32>,
     ) {
-        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let key_start = self.keys.len() as u32;
-        // The metric name sorts among the label names as `__name__` does.
-        let mut name_written = false;
-        for (n, v) in labels.iter() {
-            if !name_written && *n > METRIC_NAME_LABEL {
-                self.keys.extend_from_slice(name.as_bytes());
-                name_written = true;
-            }
+        let key_start = self.keys.len();
+        self.keys.extend_from_slice(name.as_bytes());
+        self.keys.push(0xff);
+        self.keys
+            .extend_from_slice(&(fields.len() as u32).to_le_bytes());
+        let labels_start = self.keys.len() as u32;
+        self.keys.extend_from_slice(fields);
+        let labels = (labels_start, self.keys.len() as u32);
+        let extra = extra.map(|(n, v)| {
             self.keys.push(0xff);
             self.keys.extend_from_slice(n.as_bytes());
             self.keys.push(0xff);
             self.keys.extend_from_slice(v.as_bytes());
-        }
-        if !name_written {
-            self.keys.extend_from_slice(name.as_bytes());
-        }
-        let key = (key_start, self.keys.len() as u32);
+            (self.push_text(n), self.push_text(v))
+        });
+        let key = (key_start as u32, self.keys.len() as u32);
         // As the text formats read it: a target cannot send the stale marker.
         let value = if value.is_nan() {
             f64::from_bits(float::NORMAL_NAN)
         } else {
             value
         };
-        let start = self.labels.len() as u32;
-        for (n, v) in labels.iter() {
-            let pair = (self.push_text(n), self.push_text(v));
-            self.labels.push(pair);
-        }
-        let labels = (start, self.labels.len() as u32);
         let name = self.push_text(name);
         self.items.push(DecodedItem::Sample {
             name,
             key,
             labels,
+            extra,
             value,
             timestamp_ms,
             metric_type,
@@ -899,7 +907,6 @@ impl Decoded {
         self.text.reserve(bytes);
         self.keys.reserve(bytes);
         self.items.reserve(bytes / 128);
-        self.labels.reserve(bytes / 32);
     }
 
     /// Entries decoded so far.
@@ -911,8 +918,8 @@ impl Decoded {
         self.items.is_empty()
     }
 
-    /// `item` as an entry; `line` is its 1-based position, for errors.
-    fn entry<'a>(&'a self, item: &DecodedItem, line: usize) -> Entry<'a> {
+    /// `item` as an entry.
+    fn entry<'a>(&'a self, item: &DecodedItem) -> Entry<'a> {
         match *item {
             DecodedItem::Help { name, help } => Entry::Help {
                 name: Cow::Borrowed(self.text(name)),
@@ -930,6 +937,7 @@ impl Decoded {
                 name,
                 key,
                 labels,
+                extra,
                 value,
                 timestamp_ms,
                 metric_type,
@@ -941,14 +949,12 @@ impl Decoded {
                     value,
                     timestamp_ms,
                     metric_type,
-                    labels: LabelSource::Pairs {
-                        text: &self.text,
-                        spans: self
-                            .labels
-                            .get(labels.0 as usize..labels.1 as usize)
-                            .unwrap_or_default(),
+                    labels: LabelSource::Encoded {
+                        fields: self.key(labels),
+                        extra: extra.map(|(n, v)| (self.text(n), self.text(v))),
                     },
-                    line,
+                    // Errors name no line: a decoded exposition has none.
+                    line: 0,
                 };
                 match histogram {
                     None => Entry::Sample(sample),
