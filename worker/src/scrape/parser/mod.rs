@@ -904,8 +904,9 @@ impl Decoded {
 
     /// Room for about `bytes` of exposition, so the arenas are not grown (copied) as they fill.
     pub fn reserve(&mut self, bytes: usize) {
-        self.text.reserve(bytes);
+        // Keys hold nearly every byte of the labels; `text` names and help only.
         self.keys.reserve(bytes);
+        self.text.reserve(bytes / 16);
         self.items.reserve(bytes / 128);
     }
 
