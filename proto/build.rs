@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/prometheus/types.proto",
         "proto/prometheus/remote.proto",
         "proto/prometheus/write_v2.proto",
+        "proto/io/prometheus/client/metrics.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -253,6 +253,7 @@ mod tests {
                         })
                         .collect(),
                     exemplars: Vec::new(),
+                    histograms: Vec::new(),
                 })
                 .collect(),
             metadata: Vec::new(),

@@ -403,6 +403,7 @@ mod tests {
                     timestamp: now,
                 }],
                 exemplars: Vec::new(),
+                histograms: Vec::new(),
             }],
             metadata: Vec::new(),
         };

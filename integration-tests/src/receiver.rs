@@ -34,7 +34,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, Response};
-use promshard_proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+use promshard_proto::prometheus::{
+    Histogram as WireHistogram, Label, Sample, TimeSeries, WriteRequest,
+};
 use prost::Message;
 
 use crate::server::{Handler, Server, lock, response};
@@ -204,6 +206,9 @@ struct State {
     metadata: BTreeMap<Labels, (i32, String)>,
     /// Remote write 2.0 created timestamps (ms), latest non-zero per series.
     created: BTreeMap<Labels, i64>,
+    /// Native histograms per series, as received (1.0's and 2.0's messages are numbered alike;
+    /// 2.0's are kept in 1.0's type).
+    histograms: BTreeMap<Labels, Vec<WireHistogram>>,
     /// User-Agent substring → delay before a matching request is stored.
     sender_delays: Vec<(String, Duration)>,
     strict_order: bool,
@@ -266,6 +271,7 @@ impl RecordingReceiver {
                 refuse_v2: false,
                 metadata: BTreeMap::new(),
                 created: BTreeMap::new(),
+                histograms: BTreeMap::new(),
                 sender_delays: Vec::new(),
                 strict_order: false,
                 out_of_order_requests: 0,
@@ -374,6 +380,20 @@ impl RecordingReceiver {
     /// The 2.0 created timestamp (ms) last received for a series, if any was non-zero.
     pub fn created_timestamp(&self, labels: &Labels) -> Option<i64> {
         lock(&self.inner.state).created.get(labels).copied()
+    }
+
+    /// The native histograms stored for `labels`, in arrival order.
+    pub fn histograms(&self, labels: &Labels) -> Vec<WireHistogram> {
+        lock(&self.inner.state)
+            .histograms
+            .get(labels)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Series that received native histograms.
+    pub fn histogram_series(&self) -> Vec<Labels> {
+        lock(&self.inner.state).histograms.keys().cloned().collect()
     }
 
     /// Keeps only the newest `max` samples of each series (`None`: all), for long demos.
@@ -641,6 +661,11 @@ impl Inner {
             .iter()
             .map(|s| s.samples.len())
             .sum();
+        let histograms_in: usize = write_request
+            .timeseries
+            .iter()
+            .map(|s| s.histograms.len())
+            .sum();
         for series in &write_request.timeseries {
             check_series(&mut problems, series);
         }
@@ -711,6 +736,16 @@ impl Inner {
                 state.stored_requests += 1;
                 state.samples += record.samples as u64;
                 for (labels, series) in series_labels.into_iter().zip(&write_request.timeseries) {
+                    if !series.histograms.is_empty() {
+                        state
+                            .histograms
+                            .entry(labels.clone())
+                            .or_default()
+                            .extend(series.histograms.iter().cloned());
+                    }
+                    if series.samples.is_empty() {
+                        continue;
+                    }
                     store(&mut state, number, labels, &series.samples, &mut problems);
                 }
             }
@@ -729,7 +764,10 @@ impl Inner {
             // Required of every 2.0 receiver: how much of the request it wrote.
             for (name, n) in [
                 ("x-prometheus-remote-write-samples-written", record.samples),
-                ("x-prometheus-remote-write-histograms-written", 0),
+                (
+                    "x-prometheus-remote-write-histograms-written",
+                    histograms_in,
+                ),
                 ("x-prometheus-remote-write-exemplars-written", 0),
             ] {
                 reply.headers_mut().insert(name, n.into());
@@ -863,6 +901,12 @@ fn decode_v2(
                 })
                 .collect(),
             exemplars: Vec::new(),
+            // Numbered alike: 2.0's message read as 1.0's.
+            histograms: series
+                .histograms
+                .iter()
+                .filter_map(|h| WireHistogram::decode(h.encode_to_vec().as_slice()).ok())
+                .collect(),
         });
     }
     Ok(WriteRequest {
@@ -902,7 +946,7 @@ fn check_series(problems: &mut Vec<String>, series: &TimeSeries) {
     if !labels.iter().any(|l| l.name == "__name__") {
         problems.push(format!("series {} has no __name__", shown()));
     }
-    if samples.is_empty() && series.exemplars.is_empty() {
+    if samples.is_empty() && series.exemplars.is_empty() && series.histograms.is_empty() {
         problems.push(format!("series {} has no samples", shown()));
     }
     for pair in samples.windows(2) {
@@ -1025,6 +1069,7 @@ mod tests {
                 .map(|&(timestamp, value)| Sample { value, timestamp })
                 .collect(),
             exemplars: Vec::new(),
+            histograms: Vec::new(),
         }
     }
 

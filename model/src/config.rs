@@ -215,13 +215,13 @@ pub struct GlobalConfig {
     pub metric_name_validation_scheme: Option<ValidationScheme>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric_name_escaping_scheme: Option<EscapingScheme>,
-    /// `true` is refused (native histograms are not implemented yet); `false` is accepted.
+    /// The default of every job's `scrape_native_histograms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scrape_native_histograms: Option<bool>,
     /// `true` is refused (needs native histograms); `false` is accepted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub convert_classic_histograms_to_nhcb: bool,
-    /// Either value is accepted: without native histograms, classic ones are always scraped.
+    /// The default of every job's `always_scrape_classic_histograms`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub always_scrape_classic_histograms: bool,
     /// `true` is refused (the extra report series are not implemented yet).
@@ -478,8 +478,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 /// An exposition format, as `scrape_protocols` and `fallback_scrape_protocol` name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ScrapeProtocol {
-    /// Protobuf; accepted in `scrape_protocols` after a text format (promshard never asks for
-    /// it), refused first or as the fallback.
+    /// Delimited protobuf `io.prometheus.client.MetricFamily` messages.
     #[serde(rename = "PrometheusProto")]
     PrometheusProto,
     #[serde(rename = "OpenMetricsText0.0.1")]
@@ -495,6 +494,16 @@ pub enum ScrapeProtocol {
 impl ScrapeProtocol {
     /// Prometheus's `DefaultScrapeProtocols`, in order of preference.
     pub const DEFAULT: [ScrapeProtocol; 4] = [
+        ScrapeProtocol::OpenMetricsText1_0_0,
+        ScrapeProtocol::OpenMetricsText0_0_1,
+        ScrapeProtocol::PrometheusText1_0_0,
+        ScrapeProtocol::PrometheusText0_0_4,
+    ];
+
+    /// Prometheus's `DefaultProtoFirstScrapeProtocols`: a job's default when it scrapes
+    /// native histograms (only the protobuf format carries them).
+    pub const PROTO_FIRST: [ScrapeProtocol; 5] = [
+        ScrapeProtocol::PrometheusProto,
         ScrapeProtocol::OpenMetricsText1_0_0,
         ScrapeProtocol::OpenMetricsText0_0_1,
         ScrapeProtocol::PrometheusText1_0_0,
@@ -588,11 +597,14 @@ inline_http_client_config! {
         pub metric_name_validation_scheme: Option<ValidationScheme>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub metric_name_escaping_scheme: Option<EscapingScheme>,
-        /// `true` is refused (native histograms are not implemented yet).
+        /// Read native histograms from protobuf bodies (otherwise their classic buckets);
+        /// resolved from `global` at load time. `true` makes `PrometheusProto` lead the
+        /// default `scrape_protocols`, as in Prometheus 3.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub scrape_native_histograms: Option<bool>,
-        /// Either value: without native histograms classic ones are always scraped. The 2.x
-        /// name `scrape_classic_histograms` is accepted too.
+        /// With native histograms on, also keep the classic series of a histogram that has
+        /// classic buckets; resolved from `global` (or the 2.x name
+        /// `scrape_classic_histograms`) at load time.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub always_scrape_classic_histograms: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -600,9 +612,12 @@ inline_http_client_config! {
         /// `true` is refused (needs native histograms).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub convert_classic_histograms_to_nhcb: Option<bool>,
-        /// Accepted with no effect: they apply to native histograms only.
+        /// More buckets than this in a native histogram lower its resolution until it fits, or
+        /// fail the scrape when the lowest resolution does not (0: no limit).
         #[serde(default, skip_serializing_if = "is_zero")]
         pub native_histogram_bucket_limit: u64,
+        /// Native histograms whose bucket growth factor is below this are merged to the schema
+        /// whose factor is not (Prometheus's `pickSchema`; unset: no cap).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub native_histogram_min_bucket_factor: Option<f64>,
         /// `true` is refused (the extra report series are not implemented yet).
@@ -663,7 +678,18 @@ impl ScrapeConfig {
             .as_deref()
             .unwrap_or(&ScrapeProtocol::DEFAULT)
     }
-    /// The `escaping=` parameter to ask targets for (allow-utf-8 unless configured otherwise).
+    /// Whether native histograms are scraped (`scrape_native_histograms`, resolved at load).
+    pub fn native_histograms(&self) -> bool {
+        self.scrape_native_histograms.unwrap_or(false)
+    }
+    /// Whether a native histogram's classic series are kept too
+    /// (`always_scrape_classic_histograms`, resolved at load).
+    pub fn keep_classic_histograms(&self) -> bool {
+        self.always_scrape_classic_histograms
+            .or(self.scrape_classic_histograms)
+            .unwrap_or(false)
+    }
+    /// The escaping parameter to ask targets for (allow-utf-8 unless configured otherwise).
     pub fn escaping(&self) -> EscapingScheme {
         self.metric_name_escaping_scheme
             .unwrap_or(EscapingScheme::AllowUtf8)
@@ -754,7 +780,7 @@ inline_http_client_config! {
         /// `false` only: exemplars are not implemented yet.
         #[serde(default, skip_serializing_if = "is_false")]
         pub send_exemplars: bool,
-        /// `false` only: native histograms are not implemented yet.
+        /// Send native histograms (otherwise they are left out for this endpoint).
         #[serde(default, skip_serializing_if = "is_false")]
         pub send_native_histograms: bool,
         /// `false` only.
@@ -1018,8 +1044,7 @@ fn validate_global(g: &mut GlobalConfig, at: &At) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Prometheus's `validateAcceptScrapeProtocols`, plus promshard's limit: protobuf may be offered
-/// only after a text format, and is then left out of `Accept`.
+/// Prometheus's `validateAcceptScrapeProtocols`.
 fn validate_scrape_protocols(p: &[ScrapeProtocol], at: &At) -> Result<(), ConfigError> {
     if p.is_empty() {
         return Err(at.err("scrape_protocols cannot be empty"));
@@ -1032,11 +1057,6 @@ fn validate_scrape_protocols(p: &[ScrapeProtocol], at: &At) -> Result<(), Config
                 "duplicated protocol in scrape_protocols, got {names:?}"
             )));
         }
-    }
-    if p[0] == ScrapeProtocol::PrometheusProto {
-        return Err(at.not_implemented(
-            "asking for PrometheusProto first (protobuf scraping, for native histograms)",
-        ));
     }
     Ok(())
 }
@@ -1103,13 +1123,16 @@ fn validate_scrape_config(
     // Settings that would change what is scraped, on for this job (its own value, or global's
     // when it has none), are refused; their off values are accepted.
     let from = |mine: Option<bool>| if mine.is_some() { "" } else { ", from global" };
+    sc.scrape_native_histograms = Some(
+        sc.scrape_native_histograms
+            .unwrap_or(g.scrape_native_histograms.unwrap_or(false)),
+    );
+    sc.always_scrape_classic_histograms = Some(
+        sc.always_scrape_classic_histograms
+            .or(sc.scrape_classic_histograms)
+            .unwrap_or(g.always_scrape_classic_histograms),
+    );
     let on = [
-        (
-            "scrape_native_histograms",
-            sc.scrape_native_histograms,
-            g.scrape_native_histograms.unwrap_or(false),
-            "scraping native histograms",
-        ),
         (
             "convert_classic_histograms_to_nhcb",
             sc.convert_classic_histograms_to_nhcb,
@@ -1133,17 +1156,14 @@ fn validate_scrape_config(
     match &sc.scrape_protocols {
         Some(p) => validate_scrape_protocols(p, &at.key("scrape_protocols"))?,
         None => {
-            sc.scrape_protocols = Some(
-                g.scrape_protocols
-                    .clone()
-                    .unwrap_or_else(|| ScrapeProtocol::DEFAULT.to_vec()),
-            );
+            // Prometheus 3 (`ScrapeConfig.Validate`): global's list, else protobuf first when
+            // the job scrapes native histograms, else the text formats.
+            sc.scrape_protocols = Some(match &g.scrape_protocols {
+                Some(p) => p.clone(),
+                None if sc.native_histograms() => ScrapeProtocol::PROTO_FIRST.to_vec(),
+                None => ScrapeProtocol::DEFAULT.to_vec(),
+            });
         }
-    }
-    if sc.fallback_scrape_protocol == Some(ScrapeProtocol::PrometheusProto) {
-        return Err(at
-            .key("fallback_scrape_protocol")
-            .not_implemented("PrometheusProto (protobuf scraping)"));
     }
     resolve_name_schemes(sc, g, at)?;
     let scheme = sc
@@ -1366,11 +1386,6 @@ fn validate_remote_write(rw: &RemoteWriteConfig, at: &At) -> Result<(), ConfigEr
         return Err(at
             .key("send_exemplars")
             .not_implemented("sending exemplars (true)"));
-    }
-    if rw.send_native_histograms {
-        return Err(at
-            .key("send_native_histograms")
-            .not_implemented("sending native histograms (true)"));
     }
     if rw.round_robin_dns {
         return Err(at

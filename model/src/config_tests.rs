@@ -374,39 +374,12 @@ alerting: {}
     );
     assert!(!c.remote_write[0].enable_http2);
 
-    for (yaml, path) in [
-        (
-            "scrape_configs: [{job_name: a, scrape_native_histograms: true}]",
-            r#"scrape_configs[0] (job "a").scrape_native_histograms"#,
-        ),
-        (
-            "global: {scrape_native_histograms: true}\nscrape_configs: [{job_name: a}]",
-            r#"scrape_configs[0] (job "a").scrape_native_histograms"#,
-        ),
-        (
-            "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0]}]",
-            r#"scrape_configs[0] (job "a").scrape_protocols"#,
-        ),
-        (
-            "scrape_configs: [{job_name: a, fallback_scrape_protocol: PrometheusProto}]",
-            r#"scrape_configs[0] (job "a").fallback_scrape_protocol"#,
-        ),
-        (
-            "remote_write: [{url: 'http://h/w', send_native_histograms: true}]",
-            "remote_write[0].send_native_histograms",
-        ),
-        (
-            "scrape_configs: [{job_name: a, convert_classic_histograms_to_nhcb: true}]",
-            r#"scrape_configs[0] (job "a").convert_classic_histograms_to_nhcb"#,
-        ),
-    ] {
-        let e = err(yaml);
-        assert!(
-            e.starts_with(&format!("{path}: "))
-                && e.ends_with("is not implemented by promshard yet"),
-            "{yaml}: {e}"
-        );
-    }
+    let e = err("scrape_configs: [{job_name: a, convert_classic_histograms_to_nhcb: true}]");
+    assert!(
+        e.starts_with(r#"scrape_configs[0] (job "a").convert_classic_histograms_to_nhcb: "#)
+            && e.ends_with("is not implemented by promshard yet"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -590,5 +563,59 @@ fn utf8_label_names_follow_the_validation_scheme() {
     assert_eq!(
         w.scrape_configs[0].metric_name_validation_scheme,
         Some(ValidationScheme::Utf8)
+    );
+}
+
+/// Protobuf scraping is accepted anywhere in `scrape_protocols` and as the fallback, as in
+/// Prometheus 3 (`validateAcceptScrapeProtocols` checks only emptiness and duplicates).
+#[test]
+fn protobuf_is_accepted_first_and_as_the_fallback() {
+    let c = Config::parse(
+        "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, OpenMetricsText1.0.0], fallback_scrape_protocol: PrometheusProto}]",
+    )
+    .unwrap();
+    let a = &c.scrape_configs[0];
+    assert_eq!(
+        a.protocols(),
+        [
+            ScrapeProtocol::PrometheusProto,
+            ScrapeProtocol::OpenMetricsText1_0_0
+        ]
+    );
+    assert_eq!(
+        a.fallback_scrape_protocol,
+        Some(ScrapeProtocol::PrometheusProto)
+    );
+}
+
+/// Native histogram settings resolve as in Prometheus 3: the job's own value, else global's;
+/// with native histograms on and no `scrape_protocols` anywhere, protobuf is asked for first.
+#[test]
+fn native_histogram_settings_resolve_from_global_and_pick_protobuf_first() {
+    let c = Config::parse(
+        "global: {scrape_native_histograms: true, always_scrape_classic_histograms: true}
+scrape_configs:
+  - {job_name: a, native_histogram_bucket_limit: 10, native_histogram_min_bucket_factor: 1.1}
+  - {job_name: b, scrape_native_histograms: false, scrape_classic_histograms: false}
+remote_write: [{url: 'http://h/w', send_native_histograms: true}]",
+    )
+    .unwrap();
+    let (a, b) = (&c.scrape_configs[0], &c.scrape_configs[1]);
+    assert!(a.native_histograms() && a.keep_classic_histograms());
+    assert_eq!(a.protocols(), ScrapeProtocol::PROTO_FIRST);
+    assert_eq!(a.native_histogram_bucket_limit, 10);
+    assert_eq!(a.native_histogram_min_bucket_factor, Some(1.1));
+    assert!(!b.native_histograms() && !b.keep_classic_histograms());
+    assert_eq!(b.protocols(), ScrapeProtocol::DEFAULT);
+    assert!(c.remote_write[0].send_native_histograms);
+    // A global list wins over the protobuf-first default.
+    let c = Config::parse(
+        "global: {scrape_protocols: [PrometheusText0.0.4]}
+scrape_configs: [{job_name: a, scrape_native_histograms: true}]",
+    )
+    .unwrap();
+    assert_eq!(
+        c.scrape_configs[0].protocols(),
+        [ScrapeProtocol::PrometheusText0_0_4]
     );
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod duration;
+pub mod histogram;
 pub mod http_config;
 pub mod labels;
 pub mod relabel;

@@ -1,6 +1,7 @@
 //! Generated wire types. `control` is promshard's own control plane (`promshard.v1`);
 //! `prometheus` is remote-write 1.0 (`prometheus.WriteRequest`), `write_v2` is remote-write 2.0
-//! (`io.prometheus.write.v2.Request`).
+//! (`io.prometheus.write.v2.Request`), `exposition` the protobuf exposition format scrapes read
+//! (`io.prometheus.client.MetricFamily`).
 
 /// Prometheus remote-write 1.0 messages.
 #[allow(unreachable_pub, clippy::all)]
@@ -12,6 +13,10 @@ pub mod prometheus {
 #[allow(unreachable_pub, clippy::all)]
 pub mod io {
     pub mod prometheus {
+        /// The protobuf exposition format (`io.prometheus.client.MetricFamily`).
+        pub mod client {
+            tonic::include_proto!("io.prometheus.client");
+        }
         pub mod write {
             pub mod v2 {
                 tonic::include_proto!("io.prometheus.write.v2");
@@ -19,6 +24,9 @@ pub mod io {
         }
     }
 }
+
+/// The protobuf exposition format, by its Go package's short name.
+pub use io::prometheus::client as exposition;
 
 /// Remote-write 2.0, by its short name.
 pub use io::prometheus::write::v2 as write_v2;

@@ -48,7 +48,7 @@ fn scrape(body: &[u8]) -> (Vec<Sample>, MetadataMap) {
             Entry::Type { name, kind } => {
                 family(&mut metadata, &name).kind = kind.as_str().to_owned()
             }
-            Entry::Unit { .. } => {}
+            Entry::Unit { .. } | Entry::Histogram { .. } => {}
             Entry::Sample(s) => {
                 s.labels_into(&mut buf).expect("labels");
                 let mut lb = LabelsBuilder::new();

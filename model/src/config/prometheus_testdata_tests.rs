@@ -300,12 +300,12 @@ const CASES: &[(&str, &str, Want)] = &[
         "remote_write: [{url: 'http://h:9090/api/v1/write', queue_config: {retry_on_http_429: true}}]",
         Valid,
     ),
-    // Accepted by Prometheus, refused by promshard naming what it lacks.
     (
         "global_enable_scrape_native_hist.good.yml",
         "global: {scrape_native_histograms: true}\nscrape_configs: [{job_name: a}]",
-        NotImplemented(r#"scrape_configs[0] (job "a").scrape_native_histograms: "#),
+        Valid,
     ),
+    // Accepted by Prometheus, refused by promshard naming what it lacks.
     (
         "local_disable_scrape_native_hist.good.yml",
         "global: {scrape_native_histograms: true, scrape_protocols: [PrometheusText0.0.4]}\nscrape_configs: [{job_name: a, scrape_native_histograms: false}]",
@@ -319,7 +319,7 @@ const CASES: &[(&str, &str, Want)] = &[
     (
         "local_enable_scrape_native_hist.good.yml",
         "scrape_configs: [{job_name: a, scrape_native_histograms: true}]",
-        NotImplemented(r#"scrape_configs[0] (job "a").scrape_native_histograms: "#),
+        Valid,
     ),
     (
         "local_convert_classic_hist_to_nhcb.good.yml",
@@ -328,8 +328,8 @@ const CASES: &[(&str, &str, Want)] = &[
     ),
     (
         "conf.good.yml (protobuf first)",
-        "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, PrometheusText0.0.4]}]",
-        NotImplemented(r#"scrape_configs[0] (job "a").scrape_protocols: "#),
+        "scrape_configs: [{job_name: a, scrape_protocols: [PrometheusProto, PrometheusText0.0.4], fallback_scrape_protocol: PrometheusProto}]",
+        Valid,
     ),
     (
         "conf.good.yml (ec2)",

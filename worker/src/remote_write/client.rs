@@ -276,15 +276,17 @@ pub fn encode_v1(samples: &[Sample], bufs: &mut EncodeBuffers) -> Vec<u8> {
     let groups = Groups::new(samples);
     for (s, points) in groups.iter(samples) {
         let labels = s.series.encoded();
+        let hs = super::histogram::is_histogram_series(points.clone());
         let samples_len: usize = points
             .clone()
-            .map(|p| nested_len(sample_len(p.timestamp_ms, p.value)))
+            .map(|p| super::histogram::point_len(p, hs))
             .sum();
         // WriteRequest.timeseries = 1 { labels = 1 (encoded), samples = 2 }
         put_nested(proto_buf, 0x0a, labels.len() + samples_len);
         proto_buf.extend_from_slice(labels);
         for p in points {
-            put_sample(proto_buf, 0x12, p.timestamp_ms, p.value);
+            // TimeSeries.samples = 2, TimeSeries.histograms = 4
+            super::histogram::put_point(proto_buf, 0x12, 0x22, p, hs);
         }
     }
     bufs.snappy()
@@ -380,9 +382,10 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, bufs: &mut EncodeBu
         let points = groups.chain(samples, se.first);
         let packed: usize = r.iter().map(|&x| varint_len(u64::from(x))).sum();
         let labels_len = if r.is_empty() { 0 } else { nested_len(packed) };
+        let hs = super::histogram::is_histogram_series(points.clone());
         let samples_len: usize = points
             .clone()
-            .map(|p| nested_len(sample_len(p.timestamp_ms, p.value)))
+            .map(|p| super::histogram::point_len(p, hs))
             .sum();
         let meta_inner = se
             .meta
@@ -403,8 +406,8 @@ pub fn encode_v2(samples: &[Sample], metadata: &MetadataMap, bufs: &mut EncodeBu
             }
         }
         for p in points {
-            // TimeSeries.samples = 2
-            put_sample(proto_buf, 0x12, p.timestamp_ms, p.value);
+            // TimeSeries.samples = 2, TimeSeries.histograms = 3
+            super::histogram::put_point(proto_buf, 0x12, 0x1a, p, hs);
         }
         if let (Some((t, h, u)), Some(inner)) = (se.meta, meta_inner) {
             // TimeSeries.metadata = 5 { type = 1, help_ref = 3, unit_ref = 4 }
@@ -585,6 +588,7 @@ mod tests {
                 series,
                 timestamp_ms,
                 value,
+                histogram: None,
             }
         }
     }
@@ -608,6 +612,7 @@ mod tests {
                         .map(|(timestamp, value)| WireSample { value, timestamp })
                         .collect(),
                     exemplars: Vec::new(),
+                    histograms: Vec::new(),
                 })
                 .collect(),
             metadata: Vec::new(),
@@ -725,6 +730,80 @@ mod tests {
     fn decode<M: Message + Default>(body: &[u8]) -> M {
         let raw = snap::raw::Decoder::new().decompress_vec(body).unwrap();
         M::decode(raw.as_slice()).unwrap()
+    }
+
+    fn native(count: u64) -> Arc<promshard_model::histogram::Histogram> {
+        use promshard_model::histogram::{Counts, Histogram, Span};
+        Arc::new(Histogram {
+            schema: 1,
+            zero_threshold: 0.001,
+            sum: 4.5,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            negative_spans: vec![],
+            counts: Counts::Int {
+                count,
+                zero_count: 0,
+                positive: vec![1, 1],
+                negative: vec![],
+            },
+            custom_values: vec![],
+            gauge: false,
+        })
+    }
+
+    /// A native histogram goes in `histograms` (1.0: field 4, 2.0: field 3) with its
+    /// timestamp; a stale marker in the same request for that series goes as Prometheus sends
+    /// it, a histogram with a stale sum, so a 2.0 series never mixes samples and histograms.
+    #[test]
+    fn native_histograms_go_in_the_histograms_fields_of_both_versions() {
+        let labels = [("__name__", "lat"), ("job", "j")];
+        let first = Sample {
+            histogram: Some(native(3)),
+            value: f64::NAN,
+            ..s(&labels, 1, 0.0)
+        };
+        let stale = Sample {
+            timestamp_ms: 2,
+            value: f64::from_bits(promshard_proto::STALE_NAN_BITS),
+            histogram: None,
+            ..first.clone()
+        };
+        let other = s(&[("__name__", "up"), ("job", "j")], 1, 1.0);
+        let batch = [first, other, stale];
+
+        let v1: WriteRequest = decode(&encode_v1(&batch, &mut EncodeBuffers::default()));
+        let h = &v1.timeseries[0];
+        assert!(h.samples.is_empty());
+        assert_eq!(h.histograms.len(), 2);
+        assert_eq!(h.histograms[0].timestamp, 1);
+        assert_eq!(
+            h.histograms[0].count,
+            Some(promshard_proto::prometheus::histogram::Count::CountInt(3))
+        );
+        assert_eq!(h.histograms[0].positive_deltas, [1, 1]);
+        assert_eq!(h.histograms[0].schema, 1);
+        assert_eq!(h.histograms[1].timestamp, 2);
+        assert_eq!(
+            h.histograms[1].sum.to_bits(),
+            promshard_proto::STALE_NAN_BITS
+        );
+        assert_eq!(v1.timeseries[1].samples[0].value, 1.0);
+
+        let v2: write_v2::Request = decode(&encode_v2(
+            &batch,
+            &MetadataMap::new(),
+            &mut EncodeBuffers::default(),
+        ));
+        let h = &v2.timeseries[0];
+        assert!(h.samples.is_empty());
+        assert_eq!(h.histograms.len(), 2);
+        let (back, ts) = super::super::histogram::from_proto(&h.histograms[0]);
+        assert_eq!((back, ts), ((*native(3)).clone(), 1));
+        assert_eq!(v2.timeseries[1].samples.len(), 1);
+        assert!(v2.timeseries[1].histograms.is_empty());
     }
 
     #[test]

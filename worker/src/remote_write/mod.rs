@@ -19,6 +19,7 @@
 mod client;
 #[cfg(test)]
 mod gate_tests;
+mod histogram;
 mod progress;
 mod queue;
 mod series;

@@ -536,7 +536,15 @@ impl Reader {
         };
         let mut chunks: Vec<Vec<Sample>> = (0..n).map(|_| Vec::with_capacity(per_shard)).collect();
         let mut total = 0u64;
+        // Native histograms go only where `send_native_histograms` says (Prometheus's
+        // `sendNativeHistograms`); leaving them out is not a loss to count.
+        let mut not_sent = 0u64;
+        let histograms = sh.cfg.send_native_histograms;
         for mut s in samples {
+            if s.histogram.is_some() && !histograms {
+                not_sent += 1;
+                continue;
+            }
             if s.timestamp_ms < oldest_ok {
                 continue;
             }
@@ -549,7 +557,7 @@ impl Reader {
             total += 1;
             chunks[shard_of(&s.series, n)].push(s);
         }
-        sh.m.dropped.inc_by(read - total);
+        sh.m.dropped.inc_by(read - total - not_sent);
         {
             let mut p = sh.progress.lock().unwrap_or_else(|e| e.into_inner());
             if p.pending.is_empty() {

@@ -17,6 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use promshard_model::histogram::Histogram;
 use promshard_model::{Labels, LabelsBuilder};
 
 use super::wire::{get_varint, put_nested, put_str, str_len};
@@ -217,8 +218,11 @@ impl<'a> Iterator for LabelIter<'a> {
 pub struct AppendSample {
     pub id: u64,
     pub timestamp_ms: i64,
+    /// NaN for a native histogram (`histogram` set).
     pub value: f64,
     pub series: Option<Arc<Series>>,
+    /// A native histogram sample instead of a float one.
+    pub histogram: Option<Arc<Histogram>>,
 }
 
 impl AppendSample {
@@ -230,13 +234,17 @@ impl AppendSample {
             timestamp_ms,
             value,
             series: Some(series.clone()),
+            histogram: None,
         }
     }
 }
 
 impl From<&Sample> for AppendSample {
     fn from(s: &Sample) -> AppendSample {
-        AppendSample::of(&s.series, s.timestamp_ms, s.value)
+        AppendSample {
+            histogram: s.histogram.clone(),
+            ..AppendSample::of(&s.series, s.timestamp_ms, s.value)
+        }
     }
 }
 
@@ -271,7 +279,11 @@ pub(crate) fn warm_labels<'a>(series: impl Iterator<Item = &'a Series>) {
 pub struct Sample {
     pub series: Arc<Series>,
     pub timestamp_ms: i64,
+    /// NaN for a native histogram (`histogram` set).
     pub value: f64,
+    /// A native histogram sample instead of a float one: one pointer on every sample in
+    /// flight (24 bytes to 32), nothing per series.
+    pub histogram: Option<Arc<Histogram>>,
 }
 
 impl Sample {
@@ -282,6 +294,7 @@ impl Sample {
             series: Series::new(labels),
             timestamp_ms,
             value,
+            histogram: None,
         }
     }
 }

@@ -79,6 +79,10 @@ const KIND_REFS: u8 = 3;
 const KIND_SERIES: u8 = 4;
 /// Samples as in [`KIND_REFS`], then the target's tag and the scrape time (for the gate).
 const KIND_TAGGED: u8 = 5;
+/// As [`KIND_TAGGED`], each sample followed by `[u8 0]`, or `[u8 1][varint len][histogram]`
+/// for a native histogram (the remote-write `Histogram` message without its timestamp).
+/// Written only for a scrape with native histograms: float-only scrapes stay kind 5.
+const KIND_TAGGED_HISTOGRAMS: u8 = 6;
 const SEGMENT_SUFFIX: &str = ".seg";
 const SERIES_FILE: &str = "series";
 /// The `series` file is rewritten once it is this much larger than twice its live series.
@@ -892,9 +896,14 @@ fn unzigzag(v: u64) -> i64 {
 /// no tag and scrape time.)
 pub(super) fn encode_samples(samples: &[AppendSample], tag: u64, at_ms: i64) -> Vec<u8> {
     let base = samples.first().map_or(0, |s| s.timestamp_ms);
+    let histograms = samples.iter().any(|s| s.histogram.is_some());
     let mut out = Vec::with_capacity(HEADER + 29 + samples.len() * 12);
     out.resize(HEADER, 0);
-    out.push(KIND_TAGGED);
+    out.push(if histograms {
+        KIND_TAGGED_HISTOGRAMS
+    } else {
+        KIND_TAGGED
+    });
     out.extend_from_slice(&(samples.len() as u32).to_le_bytes());
     out.extend_from_slice(&base.to_le_bytes());
     out.extend_from_slice(&tag.to_le_bytes());
@@ -906,6 +915,17 @@ pub(super) fn encode_samples(samples: &[AppendSample], tag: u64, at_ms: i64) -> 
         prev = id;
         put_varint(&mut out, zigzag(s.timestamp_ms.wrapping_sub(base)));
         out.extend_from_slice(&s.value.to_bits().to_le_bytes());
+        if histograms {
+            match &s.histogram {
+                None => out.push(0),
+                Some(h) => {
+                    out.push(1);
+                    let b = super::histogram::encode(h, 0);
+                    put_varint(&mut out, b.len() as u64);
+                    out.extend_from_slice(&b);
+                }
+            }
+        }
     }
     finish_frame(&mut out);
     out
@@ -944,7 +964,7 @@ fn decode_payload(payload: &[u8], series: &SeriesTable) -> io::Result<Decoded> {
     };
     match payload.first() {
         Some(&KIND_METADATA) => d.metadata = decode_metadata(payload)?,
-        Some(&KIND_REFS | &KIND_TAGGED) => {
+        Some(&KIND_REFS | &KIND_TAGGED | &KIND_TAGGED_HISTOGRAMS) => {
             (d.samples, d.unknown, d.tag, d.at_ms) = decode_refs(payload, series)?
         }
         _ => {
@@ -962,7 +982,7 @@ fn decode_refs(payload: &[u8], series: &SeriesTable) -> io::Result<(Vec<Sample>,
         .get(5..)
         .ok_or_else(|| corrupt("record ends early"))?);
     let base = i64::from_le_bytes(b.array()?);
-    let (tag, at_ms) = if payload[0] == KIND_TAGGED {
+    let (tag, at_ms) = if payload[0] != KIND_REFS {
         (
             u64::from_le_bytes(b.array()?),
             i64::from_le_bytes(b.array()?),
@@ -978,8 +998,16 @@ fn decode_refs(payload: &[u8], series: &SeriesTable) -> io::Result<(Vec<Sample>,
         prev = id;
         let timestamp_ms = base.wrapping_add(unzigzag(b.varint()?));
         let value = f64::from_bits(u64::from_le_bytes(b.array()?));
+        let histogram = if payload[0] == KIND_TAGGED_HISTOGRAMS && b.take(1)?[0] == 1 {
+            let n = b.varint()? as usize;
+            let h = super::histogram::decode(b.take(n)?)
+                .map_err(|e| corrupt(&format!("histogram: {e}")))?;
+            Some(Arc::new(h))
+        } else {
+            None
+        };
         match series.get(id) {
-            Some(s) => found.push((s, timestamp_ms, value)),
+            Some(s) => found.push((s, timestamp_ms, value, histogram)),
             None => unknown += 1,
         }
     }
@@ -990,13 +1018,14 @@ fn decode_refs(payload: &[u8], series: &SeriesTable) -> io::Result<(Vec<Sample>,
         );
     }
     // All ids first, then the series' headers in a loop of their own, then the refcounts.
-    warm(found.iter().map(|(s, _, _)| &***s));
+    warm(found.iter().map(|(s, _, _, _)| &***s));
     let out = found
         .into_iter()
-        .map(|(s, timestamp_ms, value)| Sample {
+        .map(|(s, timestamp_ms, value, histogram)| Sample {
             series: s.clone(),
             timestamp_ms,
             value,
+            histogram,
         })
         .collect();
     Ok((out, unknown, tag, at_ms))
@@ -1160,9 +1189,14 @@ fn corrupt(what: &str) -> io::Error {
 
 fn batch_len(payload: &[u8]) -> io::Result<u64> {
     match payload {
-        [KIND_SAMPLES | KIND_REFS | KIND_TAGGED, a, b, c, d, ..] => {
-            Ok(u64::from(u32::from_le_bytes([*a, *b, *c, *d])))
-        }
+        [
+            KIND_SAMPLES | KIND_REFS | KIND_TAGGED | KIND_TAGGED_HISTOGRAMS,
+            a,
+            b,
+            c,
+            d,
+            ..,
+        ] => Ok(u64::from(u32::from_le_bytes([*a, *b, *c, *d]))),
         [KIND_METADATA, ..] => Ok(0),
         _ => Err(corrupt("unknown record kind")),
     }
@@ -1401,6 +1435,44 @@ mod tests {
         let replay = read_all(&wal, &mut Cursor::default());
         let ts: Vec<i64> = replay.iter().map(|r| r.samples[0].timestamp_ms).collect();
         assert_eq!(ts, [2, 3]);
+    }
+
+    /// A scrape with native histograms is a kind 6 record: histograms and floats come back
+    /// as written, after a restart too; a float-only scrape stays kind 5.
+    #[test]
+    fn native_histograms_round_trip_in_their_own_record_kind() {
+        use promshard_model::histogram::{Counts, Histogram, Span};
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), 1 << 20).unwrap();
+        let h = Histogram {
+            schema: -53,
+            zero_threshold: 0.0,
+            sum: 7.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            negative_spans: vec![],
+            counts: Counts::Float {
+                count: 3.0,
+                zero_count: 0.0,
+                positive: vec![1.0, 2.0],
+                negative: vec![],
+            },
+            custom_values: vec![0.5, 1.0],
+            gauge: true,
+        };
+        let mut samples = batch(5, 2);
+        samples[1].histogram = Some(Arc::new(h.clone()));
+        assert_eq!(encode(&samples)[HEADER], KIND_TAGGED_HISTOGRAMS);
+        assert_eq!(encode(&batch(5, 2))[HEADER], KIND_TAGGED);
+        put(&wal, &samples);
+        drop(wal);
+        let wal = Wal::open(dir.path(), 1 << 20).unwrap();
+        let back = read_all(&wal, &mut Cursor::default()).remove(0).samples;
+        assert_eq!(back, samples);
+        assert_eq!(back[1].histogram.as_deref(), Some(&h));
+        assert!(back[0].histogram.is_none());
     }
 
     #[test]

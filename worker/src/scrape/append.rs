@@ -42,12 +42,14 @@ use std::sync::{Arc, OnceLock};
 use hashbrown::HashTable;
 
 use promshard_model::config::{ScrapeConfig, ValidationScheme};
+use promshard_model::histogram::{Histogram, pick_schema};
 use promshard_model::labels::{METRIC_NAME, is_valid_label_name, is_valid_metric_name};
 use promshard_model::relabel::{self, RelabelConfig};
 use promshard_model::{Labels, LabelsBuilder};
 use promshard_proto::STALE_NAN_BITS;
 
-use super::parser::{Entry, Format, MetricType, Parser, Sample};
+use super::parser::{Decoded, Entry, Format, MetricType, Parser, Sample};
+use super::protobuf;
 use crate::remote_write::{AppendSample, MetricMetadata, Series};
 
 const EXPORTED_PREFIX: &str = "exported_";
@@ -198,6 +200,7 @@ impl Slot {
             timestamp_ms,
             value,
             series,
+            histogram: None,
         }
     }
 }
@@ -214,6 +217,12 @@ pub(crate) struct SampleProcessor {
     label_value_length_limit: usize,
     /// `metric_name_validation_scheme: legacy`: series with other names fail the scrape.
     legacy_names: bool,
+    /// How protobuf bodies' histograms are read.
+    protobuf: protobuf::Options,
+    /// `native_histogram_bucket_limit` (0: none) and the schema cap from
+    /// `native_histogram_min_bucket_factor`.
+    bucket_limit: usize,
+    max_schema: i32,
     entries: Vec<CacheEntry>,
     free_entries: Vec<u32>,
     /// Live entries by key.
@@ -254,6 +263,12 @@ impl SampleProcessor {
             label_name_length_limit: cfg.label_name_length_limit as usize,
             label_value_length_limit: cfg.label_value_length_limit as usize,
             legacy_names: cfg.metric_name_validation_scheme == Some(ValidationScheme::Legacy),
+            protobuf: protobuf::Options {
+                ignore_native: !cfg.native_histograms(),
+                keep_classic: cfg.keep_classic_histograms(),
+            },
+            bucket_limit: cfg.native_histogram_bucket_limit as usize,
+            max_schema: pick_schema(cfg.native_histogram_min_bucket_factor.unwrap_or(0.0)),
             entries: Vec::new(),
             free_entries: Vec::new(),
             index: HashTable::new(),
@@ -549,10 +564,26 @@ impl SampleProcessor {
         generation: u64,
         c: &mut Failed,
     ) -> Result<(Vec<AppendSample>, Vec<MetricMetadata>), String> {
+        // Protobuf is decoded whole first (a few arenas, dropped with the scrape); the text
+        // formats are read in place.
+        let decoded;
+        let histograms: Vec<Histogram>;
         self.iteration += 1;
         let now = self.iteration;
         let mut meta = MetadataLines::default();
-        let mut parser = Parser::new(body, format);
+        let mut parser = match format {
+            Format::Protobuf => {
+                let mut d = Decoded::default();
+                let mut h = Vec::new();
+                protobuf::decode(body, self.protobuf, &mut d, &mut h)?;
+                (decoded, histograms) = (d, h);
+                Parser::decoded(&decoded)
+            }
+            Format::Text | Format::OpenMetrics => {
+                histograms = Vec::new();
+                Parser::new(body, format)
+            }
+        };
         let secret = text_secret();
         // Sized for the previous scrape.
         let mut samples = Vec::with_capacity(self.order.len() + 8);
@@ -571,6 +602,8 @@ impl SampleProcessor {
                     .flatten()
                     .map(|k| (i, k.value, k.timestamp_ms))
             });
+            // A native histogram's value, in place of `value`.
+            let mut histogram: Option<&Histogram> = None;
             let (entry, cache_miss, value, timestamp_ms) = match known {
                 Some((i, value, timestamp_ms)) => {
                     c.scraped += 1;
@@ -593,6 +626,10 @@ impl SampleProcessor {
                         Entry::Unit { name, unit } => {
                             meta.push(name, MetaField::Unit(Cow::Borrowed(unit)));
                             continue;
+                        }
+                        Entry::Histogram { series, index } => {
+                            histogram = histograms.get(index);
+                            series
                         }
                     };
                     // Counted before a label error can fail the scrape, as in Prometheus.
@@ -640,8 +677,21 @@ impl SampleProcessor {
                 }
                 self.exposed.push((e_slot, t));
             }
+            // The limits may lower a histogram's resolution (a copy: the decoded one is the
+            // target's), or fail the scrape.
+            let histogram = match histogram {
+                Some(h) => {
+                    let mut h = h.clone();
+                    h.apply_limits(self.bucket_limit, self.max_schema)
+                        .map_err(|e| e.to_string())?;
+                    Some(Arc::new(h))
+                }
+                None => None,
+            };
+            // A native histogram is one series here, as in Prometheus's `scrape_series_added`.
             c.series_added += usize::from(cache_miss);
-            let sample = slot.sample(generation, explicit_ts.unwrap_or(ts), value);
+            let mut sample = slot.sample(generation, explicit_ts.unwrap_or(ts), value);
+            sample.histogram = histogram;
             if sample.series.is_some() {
                 self.announcing.push(e_slot);
             }

@@ -489,3 +489,182 @@ fn a_series_costs_the_cache_no_more_than_its_budget() {
     assert_eq!(std::mem::size_of::<CacheEntry>(), 40);
     assert_eq!(std::mem::size_of::<Option<Slot>>(), 40);
 }
+
+/// A protobuf scrape writes what the text scrape of the same exposition writes (series,
+/// values, metadata), its second scrape finds every series in the cache, and a series that
+/// vanishes gets its stale marker.
+#[test]
+fn a_protobuf_scrape_writes_what_the_text_scrape_writes() {
+    let text = "# HELP c Requests.\n# TYPE c counter\nc{code=\"200\"} 7\n\
+        # TYPE h histogram\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1.5\nh_count 2\n\
+        # TYPE s summary\ns{quantile=\"0.9\"} 3\ns_sum 4\ns_count 5\n";
+    let families = [
+        r#"name: "c" help: "Requests." type: COUNTER
+           metric: < label: < name: "code" value: "200" > counter: < value: 7 > >"#,
+        r#"name: "h" type: HISTOGRAM metric: < histogram: < sample_count: 2 sample_sum: 1.5
+           bucket: < upper_bound: 0.5 cumulative_count: 1 > > >"#,
+        r#"name: "s" type: SUMMARY metric: < summary: < sample_count: 5 sample_sum: 4
+           quantile: < quantile: 0.9 value: 3 > > >"#,
+    ];
+    let proto = crate::scrape::protobuf::tests::delimited(&families);
+    let values = |p: &Processed| {
+        let mut v: Vec<(String, u64)> = p
+            .samples
+            .iter()
+            .map(|s| (series_of(s).to_string(), s.value.to_bits()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut from_text = processor("");
+    let want = run(&mut from_text, text).unwrap();
+    let mut p = processor("");
+    let got = p.process(&proto, Format::Protobuf, 1_000, fresh()).unwrap();
+    assert_eq!(values(&got), values(&want));
+    assert_eq!(got.samples.len(), 8);
+    assert_eq!((got.scraped, got.series_added), (8, 8));
+    assert_eq!(got.metadata, want.metadata);
+
+    let again = p.process(&proto, Format::Protobuf, 2_000, fresh()).unwrap();
+    assert_eq!((again.scraped, again.series_added), (8, 0));
+    assert!(again.stale.is_empty());
+
+    let fewer = crate::scrape::protobuf::tests::delimited(&families[..1]);
+    let third = p.process(&fewer, Format::Protobuf, 3_000, fresh()).unwrap();
+    assert_eq!(third.samples.len(), 1);
+    assert_eq!(third.stale.len(), 7);
+    assert!(
+        third
+            .stale
+            .iter()
+            .all(|s| s.value.to_bits() == STALE_NAN_BITS && s.timestamp_ms == 3_000)
+    );
+}
+
+/// A body that does not decode fails the scrape with the decoder's words.
+#[test]
+fn an_undecodable_protobuf_body_fails_the_scrape() {
+    let mut p = processor("");
+    let e = p
+        .process(&[0x05, 0x0a], Format::Protobuf, 1_000, fresh())
+        .err()
+        .unwrap();
+    assert!(
+        e.error
+            .starts_with("clientpb: insufficient length of buffer"),
+        "{}",
+        e.error
+    );
+}
+
+/// A body with one native histogram (schema 2, four buckets, classic buckets too) and a gauge.
+fn native_body(with_histogram: bool) -> Vec<u8> {
+    let mut families = vec![r#"name: "g" type: GAUGE metric: < gauge: < value: 1 > >"#];
+    if with_histogram {
+        families.push(
+            r#"name: "lat" type: HISTOGRAM metric: < label: < name: "path" value: "/" >
+               histogram: < sample_count: 4 sample_sum: 10 schema: 2 zero_threshold: 0.001
+                 positive_span: < offset: 0 length: 4 >
+                 positive_delta: 1 positive_delta: 0 positive_delta: 0 positive_delta: 0
+                 bucket: < upper_bound: 1 cumulative_count: 2 > > >"#,
+        );
+    }
+    crate::scrape::protobuf::tests::delimited(&families)
+}
+
+fn histograms_of(p: &Processed) -> Vec<(String, Histogram)> {
+    p.samples
+        .iter()
+        .filter_map(|s| Some((series_of(s).to_string(), (**s.histogram.as_ref()?).clone())))
+        .collect()
+}
+
+/// `scrape_native_histograms: true`: the histogram is one sample with the target's labels,
+/// counted once in `scrape_series_added` and in the load reported for placement; the bucket limit lowers its resolution; when it
+/// vanishes it gets a stale marker like any series.
+#[test]
+fn a_native_histogram_is_one_limited_series_and_goes_stale() {
+    let mut p =
+        processor("    scrape_native_histograms: true\n    native_histogram_bucket_limit: 2\n");
+    let out = p
+        .process(&native_body(true), Format::Protobuf, 1_000, fresh())
+        .unwrap();
+    assert_eq!(
+        (out.scraped, out.series_added, out.samples.len()),
+        (2, 2, 2)
+    );
+    // The load the worker reports for placement (`post_relabel`) counts it once too.
+    assert_eq!(out.post_relabel, 2);
+    let h = histograms_of(&out);
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        h[0].0,
+        r#"{__name__="lat", instance="i:9", job="j", path="/", team="t"}"#
+    );
+    // Buckets 0..=3 of schema 2 are three at schema 1 (indexes 0, 1, 2) and two at schema 0
+    // (0, 1): under a limit of 2, schema 0.
+    assert_eq!((h[0].1.schema, h[0].1.bucket_count()), (0, 2));
+    assert_eq!(h[0].1.sum, 10.0);
+
+    let again = p
+        .process(&native_body(true), Format::Protobuf, 2_000, fresh())
+        .unwrap();
+    assert_eq!(again.series_added, 0);
+    let gone = p
+        .process(&native_body(false), Format::Protobuf, 3_000, fresh())
+        .unwrap();
+    assert_eq!(gone.stale.len(), 1);
+    assert_eq!(series_of(&gone.stale[0]).to_string(), h[0].0);
+    assert_eq!(gone.stale[0].value.to_bits(), STALE_NAN_BITS);
+}
+
+/// Off (the default), the same body is read as its classic series; with
+/// `always_scrape_classic_histograms` both come.
+#[test]
+fn native_histograms_off_keep_classic_and_always_scrape_classic_keeps_both() {
+    let names = |p: &Processed| -> Vec<String> {
+        let mut v: Vec<String> = p
+            .samples
+            .iter()
+            .map(|s| {
+                let l = series_of(s).to_string();
+                format!("{}{}", if s.histogram.is_some() { "H " } else { "" }, l)
+            })
+            .filter(|l| l.contains("lat"))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut off = processor("");
+    let classic = off
+        .process(&native_body(true), Format::Protobuf, 1_000, fresh())
+        .unwrap();
+    assert!(histograms_of(&classic).is_empty());
+    assert_eq!(names(&classic).len(), 4, "{:?}", names(&classic));
+
+    let mut both = processor(
+        "    scrape_native_histograms: true\n    always_scrape_classic_histograms: true\n",
+    );
+    let out = both
+        .process(&native_body(true), Format::Protobuf, 1_000, fresh())
+        .unwrap();
+    assert_eq!(histograms_of(&out).len(), 1);
+    assert_eq!(names(&out).len(), 5, "{:?}", names(&out));
+}
+
+/// Over the bucket limit at the lowest resolution (or with custom buckets) the scrape fails,
+/// as Prometheus's `errBucketLimit` fails it.
+#[test]
+fn a_histogram_over_the_bucket_limit_at_the_lowest_schema_fails_the_scrape() {
+    let body = crate::scrape::protobuf::tests::delimited(&[r#"name: "lat" type: HISTOGRAM
+        metric: < histogram: < sample_count: 4 sample_sum: 10 schema: -4
+          positive_span: < offset: 0 length: 1 > positive_span: < offset: 5 length: 1 >
+          positive_delta: 1 positive_delta: 0 > >"#]);
+    let mut p =
+        processor("    scrape_native_histograms: true\n    native_histogram_bucket_limit: 1\n");
+    let e = p
+        .process(&body, Format::Protobuf, 1_000, fresh())
+        .err()
+        .unwrap();
+    assert_eq!(e.error, "histogram bucket limit exceeded");
+}

@@ -4,6 +4,7 @@
 mod append;
 mod buffers;
 pub mod parser;
+mod protobuf;
 mod scrape_loop;
 mod scraper;
 

@@ -250,6 +250,7 @@ impl ScrapeLoop {
                 timestamp_ms: ts,
                 value,
                 series: announce.then(|| series.clone()),
+                histogram: None,
             });
         }
         writer.append(&out, self.tag, ts);

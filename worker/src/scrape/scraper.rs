@@ -29,24 +29,21 @@ pub(super) fn client_for(cfg: &ScrapeConfig) -> anyhow::Result<Arc<HttpClient>> 
 
 /// The `Accept` header for a job's `scrape_protocols`, as Prometheus 3's `acceptHeader`
 /// (`scrape/scrape.go`) builds it: weights from `q=0.6` down in list order, `escaping=` on the
-/// 1.0.0 text formats, `*/*` last. `PrometheusProto` (allowed only after a text format) keeps
-/// its weight but is not asked for: promshard does not parse protobuf.
+/// 1.0.0 text formats, `*/*` last.
 pub(super) fn accept_header(protocols: &[ScrapeProtocol], escaping: EscapingScheme) -> String {
     // len(ScrapeProtocolsHeaders) + 1 in Prometheus: its five formats.
     let mut weight = 6;
     let mut parts = Vec::with_capacity(protocols.len() + 1);
     for p in protocols {
-        if *p != ScrapeProtocol::PrometheusProto {
-            let mut v = p.media_type().to_string();
-            if matches!(
-                p,
-                ScrapeProtocol::PrometheusText1_0_0 | ScrapeProtocol::OpenMetricsText1_0_0
-            ) {
-                v.push_str(";escaping=");
-                v.push_str(escaping.as_str());
-            }
-            parts.push(format!("{v};q=0.{weight}"));
+        let mut v = p.media_type().to_string();
+        if matches!(
+            p,
+            ScrapeProtocol::PrometheusText1_0_0 | ScrapeProtocol::OpenMetricsText1_0_0
+        ) {
+            v.push_str(";escaping=");
+            v.push_str(escaping.as_str());
         }
+        parts.push(format!("{v};q=0.{weight}"));
         weight -= 1;
     }
     parts.push(format!("*/*;q=0.{weight}"));
@@ -76,15 +73,14 @@ impl Scraper {
             enable_compression: cfg.enable_compression,
             timeout: cfg.timeout().0,
             body_limit: cfg.body_size_limit.map_or(0, |b| b.0),
-            fallback: cfg.fallback_scrape_protocol.and_then(|p| match p {
+            fallback: cfg.fallback_scrape_protocol.map(|p| match p {
                 ScrapeProtocol::OpenMetricsText0_0_1 | ScrapeProtocol::OpenMetricsText1_0_0 => {
-                    Some(Format::OpenMetrics)
+                    Format::OpenMetrics
                 }
                 ScrapeProtocol::PrometheusText0_0_4 | ScrapeProtocol::PrometheusText1_0_0 => {
-                    Some(Format::Text)
+                    Format::Text
                 }
-                // Refused at load time: promshard does not parse protobuf.
-                ScrapeProtocol::PrometheusProto => None,
+                ScrapeProtocol::PrometheusProto => Format::Protobuf,
             }),
             accept: HeaderValue::from_str(&accept_header(cfg.protocols(), cfg.escaping()))
                 // Invariant: built from constant media types and weights.

@@ -454,7 +454,7 @@ fn accept_header_follows_scrape_protocols_as_prometheus_3() {
         accept_header(&[P::PrometheusText0_0_4], E::AllowUtf8),
         "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
     );
-    // Protobuf keeps its weight but is never asked for; escaping follows the job's scheme.
+    // Escaping follows the job's scheme; protobuf takes its place in the order.
     assert_eq!(
         accept_header(
             &[
@@ -465,7 +465,17 @@ fn accept_header_follows_scrape_protocols_as_prometheus_3() {
             E::Underscores
         ),
         "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,\
+         application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,\
          text/plain;version=1.0.0;escaping=underscores;q=0.4,*/*;q=0.3"
+    );
+    // Prometheus's `DefaultProtoFirstScrapeProtocols` (scrape_test.go `TestAcceptHeader`).
+    assert_eq!(
+        accept_header(&P::PROTO_FIRST, E::AllowUtf8),
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,\
+         application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
+         application/openmetrics-text;version=0.0.1;q=0.4,\
+         text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,\
+         text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
     );
 }
 
@@ -479,6 +489,33 @@ async fn scrape_protocols_and_escaping_reach_the_target() {
     assert!(
         head.contains(
             "accept: text/plain;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,*/*;q=0.4\r\n"
+        ),
+        "{head}"
+    );
+}
+
+/// A job asking for protobuf first says so in `Accept`, and a protobuf `Content-Type` is read
+/// as protobuf.
+#[tokio::test]
+async fn a_protobuf_answer_is_read_as_protobuf() {
+    const PROTO_CT: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+    let srv = TestServer::start(
+        None,
+        Arc::new(|_: &str| http("200 OK", &[("content-type", PROTO_CT)], b"\x00")),
+    )
+    .await;
+    let url = srv.url("http");
+    let mut s = scraper(
+        "    scrape_protocols: [PrometheusProto, PrometheusText0.0.4]\n",
+        &url,
+    );
+    let mut buf = Vec::new();
+    assert_eq!(s.scrape(&mut buf).await, Ok(Format::Protobuf));
+    assert_eq!(buf, b"\x00");
+    let head = srv.last_head();
+    assert!(
+        head.contains(
+            "accept: application/vnd.google.protobuf;proto=io.prometheus.client.metricfamily;encoding=delimited;q=0.6,text/plain;version=0.0.4;q=0.5,*/*;q=0.4\r\n"
         ),
         "{head}"
     );

@@ -1,5 +1,6 @@
 //! The exposition parser: Prometheus text format 0.0.4 and OpenMetrics 1.0.0, read straight
-//! from the response body.
+//! from the response body, and the entries of a protobuf exposition decoded elsewhere
+//! ([`Decoded`], filled by `scrape::protobuf`), so one consumer reads every format.
 //!
 //! It owns what Prometheus's `model/textparse` owns (`promparse.go`, `openmetricsparse.go`
 //! and their golex lexers) and reproduces their grammar, quirks included (blanks before a
@@ -38,6 +39,7 @@ use std::fmt;
 mod float;
 mod lex;
 mod openmetrics;
+pub(crate) mod pb;
 mod text;
 
 #[cfg(test)]
@@ -49,7 +51,8 @@ use lex::{Escapes, go_quote, scan_label_name, skip_ws, unescape};
 /// (`OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4`)
 /// and UTF-8 names allowed: `scrape.go`'s `acceptHeader` weighs them from
 /// `q=0.<len(ScrapeProtocolsHeaders)+1>` down, adds `escaping=allow-utf-8` to the 1.0.0
-/// formats and ends with `*/*`. Protobuf is not in the default list.
+/// formats and ends with `*/*`. Protobuf is not in the default list (it leads the list when
+/// `scrape_native_histograms` is on).
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
 application/openmetrics-text;version=0.0.1;q=0.5,\
 text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,\
@@ -63,6 +66,9 @@ pub enum Format {
     Text,
     /// OpenMetrics 1.0.0 text (`application/openmetrics-text`).
     OpenMetrics,
+    /// Delimited protobuf `io.prometheus.client.MetricFamily` messages
+    /// (`application/vnd.google.protobuf`), read through [`Decoded`].
+    Protobuf,
 }
 
 /// The format to parse a body with: OpenMetrics for `application/openmetrics-text`, the text
@@ -82,8 +88,7 @@ pub fn format_from_content_type(ct: &str) -> Format {
 /// Prometheus 3's choice of parser (`textparse.extractMediaType`): the `Content-Type` decides
 /// when it is `application/openmetrics-text` or `text/plain`; otherwise `fallback` (the job's
 /// `fallback_scrape_protocol`) is used, and without one the scrape fails with the returned
-/// error. `application/vnd.google.protobuf` counts as unsupported here: promshard does not
-/// ask for it. Prometheus does not fail a scrape whose body is empty, so only call this for a
+/// error. Prometheus does not fail a scrape whose body is empty, so only call this for a
 /// non-empty body.
 pub fn negotiate_format(
     content_type: Option<&str>,
@@ -99,6 +104,10 @@ pub fn negotiate_format(
                 return Ok(Format::OpenMetrics);
             }
             Some(m) if m.eq_ignore_ascii_case("text/plain") => return Ok(Format::Text),
+            // Prometheus looks at the media type only, not `proto=` or `encoding=`.
+            Some(m) if m.eq_ignore_ascii_case("application/vnd.google.protobuf") => {
+                return Ok(Format::Protobuf);
+            }
             Some(_) => ContentTypeError::Unsupported(ct.to_string()),
         }
     };
@@ -225,6 +234,12 @@ pub enum Entry<'a> {
         unit: &'a str,
     },
     Sample(Sample<'a>),
+    /// A native histogram (protobuf only): its series as a [`Sample`] whose `value` is NaN,
+    /// and where the decoder put the histogram itself.
+    Histogram {
+        series: Sample<'a>,
+        index: usize,
+    },
 }
 
 /// A sample line read by [`Parser::next_known`]: a series the caller has seen before, so
@@ -245,7 +260,7 @@ pub struct KnownSample<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample<'a> {
     /// The series exactly as exposed: from the start of the line through the metric name, or
-    /// through the closing `}` when there are labels. Equal bytes under the same
+    /// through the closing `}` when there are labels (protobuf: the key [`Decoded`] built). Equal bytes under the same
     /// [`Self::metric_type`] give equal labels, which makes this the cache key that lets a
     /// steady-state scrape skip label work.
     pub series: &'a [u8],
@@ -261,10 +276,23 @@ pub struct Sample<'a> {
     /// The type of the latest `# TYPE` line (whatever family it named), as Prometheus keeps
     /// it. It decides `le`/`quantile` normalization in [`Self::labels_into`].
     pub metric_type: MetricType,
-    /// `{...}` inclusive, empty when the series has no braces.
-    labels: &'a [u8],
+    labels: LabelSource<'a>,
     /// 1-based line of the sample, for errors from [`Self::labels_into`].
     line: usize,
+}
+
+/// Where a [`Sample`]'s labels are read from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LabelSource<'a> {
+    /// `{...}` inclusive, empty when the series has no braces.
+    Text(&'a [u8]),
+    /// Protobuf: the metric's `label` fields as encoded (`LabelPair` messages, read and
+    /// checked only here, on a cache miss), and the `le` or `quantile` label the sample adds
+    /// (already formatted).
+    Encoded {
+        fields: &'a [u8],
+        extra: Option<(&'a str, &'a str)>,
+    },
 }
 
 /// Re-reading an already validated series: anything goes inside quotes.
@@ -290,12 +318,22 @@ impl<'a> Sample<'a> {
         out: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
     ) -> Result<(), ParseError> {
         out.clear();
-        if self.labels.is_empty() {
+        let labels = match self.labels {
+            LabelSource::Text(labels) => labels,
+            LabelSource::Encoded { fields, extra } => {
+                pb::label_pairs(fields, out).map_err(|m| self.error(m))?;
+                if let Some((n, v)) = extra {
+                    out.push((Cow::Borrowed(n), Cow::Borrowed(v)));
+                }
+                return self.check_duplicates(out);
+            }
+        };
+        if labels.is_empty() {
             return Ok(());
         }
         // Checked when parsed: quoted names and values are valid UTF-8, the rest is ASCII.
         // One pass over the whole `{...}` lets every piece be sliced out as `&str`.
-        let s = lex::utf8(self.labels, "labels").map_err(|m| self.error(m))?;
+        let s = lex::utf8(labels, "labels").map_err(|m| self.error(m))?;
         let b = s.as_bytes();
         let piece = |from: usize, to: usize| s.get(from..to).unwrap_or_default();
         let mut k = 1;
@@ -449,6 +487,10 @@ impl ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            // A decoded (protobuf) entry: there are no lines.
+            return f.write_str(&self.message);
+        }
         write!(f, "line {}: {}", self.line, self.message)
     }
 }
@@ -476,6 +518,8 @@ pub struct Parser<'a> {
     /// Type of the latest `# TYPE` line (Prometheus's `p.mtype`).
     mtype: MetricType,
     done: bool,
+    /// [`Format::Protobuf`]: the decoded entries, `pos` indexing them.
+    decoded: Option<&'a Decoded>,
 }
 
 impl<'a> Parser<'a> {
@@ -487,6 +531,15 @@ impl<'a> Parser<'a> {
             format,
             mtype: MetricType::Unknown,
             done: false,
+            decoded: None,
+        }
+    }
+
+    /// A parser over a decoded protobuf exposition ([`Format::Protobuf`]).
+    pub fn decoded(decoded: &'a Decoded) -> Self {
+        Parser {
+            decoded: Some(decoded),
+            ..Parser::new(&[], Format::Protobuf)
         }
     }
 
@@ -498,6 +551,7 @@ impl<'a> Parser<'a> {
         match self.format {
             Format::Text => text::next(self),
             Format::OpenMetrics => openmetrics::next(self),
+            Format::Protobuf => Ok(self.next_decoded()),
         }
     }
 
@@ -520,6 +574,9 @@ impl<'a> Parser<'a> {
         metric_type: MetricType,
         same: impl FnOnce(&'a [u8]) -> bool,
     ) -> Option<KnownSample<'a>> {
+        if self.format == Format::Protobuf {
+            return self.next_known_decoded(len, metric_type, same);
+        }
         if self.done || self.mtype != metric_type {
             return None;
         }
@@ -528,6 +585,7 @@ impl<'a> Parser<'a> {
         let ends = match self.format {
             Format::Text => text::series_ends_at(b, start, end),
             Format::OpenMetrics => openmetrics::series_ends_at(b, start, end),
+            Format::Protobuf => false,
         };
         if !ends || !same(&b[start..end]) {
             return None;
@@ -538,6 +596,7 @@ impl<'a> Parser<'a> {
         let (value, timestamp_ms) = match self.format {
             Format::Text => text::value_and_timestamp(&mut q, start, end, newlines),
             Format::OpenMetrics => openmetrics::value_and_rest(&mut q, start, end, newlines),
+            Format::Protobuf => return None,
         }
         .ok()?;
         *self = q;
@@ -546,6 +605,50 @@ impl<'a> Parser<'a> {
             value,
             timestamp_ms,
             metric_type: self.mtype,
+        })
+    }
+
+    /// The next decoded entry; `pos` counts entries.
+    fn next_decoded(&mut self) -> Option<Entry<'a>> {
+        let d = self.decoded?;
+        let Some(item) = d.items.get(self.pos) else {
+            self.done = true;
+            return None;
+        };
+        self.pos += 1;
+        Some(d.entry(item))
+    }
+
+    /// [`Self::next_known`] over decoded entries: the key is compared, nothing is parsed.
+    fn next_known_decoded(
+        &mut self,
+        len: usize,
+        metric_type: MetricType,
+        same: impl FnOnce(&'a [u8]) -> bool,
+    ) -> Option<KnownSample<'a>> {
+        let d = self.decoded?;
+        // A histogram's value is not in the entry: the caller reads it with `next_entry`.
+        let Some(DecodedItem::Sample {
+            key,
+            value,
+            timestamp_ms,
+            metric_type: mt,
+            histogram: None,
+            ..
+        }) = d.items.get(self.pos)
+        else {
+            return None;
+        };
+        let series = d.key(*key);
+        if *mt != metric_type || series.len() != len || !same(series) {
+            return None;
+        }
+        self.pos += 1;
+        Some(KnownSample {
+            series,
+            value: *value,
+            timestamp_ms: *timestamp_ms,
+            metric_type,
         })
     }
 
@@ -578,7 +681,7 @@ impl<'a> Parser<'a> {
             value,
             timestamp_ms,
             metric_type: self.mtype,
-            labels,
+            labels: LabelSource::Text(labels),
             line,
         })
     }
@@ -627,6 +730,244 @@ impl<'a> Iterator for Parser<'a> {
 }
 
 impl std::iter::FusedIterator for Parser<'_> {}
+
+/// `f` as Prometheus writes `le` and `quantile` values (`labels.FormatOpenMetricsFloat`).
+pub fn openmetrics_float(f: f64) -> String {
+    let mut buf = float::FloatBuf::new();
+    float::format_openmetrics_float(f, &mut buf);
+    buf.as_str().to_string()
+}
+
+/// A protobuf exposition decoded into entries, in the order Prometheus's `ProtobufParser`
+/// (`model/textparse/protobufparse.go`) returns them: per family with metrics, `HELP`,
+/// `UNIT` when set, `TYPE`, then its samples. Filled by the scrape's protobuf decoder; kept
+/// here, free of protobuf types, so one [`Parser`] serves every format and its consumer has
+/// one path.
+///
+/// Strings live in a few arenas rather than one `String` per entry: a decoded scrape costs a
+/// handful of allocations beyond the decoder's own.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    items: Vec<DecodedItem>,
+    /// Family and metric names, help and unit texts, `le` and `quantile` values.
+    text: String,
+    /// Every sample's series key: its metric name, `0xff`, the length (u32 LE) and bytes of
+    /// its metric's encoded `label` fields, then `0xff name 0xff value` of an `le` or
+    /// `quantile` label. Equal keys are equal label sets (names are UTF-8, which has no
+    /// `0xff`; the length bounds the encoded part), and building one parses nothing: the
+    /// labels themselves are read only on a cache miss.
+    keys: Vec<u8>,
+}
+
+/// A range of one of [`Decoded`]'s arenas.
+type Span = (u32, u32);
+
+#[derive(Debug)]
+enum DecodedItem {
+    Help {
+        name: Span,
+        help: Span,
+    },
+    Unit {
+        name: Span,
+        unit: Span,
+    },
+    Type {
+        name: Span,
+        kind: MetricType,
+    },
+    Sample {
+        name: Span,
+        key: Span,
+        /// The encoded `label` fields, within the key.
+        labels: Span,
+        /// `le` or `quantile` (name, value) in `text`.
+        extra: Option<(Span, Span)>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+        metric_type: MetricType,
+        /// A native histogram: its index among the decoder's histograms.
+        histogram: Option<u32>,
+    },
+}
+
+impl Decoded {
+    fn push_text(&mut self, s: &str) -> Span {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        (start, self.text.len() as u32)
+    }
+
+    fn text(&self, (a, b): Span) -> &str {
+        self.text.get(a as usize..b as usize).unwrap_or_default()
+    }
+
+    fn key(&self, (a, b): Span) -> &[u8] {
+        self.keys.get(a as usize..b as usize).unwrap_or_default()
+    }
+
+    pub fn push_help(&mut self, name: &str, help: &str) {
+        let (name, help) = (self.push_text(name), self.push_text(help));
+        self.items.push(DecodedItem::Help { name, help });
+    }
+
+    pub fn push_unit(&mut self, name: &str, unit: &str) {
+        let (name, unit) = (self.push_text(name), self.push_text(unit));
+        self.items.push(DecodedItem::Unit { name, unit });
+    }
+
+    pub fn push_type(&mut self, name: &str, kind: MetricType) {
+        let name = self.push_text(name);
+        self.items.push(DecodedItem::Type { name, kind });
+    }
+
+    /// A sample of `name` whose metric's `label` fields, as encoded, are `fields`, plus the
+    /// `extra` label (`le`, `quantile`) the sample adds.
+    pub fn push_sample(
+        &mut self,
+        name: &str,
+        fields: &[u8],
+        extra: Option<(&str, &str)>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+        metric_type: MetricType,
+    ) {
+        self.push_series(name, fields, extra, value, timestamp_ms, metric_type, None);
+    }
+
+    /// A native histogram sample, the histogram being the decoder's number `index`; labels as
+    /// in [`Self::push_sample`].
+    pub fn push_histogram(
+        &mut self,
+        name: &str,
+        fields: &[u8],
+        index: u32,
+        timestamp_ms: Option<i64>,
+        metric_type: MetricType,
+    ) {
+        self.push_series(
+            name,
+            fields,
+            None,
+            f64::NAN,
+            timestamp_ms,
+            metric_type,
+            Some(index),
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_series(
+        &mut self,
+        name: &str,
+        fields: &[u8],
+        extra: Option<(&str, &str)>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+        metric_type: MetricType,
+        histogram: Option<u32>,
+    ) {
+        let key_start = self.keys.len();
+        self.keys.extend_from_slice(name.as_bytes());
+        self.keys.push(0xff);
+        self.keys
+            .extend_from_slice(&(fields.len() as u32).to_le_bytes());
+        let labels_start = self.keys.len() as u32;
+        self.keys.extend_from_slice(fields);
+        let labels = (labels_start, self.keys.len() as u32);
+        let extra = extra.map(|(n, v)| {
+            self.keys.push(0xff);
+            self.keys.extend_from_slice(n.as_bytes());
+            self.keys.push(0xff);
+            self.keys.extend_from_slice(v.as_bytes());
+            (self.push_text(n), self.push_text(v))
+        });
+        let key = (key_start as u32, self.keys.len() as u32);
+        // As the text formats read it: a target cannot send the stale marker.
+        let value = if value.is_nan() {
+            f64::from_bits(float::NORMAL_NAN)
+        } else {
+            value
+        };
+        let name = self.push_text(name);
+        self.items.push(DecodedItem::Sample {
+            name,
+            key,
+            labels,
+            extra,
+            value,
+            timestamp_ms,
+            metric_type,
+            histogram,
+        });
+    }
+
+    /// Room for about `bytes` of exposition, so the arenas are not grown (copied) as they fill.
+    pub fn reserve(&mut self, bytes: usize) {
+        // Keys hold nearly every byte of the labels; `text` names and help only.
+        self.keys.reserve(bytes);
+        self.text.reserve(bytes / 16);
+        self.items.reserve(bytes / 128);
+    }
+
+    /// Entries decoded so far.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// `item` as an entry.
+    fn entry<'a>(&'a self, item: &DecodedItem) -> Entry<'a> {
+        match *item {
+            DecodedItem::Help { name, help } => Entry::Help {
+                name: Cow::Borrowed(self.text(name)),
+                help: Cow::Borrowed(self.text(help)),
+            },
+            DecodedItem::Unit { name, unit } => Entry::Unit {
+                name: Cow::Borrowed(self.text(name)),
+                unit: self.text(unit),
+            },
+            DecodedItem::Type { name, kind } => Entry::Type {
+                name: Cow::Borrowed(self.text(name)),
+                kind,
+            },
+            DecodedItem::Sample {
+                name,
+                key,
+                labels,
+                extra,
+                value,
+                timestamp_ms,
+                metric_type,
+                histogram,
+            } => {
+                let sample = Sample {
+                    series: self.key(key),
+                    name: Cow::Borrowed(self.text(name)),
+                    value,
+                    timestamp_ms,
+                    metric_type,
+                    labels: LabelSource::Encoded {
+                        fields: self.key(labels),
+                        extra: extra.map(|(n, v)| (self.text(n), self.text(v))),
+                    },
+                    // Errors name no line: a decoded exposition has none.
+                    line: 0,
+                };
+                match histogram {
+                    None => Entry::Sample(sample),
+                    Some(index) => Entry::Histogram {
+                        series: sample,
+                        index: index as usize,
+                    },
+                }
+            }
+        }
+    }
+}
 
 /// Bytes known to be ASCII (checked by the grammar) as `&str`.
 #[inline]

@@ -79,6 +79,7 @@ fn collect(input: &[u8], format: Format) -> Result<Vec<Got>, ParseError> {
             Entry::Help { name, help } => Got::Help(name.into(), help.into()),
             Entry::Type { name, kind } => Got::Type(name.into(), kind),
             Entry::Unit { name, unit } => Got::Unit(name.into(), unit.into()),
+            Entry::Histogram { .. } => unreachable!("the text formats carry no native histograms"),
             Entry::Sample(s) => {
                 s.labels_into(&mut buf)?;
                 let mut lset: Vec<(String, String)> = buf
@@ -1420,7 +1421,12 @@ fn negotiate_format_follows_prometheus_3() {
     let proto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
     assert_eq!(
         negotiate_format(Some(proto), Some(Format::Text)),
-        Ok(Format::Text)
+        Ok(Format::Protobuf)
+    );
+    // Only the media type counts (`textparse.extractMediaType`).
+    assert_eq!(
+        negotiate_format(Some("application/vnd.google.protobuf"), None),
+        Ok(Format::Protobuf)
     );
     assert_eq!(
         Blank.to_string(),
@@ -1877,7 +1883,7 @@ fn parse_fixture(name: &str, spot: &[(&str, f64, Option<i64>, &[&str])]) -> Fixt
         match e.unwrap_or_else(|e| panic!("{name}: {e}")) {
             Entry::Help { .. } => f.helps += 1,
             Entry::Type { .. } => f.types += 1,
-            Entry::Unit { .. } => {}
+            Entry::Unit { .. } | Entry::Histogram { .. } => {}
             Entry::Sample(s) => {
                 f.samples += 1;
                 s.labels_into(&mut buf)
