@@ -111,11 +111,12 @@ impl MasterApplier {
     }
 }
 
-/// The (API server, kinds) the custom-resource reader of a config watches.
+/// The (API server, kinds) the custom-resource reader of a config keeps watched: its own and
+/// those its jobs read (see [`prometheus_cr::kept_kinds`]).
 fn cr_kinds(config: &Config) -> BTreeMap<ClusterKey, BTreeSet<Kind>> {
     let mut out = BTreeMap::new();
     if let Some(cr) = config.prometheus_cr.as_ref().filter(|c| c.enabled) {
-        out.insert(ClusterKey::Default, prometheus_cr::kinds(cr));
+        out.insert(ClusterKey::Default, prometheus_cr::kept_kinds(cr));
     }
     out
 }

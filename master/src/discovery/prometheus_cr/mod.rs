@@ -83,6 +83,19 @@ fn kind_of(k: CrKind) -> Kind {
     }
 }
 
+/// The kinds generated jobs may read, kept watched (once started) while `prometheus_cr` is on
+/// even when no job uses them for a while: deleting the last ServiceMonitor and creating one
+/// (a Helm upgrade does) must not cost a new LIST of every pod.
+pub fn kept_kinds(cr: &PrometheusCrConfig) -> BTreeSet<Kind> {
+    let mut out = kinds(cr);
+    out.extend([Kind::Pod, Kind::Service, Kind::Ingress]);
+    out.insert(match cr.service_discovery_role {
+        promshard_model::config::ServiceDiscoveryRole::EndpointSlice => Kind::EndpointSlice,
+        promshard_model::config::ServiceDiscoveryRole::Endpoints => Kind::Endpoints,
+    });
+    out
+}
+
 /// The kinds the reader watches for this block.
 pub fn kinds(cr: &PrometheusCrConfig) -> BTreeSet<Kind> {
     let mut out: BTreeSet<Kind> = cr.kinds().into_iter().map(kind_of).collect();
