@@ -94,6 +94,8 @@ fn sections(sc: &ScrapeConfig) -> JobSections {
 }
 
 type Task = BoxFuture<'static, ()>;
+/// A job's providers, built and named, not started yet.
+type Planned = (String, JobSections, Vec<(String, Task)>);
 
 impl DiscoveryManager {
     pub fn new(
@@ -121,7 +123,7 @@ impl DiscoveryManager {
         cfg: &Config,
         keep: &BTreeMap<kubernetes::ClusterKey, BTreeSet<kubernetes::Kind>>,
     ) -> anyhow::Result<()> {
-        let mut planned: Vec<(String, JobSections, Vec<(String, Task)>)> = Vec::new();
+        let mut planned: Vec<Planned> = Vec::new();
         for sc in &cfg.scrape_configs {
             let secs = sections(sc);
             if self
