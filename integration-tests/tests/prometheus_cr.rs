@@ -394,5 +394,59 @@ async fn monitors_become_scraped_jobs_over_one_watch_per_kind() {
         .filter(|r| !r.resource.is_empty() && !r.user_agent.starts_with("promshard-master/"))
         .count();
     assert_eq!(from_workers, 0, "workers never talk to the API server");
+
+    // The missing Secret appears and the monitor is touched: its references are read again
+    // at once (by name) and it becomes a job.
+    let secret_gets = api.count(Verb::Get, "secrets");
+    api.apply(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "ns1"},
+        "data": {"user": "YWxpY2U=", "pass": "cGFzcw=="}
+    }));
+    let mut touched = service_monitor(
+        "broken",
+        "kps",
+        json!({"endpoints": [{"port": "metrics", "interval": "1s", "basicAuth": {
+            "username": {"name": "creds", "key": "user"}, "password": {"name": "creds", "key": "pass"}}}]}),
+    );
+    touched["metadata"]["annotations"] = json!({"touched": "1"});
+    api.apply(touched);
+    eventually(
+        Duration::from_secs(30),
+        "the fixed monitor becomes a job",
+        || {
+            let http = http.clone();
+            async move {
+                let status = cr_status(&http).await;
+                let broken = status["resources"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["name"] == "broken")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                if broken["state"] == "ok"
+                    && broken["jobs"] == json!(["serviceMonitor/ns1/broken/0"])
+                {
+                    Ok(())
+                } else {
+                    Err(broken.to_string())
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        api.count(Verb::Get, "secrets") > secret_gets,
+        "read again by name"
+    );
+    let shown: Value = reqwest::get(format!("{http}/api/v1/cr/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!shown.to_string().contains("cGFzcw") && !shown.to_string().contains("\"pass\""));
+    assert_one_list_one_watch(&api, "after the Secret appeared");
     drop(workers);
 }

@@ -16,8 +16,8 @@
 //! master's RBAC is read-only).
 //!
 //! Secrets and ConfigMaps a resource references are read with a GET by name in the resource's
-//! namespace (never a cluster-wide watch of Secrets), cached, and read again every
-//! [`SECRET_REFRESH`].
+//! namespace (never a cluster-wide watch of Secrets), cached, and read again when the resource
+//! changes and every [`SECRET_REFRESH`]; a failed read is retried every [`SECRET_RETRY`].
 
 mod generate;
 mod spec;
@@ -42,8 +42,10 @@ use crate::metrics::Metrics;
 use generate::{Options, Secrets};
 
 /// How often referenced Secrets and ConfigMaps are read again (a rotated password reaches the
-/// jobs within this).
+/// jobs within this). A resource's own change re-reads what it references at once.
 pub const SECRET_REFRESH: Duration = Duration::from_secs(300);
+/// How often a failed read (a Secret not created yet, no RBAC) is tried again.
+pub const SECRET_RETRY: Duration = Duration::from_secs(30);
 /// Bursts of resource events (a Helm release with fifty monitors) make one new config.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
@@ -107,12 +109,18 @@ pub fn kinds(cr: &PrometheusCrConfig) -> BTreeSet<Kind> {
 
 /// Secret and ConfigMap data by (namespace, name); `Err` remembers a failed read.
 type Cache = HashMap<(String, String), Result<BTreeMap<String, String>, String>>;
+/// A Secret (`false`) or ConfigMap (`true`) by namespace and name.
+type Ref = (bool, String, String);
+/// A resource by kind, namespace and name.
+type ResKey = (CrKind, String, String);
 
-/// The lookups of one generation pass: hits from the caches, misses recorded to be read.
+/// The lookups of one generation pass: hits from the caches, misses recorded to be read, and
+/// what the resource being generated touched (so its change can invalidate exactly that).
 struct Lookup<'a> {
     secrets: &'a Cache,
     config_maps: &'a Cache,
-    missing: RefCell<BTreeSet<(bool, String, String)>>,
+    missing: RefCell<BTreeSet<Ref>>,
+    touched: RefCell<BTreeSet<Ref>>,
 }
 
 const NOT_READ: &str = "not read yet";
@@ -120,6 +128,9 @@ const NOT_READ: &str = "not read yet";
 impl Lookup<'_> {
     fn get(&self, cm: bool, ns: &str, name: &str, key: &str) -> Result<String, String> {
         let cache = if cm { self.config_maps } else { self.secrets };
+        self.touched
+            .borrow_mut()
+            .insert((cm, ns.to_string(), name.to_string()));
         match cache.get(&(ns.to_string(), name.to_string())) {
             None => {
                 self.missing
@@ -172,15 +183,32 @@ impl Reader {
         let mut last: Option<Vec<ScrapeConfig>> = None;
         let mut refresh = tokio::time::interval(SECRET_REFRESH);
         refresh.tick().await;
+        let mut retry = tokio::time::interval(SECRET_RETRY);
+        retry.tick().await;
+        // Each resource's resourceVersion at the last pass, and what it referenced.
+        let mut seen: HashMap<ResKey, String> = HashMap::new();
+        let mut refs: HashMap<ResKey, BTreeSet<Ref>> = HashMap::new();
         loop {
             for r in rxs.iter_mut() {
                 r.borrow_and_update();
             }
-            let (mut jobs, mut status, missing) = self.generate(&cr, &secrets, &config_maps);
+            let versions = self.versions(&cr);
+            for (key, version) in &versions {
+                if seen.get(key).is_some_and(|old| old != version) {
+                    for (cm, ns, name) in refs.get(key).into_iter().flatten() {
+                        let cache = if *cm { &mut config_maps } else { &mut secrets };
+                        cache.remove(&(ns.clone(), name.clone()));
+                    }
+                }
+            }
+            seen = versions;
+            let (mut jobs, mut status, missing, mut touched) =
+                self.generate(&cr, &secrets, &config_maps);
             if !missing.is_empty() {
                 self.read(&missing, &mut secrets, &mut config_maps).await;
-                (jobs, status, _) = self.generate(&cr, &secrets, &config_maps);
+                (jobs, status, _, touched) = self.generate(&cr, &secrets, &config_maps);
             }
+            refs = touched;
             self.publish_status(status);
             if last.as_ref() != Some(&jobs) {
                 let msg = Generated {
@@ -204,6 +232,10 @@ impl Reader {
                 _ = refresh.tick() => {
                     secrets.clear();
                     config_maps.clear();
+                }
+                _ = retry.tick() => {
+                    secrets.retain(|_, v| v.is_ok());
+                    config_maps.retain(|_, v| v.is_ok());
                 }
             }
             tokio::time::sleep(DEBOUNCE).await;
@@ -280,13 +312,16 @@ impl Reader {
     ) -> (
         Vec<ScrapeConfig>,
         CrStatus,
-        BTreeSet<(bool, String, String)>,
+        BTreeSet<Ref>,
+        HashMap<ResKey, BTreeSet<Ref>>,
     ) {
         let lookup = Lookup {
             secrets,
             config_maps,
             missing: RefCell::new(BTreeSet::new()),
+            touched: RefCell::new(BTreeSet::new()),
         };
+        let mut refs = HashMap::new();
         let opts = Options {
             scrape_interval: cr.scrape_interval.map(|d| d.to_string()),
             role: cr.service_discovery_role,
@@ -294,18 +329,19 @@ impl Reader {
         let c = &self.cluster;
         let mut resources = Vec::new();
         for kind in cr.kinds() {
-            let objects: Vec<(String, String, BTreeMap<String, String>, serde_json::Value)> =
-                match kind {
-                    CrKind::ServiceMonitor => objects(&c.service_monitors),
-                    CrKind::PodMonitor => objects(&c.pod_monitors),
-                    CrKind::Probe => objects(&c.probes),
-                    CrKind::ScrapeConfig => objects(&c.scrape_configs),
-                };
+            let objects = self.objects(kind);
             let (osel, nsel) = cr.selectors(kind);
             // Validated at load time; a selector that fails here selects nothing.
             let osel = osel.map(|s| s.to_selector().ok());
             let nsel = nsel.filter(|s| !s.is_empty()).map(|s| s.to_selector().ok());
-            for (ns, name, labels, spec) in objects {
+            for Object {
+                ns,
+                name,
+                labels,
+                spec,
+                ..
+            } in objects
+            {
                 let selected = match &osel {
                     None => true,
                     Some(Some(s)) => s.matches_labels(&labels),
@@ -321,6 +357,7 @@ impl Reader {
                 if !selected || !ns_selected {
                     continue;
                 }
+                lookup.touched.take();
                 let result =
                     generate_one(kind, &ns, &name, &spec, &opts, &lookup).and_then(|values| {
                         values
@@ -340,6 +377,7 @@ impl Reader {
                         None => Ok(jobs),
                     }
                 });
+                refs.insert((kind, ns.clone(), name.clone()), lookup.touched.take());
                 resources.push((kind, ns, name, result));
             }
         }
@@ -370,7 +408,7 @@ impl Reader {
                 reason,
             });
         }
-        (jobs, status, lookup.missing.into_inner())
+        (jobs, status, lookup.missing.into_inner(), refs)
     }
 }
 
@@ -386,7 +424,37 @@ fn secret_data(s: Secret) -> BTreeMap<String, String> {
     out
 }
 
-type Object = (String, String, BTreeMap<String, String>, serde_json::Value);
+/// What the reader needs of a resource.
+struct Object {
+    ns: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    spec: serde_json::Value,
+    version: String,
+}
+
+impl Reader {
+    fn objects(&self, kind: CrKind) -> Vec<Object> {
+        let c = &self.cluster;
+        match kind {
+            CrKind::ServiceMonitor => objects(&c.service_monitors),
+            CrKind::PodMonitor => objects(&c.pod_monitors),
+            CrKind::Probe => objects(&c.probes),
+            CrKind::ScrapeConfig => objects(&c.scrape_configs),
+        }
+    }
+
+    /// Every resource's resourceVersion, to tell which changed since the last pass.
+    fn versions(&self, cr: &PrometheusCrConfig) -> HashMap<ResKey, String> {
+        let mut out = HashMap::new();
+        for kind in cr.kinds() {
+            for o in self.objects(kind) {
+                out.insert((kind, o.ns, o.name), o.version);
+            }
+        }
+        out
+    }
+}
 
 trait HasSpec {
     fn spec(&self) -> &serde_json::Value;
@@ -419,13 +487,12 @@ where
         .map(|s| s.state())
         .unwrap_or_default()
         .into_iter()
-        .map(|o| {
-            (
-                o.namespace().unwrap_or_default(),
-                o.name_any(),
-                o.labels().clone(),
-                o.spec().clone(),
-            )
+        .map(|o| Object {
+            ns: o.namespace().unwrap_or_default(),
+            name: o.name_any(),
+            labels: o.labels().clone(),
+            spec: o.spec().clone(),
+            version: o.resource_version().unwrap_or_default(),
         })
         .collect()
 }
