@@ -161,6 +161,9 @@ struct WorkerState {
     /// Targets sent with a start instant (handoffs to this worker), by target id: until then
     /// the worker holds the target without scraping it.
     starts: HashMap<String, i64>,
+    /// The jobs with inline credentials whose config this worker was last sent (those it had
+    /// targets of). A target of another such job comes with a snapshot carrying its config.
+    secret_jobs: BTreeSet<String>,
 }
 
 /// How far ahead of now a handoff instant is set: the new owner must have acknowledged its
@@ -198,6 +201,8 @@ pub struct HandoffRecord {
 pub struct Coordinator {
     config: Arc<Config>,
     worker_config_yaml: String,
+    /// Jobs with inline credentials: sent only to workers holding one of their targets.
+    secret_jobs: BTreeSet<String>,
     grace: Duration,
     strategy: Box<dyn Strategy>,
     loads: Loads,
@@ -235,10 +240,12 @@ impl Coordinator {
             ..View::default()
         }));
         let worker_config_yaml = config.for_workers().to_yaml();
+        let secret_jobs = config.jobs_with_inline_secrets();
         let now = Instant::now();
         let c = Coordinator {
             config,
             worker_config_yaml,
+            secret_jobs,
             grace: settings.grace,
             strategy: settings.strategy,
             loads,
@@ -393,6 +400,7 @@ impl Coordinator {
                     capacity_series,
                     draining: false,
                     starts: HashMap::new(),
+                    secret_jobs: BTreeSet::new(),
                 };
                 // A reconnect replaces the previous session, whose stream ends when its
                 // sender is dropped here.
@@ -417,6 +425,7 @@ impl Coordinator {
                     "applying new configuration"
                 );
                 self.worker_config_yaml = config.for_workers().to_yaml();
+                self.secret_jobs = config.jobs_with_inline_secrets();
                 self.config = config;
                 let jobs: Vec<String> = self
                     .config
@@ -817,107 +826,135 @@ impl Coordinator {
             };
             let w = &self.workers[id];
             let generation = self.next_generation + 1;
-            let (msg_ok, assigned, sent_to_new): (bool, BTreeSet<String>, Vec<String>) =
-                if w.needs_snapshot {
-                    // A new session: everything it should scrape, including targets it is
-                    // still handing off (they stay until the new owner has acknowledged).
-                    let mut all: Vec<WireTarget> = Vec::new();
-                    let mut assigned = BTreeSet::new();
-                    let mut sent = Vec::new();
-                    for (tid, t) in want {
-                        let wt = wire(tid, t);
-                        if start_at(tid) != 0 {
-                            sent.push(tid.to_string());
+            // A target of a job whose credentials this worker was not sent comes with a
+            // snapshot that carries them (deltas carry no config).
+            let needs_credentials = want.iter().any(|(k, t)| {
+                !w.assigned.contains(k)
+                    && self.secret_jobs.contains(&t.job)
+                    && !w.secret_jobs.contains(&t.job)
+            });
+            let snapshot = w.needs_snapshot || needs_credentials;
+            let mut secret_jobs_sent = None;
+            let (msg_ok, assigned, sent_to_new): (bool, BTreeSet<String>, Vec<String>) = if snapshot
+            {
+                // A new session: everything it should scrape, including targets it is
+                // still handing off (they stay until the new owner has acknowledged).
+                let mut all: Vec<WireTarget> = Vec::new();
+                let mut assigned = BTreeSet::new();
+                let mut sent = Vec::new();
+                for (tid, t) in want {
+                    let wt = wire(tid, t);
+                    if start_at(tid) != 0 {
+                        sent.push(tid.to_string());
+                    }
+                    all.push(wt);
+                    assigned.insert(tid.to_string());
+                }
+                let mut jobs_here: BTreeSet<String> = want
+                    .values()
+                    .filter(|t| self.secret_jobs.contains(&t.job))
+                    .map(|t| t.job.clone())
+                    .collect();
+                let held: Vec<&str> = keep
+                    .keys()
+                    .copied()
+                    .chain(ready.iter().map(|(t, _)| t.as_str()))
+                    .collect();
+                for tid in held {
+                    if let Some(t) = self.find_target(tid) {
+                        if self.secret_jobs.contains(&t.job) {
+                            jobs_here.insert(t.job.clone());
                         }
-                        all.push(wt);
+                        all.push(wire_target(&t));
                         assigned.insert(tid.to_string());
                     }
-                    let held: Vec<&str> = keep
-                        .keys()
-                        .copied()
-                        .chain(ready.iter().map(|(t, _)| t.as_str()))
-                        .collect();
-                    for tid in held {
-                        if let Some(t) = self.find_target(tid) {
-                            all.push(wire_target(&t));
-                            assigned.insert(tid.to_string());
-                        }
-                    }
-                    ready.clear(); // handed off with the next delta, after this snapshot's ack
-                    let cuts = self.cuts_for(id, generation, now_ms, &assigned, &owners);
-                    let ok = send_snapshot(&tx, generation, &self.worker_config_yaml, all, cuts);
-                    (ok, assigned, sent)
+                }
+                ready.clear(); // handed off with the next delta, after this snapshot's ack
+                let cuts = self.cuts_for(id, generation, now_ms, &assigned, &owners);
+                let withheld: BTreeSet<String> =
+                    self.secret_jobs.difference(&jobs_here).cloned().collect();
+                let yaml = if withheld.is_empty() {
+                    std::borrow::Cow::Borrowed(&self.worker_config_yaml)
                 } else {
-                    let added: Vec<WireTarget> = want
-                        .iter()
-                        .filter(|(k, _)| !w.assigned.contains(*k))
-                        .map(|(k, t)| wire(k, t))
-                        .collect();
-                    let sent: Vec<String> = added
-                        .iter()
-                        .filter(|t| start_at(&t.id) != 0)
-                        .map(|t| t.id.clone())
-                        .collect();
-                    let ready_ids: std::collections::HashSet<&str> =
-                        ready.iter().map(|(t, _)| t.as_str()).collect();
-                    let (handed_off, removed): (Vec<String>, Vec<String>) = w
-                        .assigned
-                        .iter()
-                        .filter(|k| {
-                            // Never taken from a connected worker for one that is not
-                            // connected (in its grace period): the old owner keeps scraping
-                            // until a handoff to a live worker is possible.
-                            let owner_away = owners.get(k.as_str()).is_some_and(|o| {
-                                self.workers.get(o).is_none_or(|w| w.tx.is_none())
-                            });
-                            !want.contains_key(k.as_str())
-                                && !keep.contains_key(k.as_str())
-                                && !ready_ids.contains(k.as_str())
-                                && !owner_away
-                        })
-                        .cloned()
-                        .partition(|k| owners.contains_key(k));
-                    if added.is_empty()
-                        && removed.is_empty()
-                        && handed_off.is_empty()
-                        && ready.is_empty()
-                    {
-                        continue;
-                    }
-                    let mut assigned = w.assigned.clone();
-                    for r in removed.iter().chain(&handed_off) {
-                        assigned.remove(r);
-                    }
-                    for (r, _) in &ready {
-                        assigned.remove(r);
-                    }
-                    assigned.extend(added.iter().map(|t| t.id.clone()));
-                    let delta = Delta {
-                        generation,
-                        base_generation: w.sent_generation,
-                        added,
-                        removed,
-                        handed_off,
-                        handoffs: ready
-                            .iter()
-                            .map(|(t, at)| HandOff {
-                                target_id: t.clone(),
-                                stop_at_ms: *at,
-                            })
-                            .collect(),
-                    };
-                    let ok = tx
-                        .try_send(Ok(MasterMessage {
-                            msg: Some(Msg::Delta(delta)),
-                        }))
-                        .is_ok();
-                    (ok, assigned, sent)
+                    std::borrow::Cow::Owned(self.config.for_worker(&withheld).to_yaml())
                 };
+                let ok = send_snapshot(&tx, generation, &yaml, all, cuts);
+                secret_jobs_sent = Some(jobs_here);
+                (ok, assigned, sent)
+            } else {
+                let added: Vec<WireTarget> = want
+                    .iter()
+                    .filter(|(k, _)| !w.assigned.contains(*k))
+                    .map(|(k, t)| wire(k, t))
+                    .collect();
+                let sent: Vec<String> = added
+                    .iter()
+                    .filter(|t| start_at(&t.id) != 0)
+                    .map(|t| t.id.clone())
+                    .collect();
+                let ready_ids: std::collections::HashSet<&str> =
+                    ready.iter().map(|(t, _)| t.as_str()).collect();
+                let (handed_off, removed): (Vec<String>, Vec<String>) = w
+                    .assigned
+                    .iter()
+                    .filter(|k| {
+                        // Never taken from a connected worker for one that is not
+                        // connected (in its grace period): the old owner keeps scraping
+                        // until a handoff to a live worker is possible.
+                        let owner_away = owners
+                            .get(k.as_str())
+                            .is_some_and(|o| self.workers.get(o).is_none_or(|w| w.tx.is_none()));
+                        !want.contains_key(k.as_str())
+                            && !keep.contains_key(k.as_str())
+                            && !ready_ids.contains(k.as_str())
+                            && !owner_away
+                    })
+                    .cloned()
+                    .partition(|k| owners.contains_key(k));
+                if added.is_empty()
+                    && removed.is_empty()
+                    && handed_off.is_empty()
+                    && ready.is_empty()
+                {
+                    continue;
+                }
+                let mut assigned = w.assigned.clone();
+                for r in removed.iter().chain(&handed_off) {
+                    assigned.remove(r);
+                }
+                for (r, _) in &ready {
+                    assigned.remove(r);
+                }
+                assigned.extend(added.iter().map(|t| t.id.clone()));
+                let delta = Delta {
+                    generation,
+                    base_generation: w.sent_generation,
+                    added,
+                    removed,
+                    handed_off,
+                    handoffs: ready
+                        .iter()
+                        .map(|(t, at)| HandOff {
+                            target_id: t.clone(),
+                            stop_at_ms: *at,
+                        })
+                        .collect(),
+                };
+                let ok = tx
+                    .try_send(Ok(MasterMessage {
+                        msg: Some(Msg::Delta(delta)),
+                    }))
+                    .is_ok();
+                (ok, assigned, sent)
+            };
             self.next_generation = generation;
             let w = self.workers.get_mut(id).expect("iterating its id");
-            if w.needs_snapshot {
+            if snapshot {
                 // From now on the master knows what the worker holds.
                 w.claimed.clear();
+            }
+            if let Some(jobs) = secret_jobs_sent {
+                w.secret_jobs = jobs;
             }
             w.needs_snapshot = false;
             w.sent_generation = generation;

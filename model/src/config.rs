@@ -19,7 +19,7 @@ pub mod prometheus_cr;
 pub mod sd;
 mod server;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -679,6 +679,25 @@ impl ScrapeConfig {
             && self.dns_sd_configs.is_empty()
             && self.consul_sd_configs.is_empty())
     }
+    /// Whether credentials are inline in the job (not `*_file` paths, which name files on the
+    /// worker).
+    pub fn has_inline_secrets(&self) -> bool {
+        self.basic_auth
+            .as_ref()
+            .is_some_and(|b| !b.password.is_empty())
+            || self
+                .authorization
+                .as_ref()
+                .is_some_and(|a| !a.credentials.is_empty())
+            || self
+                .oauth2
+                .as_ref()
+                .is_some_and(|o| !o.client_secret.is_empty())
+            || !self.bearer_token.is_empty()
+            || self.tls_config.as_ref().is_some_and(|t| !t.key.is_empty())
+            || self.http_headers.values().any(|h| !h.secrets.is_empty())
+    }
+
     /// The same job without its discovery sections: what a worker needs to scrape.
     pub fn without_discovery(&self) -> ScrapeConfig {
         ScrapeConfig {
@@ -985,6 +1004,25 @@ impl Config {
             prometheus_cr: None,
             ignored: Vec::new(),
         }
+    }
+
+    /// The jobs carrying credentials inline (a password, token, client secret, TLS key or
+    /// secret header): the master sends each of them only to the workers that scrape one of
+    /// its targets ([`Config::for_worker`]).
+    pub fn jobs_with_inline_secrets(&self) -> BTreeSet<String> {
+        self.scrape_configs
+            .iter()
+            .filter(|s| s.has_inline_secrets())
+            .map(|s| s.job_name.clone())
+            .collect()
+    }
+
+    /// [`Config::for_workers`] for one worker: the jobs with inline credentials that it has
+    /// no target of are left out, so a worker never holds another job's secrets.
+    pub fn for_worker(&self, withheld: &BTreeSet<String>) -> Config {
+        let mut c = self.for_workers();
+        c.scrape_configs.retain(|s| !withheld.contains(&s.job_name));
+        c
     }
 
     /// A scrape job generated outside the file (from a prometheus-operator resource), as

@@ -272,3 +272,50 @@ mod tests {
         assert!(cr.needs_namespaces());
     }
 }
+
+#[cfg(test)]
+mod owner_only_tests {
+    use std::collections::BTreeSet;
+
+    use crate::config::Config;
+
+    /// Jobs with inline credentials are named, and a worker's config leaves out those it has no
+    /// target of; `*_file` paths are not credentials the master holds.
+    #[test]
+    fn inline_credentials_are_withheld_from_workers_without_targets() {
+        let cfg = Config::parse(
+            r#"
+scrape_configs:
+  - job_name: basic
+    basic_auth: {username: u, password: p}
+    static_configs: [{targets: ['h:1']}]
+  - job_name: token
+    authorization: {credentials: t}
+    static_configs: [{targets: ['h:2']}]
+  - job_name: tls
+    tls_config: {cert: C, key: K}
+    static_configs: [{targets: ['h:3']}]
+  - job_name: header
+    http_headers: {X-Key: {secrets: [s]}}
+    static_configs: [{targets: ['h:4']}]
+  - job_name: files
+    basic_auth: {username: u, password_file: /p}
+    tls_config: {cert_file: /c, key_file: /k}
+    static_configs: [{targets: ['h:5']}]
+  - job_name: plain
+    static_configs: [{targets: ['h:6']}]
+"#,
+        )
+        .unwrap();
+        let secret: Vec<String> = cfg.jobs_with_inline_secrets().into_iter().collect();
+        assert_eq!(secret, ["basic", "header", "tls", "token"]);
+        let withheld: BTreeSet<String> = ["basic".into(), "tls".into()].into();
+        let jobs: Vec<String> = cfg
+            .for_worker(&withheld)
+            .scrape_configs
+            .into_iter()
+            .map(|s| s.job_name)
+            .collect();
+        assert_eq!(jobs, ["token", "header", "files", "plain"]);
+    }
+}
