@@ -583,3 +583,68 @@ static_configs:
         "spec.ec2SDConfigs is not implemented by promshard's prometheus_cr yet"
     );
 }
+
+/// `ProbeIngressSDConfigGeneration.golden`.
+#[test]
+fn probe_ingress_targets_are_the_operators() {
+    let spec = generate::parse_spec(&json!({
+        "prober": {"url": "blackbox.exporter.io", "path": "/probe", "scheme": "http"},
+        "module": "http_2xx",
+        "targets": {"ingress": {
+            "selector": {"matchLabels": {"prometheus.io/probe": "true"}},
+            "namespaceSelector": {"any": true},
+            "relabelingConfigs": [{"targetLabel": "foo", "replacement": "bar", "action": "Replace"}]
+        }}
+    }))
+    .unwrap();
+    let jobs = generate::probe(
+        "default",
+        "testprobe1",
+        &spec,
+        &Options::default(),
+        &Fake::default(),
+    )
+    .unwrap();
+    check(
+        &jobs[0],
+        r#"
+job_name: probe/default/testprobe1
+honor_timestamps: true
+metrics_path: /probe
+scheme: http
+params:
+  module: [http_2xx]
+kubernetes_sd_configs:
+- role: ingress
+relabel_configs:
+- source_labels: [job]
+  target_label: __tmp_prometheus_job_name
+- action: keep
+  source_labels: [__meta_kubernetes_ingress_label_prometheus_io_probe, __meta_kubernetes_ingress_labelpresent_prometheus_io_probe]
+  regex: (true);true
+- source_labels: [__meta_kubernetes_ingress_scheme, __address__, __meta_kubernetes_ingress_path]
+  separator: ;
+  regex: (.+);(.+);(.+)
+  target_label: __param_target
+  replacement: ${1}://${2}${3}
+  action: replace
+- source_labels: [__meta_kubernetes_namespace]
+  target_label: namespace
+- source_labels: [__meta_kubernetes_ingress_name]
+  target_label: ingress
+- source_labels: [__address__]
+  separator: ;
+  regex: (.*)
+  target_label: __tmp_ingress_address
+  replacement: $1
+  action: replace
+- source_labels: [__param_target]
+  target_label: instance
+- target_label: __address__
+  replacement: blackbox.exporter.io
+- target_label: foo
+  replacement: bar
+  action: replace
+"#,
+    );
+}
