@@ -496,5 +496,96 @@ async fn monitors_become_scraped_jobs_over_one_watch_per_kind() {
     )
     .await;
     assert_one_list_one_watch(&api, "after the Secret appeared");
+
+    // The owner dies: after the grace period the target moves, and its new owner is sent the
+    // credentials with it; no other live worker holds them.
+    let owner_at = ["w1", "w2", "w3", "w4"]
+        .iter()
+        .position(|w| *w == owner)
+        .unwrap();
+    let mut dead = workers.remove(owner_at);
+    dead.kill().await;
+    let new_owner = eventually(
+        Duration::from_secs(40),
+        "the target moved to a live worker",
+        || {
+            let (http, owner) = (http.clone(), owner.clone());
+            async move {
+                let v: Value = reqwest::get(format!(
+                    "{http}/api/v1/targets?scrapePool=serviceMonitor/ns1/broken/0"
+                ))
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+                let t = &v["data"]["activeTargets"][0];
+                match t["worker"].as_str() {
+                    Some(w) if w != owner && t["health"] == "up" => Ok(w.to_string()),
+                    _ => Err(t.to_string()),
+                }
+            }
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "credentials at the new owner only",
+        || {
+            let (dir, owner, new_owner) =
+                (dir.path().to_path_buf(), owner.clone(), new_owner.clone());
+            async move {
+                let mut holders = Vec::new();
+                for id in ["w1", "w2", "w3", "w4"].into_iter().filter(|w| *w != owner) {
+                    let bytes =
+                        std::fs::read(dir.join(id).join("assignment.pb")).unwrap_or_default();
+                    if bytes.windows(9).any(|w| w == b"s3cr3t-pw") {
+                        holders.push(id.to_string());
+                    }
+                }
+                if holders == vec![new_owner.clone()] {
+                    Ok(())
+                } else {
+                    Err(format!("held by {holders:?}, new owner {new_owner}"))
+                }
+            }
+        },
+    )
+    .await;
+    // The job loses its last target (the Service's endpoints go away) but stays: the worker
+    // that scraped it is no longer sent its credentials.
+    api.delete("EndpointSlice", "ns1", "web-abc");
+    eventually(
+        Duration::from_secs(60),
+        "credentials taken back from the former owner",
+        || {
+            let (dir, owner) = (dir.path().to_path_buf(), owner.clone());
+            async move {
+                let mut holders = Vec::new();
+                for id in ["w1", "w2", "w3", "w4"].into_iter().filter(|w| *w != owner) {
+                    let bytes =
+                        std::fs::read(dir.join(id).join("assignment.pb")).unwrap_or_default();
+                    if bytes.windows(9).any(|w| w == b"s3cr3t-pw") {
+                        holders.push(id.to_string());
+                    }
+                }
+                if holders.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("held by {holders:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    let status = cr_status(&http).await;
+    assert!(
+        status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "broken" && r["state"] == "ok"),
+        "the job still exists: {status}"
+    );
     drop(workers);
 }

@@ -833,7 +833,20 @@ impl Coordinator {
                     && self.secret_jobs.contains(&t.job)
                     && !w.secret_jobs.contains(&t.job)
             });
-            let snapshot = w.needs_snapshot || needs_credentials;
+            // A worker holding the credentials of a job it no longer has targets of gets them
+            // taken back with a snapshot, but only in a cycle that changes nothing else for it:
+            // a snapshot stops absent targets without stale markers, which is right for a
+            // handoff and wrong for a target that is gone.
+            let quiet = keep.is_empty()
+                && ready.is_empty()
+                && want.len() == w.assigned.len()
+                && want.keys().all(|k| w.assigned.contains(k));
+            let revoke = quiet
+                && !w.secret_jobs.is_empty()
+                && w.secret_jobs
+                    .iter()
+                    .any(|j| !want.values().any(|t| &t.job == j));
+            let snapshot = w.needs_snapshot || needs_credentials || revoke;
             let mut secret_jobs_sent = None;
             let (msg_ok, assigned, sent_to_new): (bool, BTreeSet<String>, Vec<String>) = if snapshot
             {
