@@ -113,6 +113,10 @@ type Cache = HashMap<(String, String), Result<BTreeMap<String, String>, String>>
 type Ref = (bool, String, String);
 /// A resource by kind, namespace and name.
 type ResKey = (CrKind, String, String);
+/// Each resource's jobs (or why it has none) at a resourceVersion, with what it referenced:
+/// an unchanged resource is not generated and validated again on every pass (validation
+/// compiles every relabel regex; a thousand monitors made each pass cost seconds).
+type Memo = HashMap<ResKey, (String, Result<Vec<ScrapeConfig>, String>, BTreeSet<Ref>)>;
 
 /// The lookups of one generation pass: hits from the caches, misses recorded to be read, and
 /// what the resource being generated touched (so its change can invalidate exactly that).
@@ -188,6 +192,7 @@ impl Reader {
         // Each resource's resourceVersion at the last pass, and what it referenced.
         let mut seen: HashMap<ResKey, String> = HashMap::new();
         let mut refs: HashMap<ResKey, BTreeSet<Ref>> = HashMap::new();
+        let mut memo: Memo = HashMap::new();
         loop {
             for r in rxs.iter_mut() {
                 r.borrow_and_update();
@@ -202,11 +207,12 @@ impl Reader {
                 }
             }
             seen = versions;
+            memo.retain(|k, _| seen.contains_key(k));
             let (mut jobs, mut status, missing, mut touched) =
-                self.generate(&cr, &secrets, &config_maps);
+                self.generate(&cr, &secrets, &config_maps, &mut memo);
             if !missing.is_empty() {
                 self.read(&missing, &mut secrets, &mut config_maps).await;
-                (jobs, status, _, touched) = self.generate(&cr, &secrets, &config_maps);
+                (jobs, status, _, touched) = self.generate(&cr, &secrets, &config_maps, &mut memo);
             }
             refs = touched;
             self.publish_status(status);
@@ -232,10 +238,15 @@ impl Reader {
                 _ = refresh.tick() => {
                     secrets.clear();
                     config_maps.clear();
+                    memo.clear();
                 }
                 _ = retry.tick() => {
+                    let before = secrets.len() + config_maps.len();
                     secrets.retain(|_, v| v.is_ok());
                     config_maps.retain(|_, v| v.is_ok());
+                    if secrets.len() + config_maps.len() != before {
+                        memo.clear();
+                    }
                 }
             }
             tokio::time::sleep(DEBOUNCE).await;
@@ -309,6 +320,7 @@ impl Reader {
         cr: &PrometheusCrConfig,
         secrets: &Cache,
         config_maps: &Cache,
+        memo: &mut Memo,
     ) -> (
         Vec<ScrapeConfig>,
         CrStatus,
@@ -339,7 +351,7 @@ impl Reader {
                 name,
                 labels,
                 spec,
-                ..
+                version,
             } in objects
             {
                 let selected = match &osel {
@@ -357,6 +369,15 @@ impl Reader {
                 if !selected || !ns_selected {
                     continue;
                 }
+                let key = (kind, ns.clone(), name.clone());
+                if let Some((v, result, touched)) = memo.get(&key)
+                    && *v == version
+                {
+                    refs.insert(key, touched.clone());
+                    resources.push((kind, ns, name, result.clone()));
+                    continue;
+                }
+                let misses = lookup.missing.borrow().len();
                 lookup.touched.take();
                 let result =
                     generate_one(kind, &ns, &name, &spec, &opts, &lookup).and_then(|values| {
@@ -377,7 +398,13 @@ impl Reader {
                         None => Ok(jobs),
                     }
                 });
-                refs.insert((kind, ns.clone(), name.clone()), lookup.touched.take());
+                let touched = lookup.touched.take();
+                // A result that waited on an unread Secret is not kept: the next pass, after
+                // the read, must generate it again.
+                if lookup.missing.borrow().len() == misses {
+                    memo.insert(key.clone(), (version, result.clone(), touched.clone()));
+                }
+                refs.insert(key, touched);
                 resources.push((kind, ns, name, result));
             }
         }
