@@ -846,123 +846,123 @@ impl Coordinator {
                 && w.secret_jobs
                     .iter()
                     .any(|j| !want.values().any(|t| &t.job == j));
-            let snapshot = w.needs_snapshot || needs_credentials || revoke;
+            let snapshot_this_cycle = w.needs_snapshot || needs_credentials || revoke;
             let mut secret_jobs_sent = None;
-            let (msg_ok, assigned, sent_to_new): (bool, BTreeSet<String>, Vec<String>) = if snapshot
-            {
-                // A new session: everything it should scrape, including targets it is
-                // still handing off (they stay until the new owner has acknowledged).
-                let mut all: Vec<WireTarget> = Vec::new();
-                let mut assigned = BTreeSet::new();
-                let mut sent = Vec::new();
-                for (tid, t) in want {
-                    let wt = wire(tid, t);
-                    if start_at(tid) != 0 {
-                        sent.push(tid.to_string());
-                    }
-                    all.push(wt);
-                    assigned.insert(tid.to_string());
-                }
-                let mut jobs_here: BTreeSet<String> = want
-                    .values()
-                    .filter(|t| self.secret_jobs.contains(&t.job))
-                    .map(|t| t.job.clone())
-                    .collect();
-                let held: Vec<&str> = keep
-                    .keys()
-                    .copied()
-                    .chain(ready.iter().map(|(t, _)| t.as_str()))
-                    .collect();
-                for tid in held {
-                    if let Some(t) = self.find_target(tid) {
-                        if self.secret_jobs.contains(&t.job) {
-                            jobs_here.insert(t.job.clone());
+            let (msg_ok, assigned, sent_to_new): (bool, BTreeSet<String>, Vec<String>) =
+                if snapshot_this_cycle {
+                    // A new session: everything it should scrape, including targets it is
+                    // still handing off (they stay until the new owner has acknowledged).
+                    let mut all: Vec<WireTarget> = Vec::new();
+                    let mut assigned = BTreeSet::new();
+                    let mut sent = Vec::new();
+                    for (tid, t) in want {
+                        let wt = wire(tid, t);
+                        if start_at(tid) != 0 {
+                            sent.push(tid.to_string());
                         }
-                        all.push(wire_target(&t));
+                        all.push(wt);
                         assigned.insert(tid.to_string());
                     }
-                }
-                ready.clear(); // handed off with the next delta, after this snapshot's ack
-                let cuts = self.cuts_for(id, generation, now_ms, &assigned, &owners);
-                let withheld: BTreeSet<String> =
-                    self.secret_jobs.difference(&jobs_here).cloned().collect();
-                let yaml = if withheld.is_empty() {
-                    std::borrow::Cow::Borrowed(&self.worker_config_yaml)
+                    let mut jobs_here: BTreeSet<String> = want
+                        .values()
+                        .filter(|t| self.secret_jobs.contains(&t.job))
+                        .map(|t| t.job.clone())
+                        .collect();
+                    let held: Vec<&str> = keep
+                        .keys()
+                        .copied()
+                        .chain(ready.iter().map(|(t, _)| t.as_str()))
+                        .collect();
+                    for tid in held {
+                        if let Some(t) = self.find_target(tid) {
+                            if self.secret_jobs.contains(&t.job) {
+                                jobs_here.insert(t.job.clone());
+                            }
+                            all.push(wire_target(&t));
+                            assigned.insert(tid.to_string());
+                        }
+                    }
+                    ready.clear(); // handed off with the next delta, after this snapshot's ack
+                    let cuts = self.cuts_for(id, generation, now_ms, &assigned, &owners);
+                    let withheld: BTreeSet<String> =
+                        self.secret_jobs.difference(&jobs_here).cloned().collect();
+                    let yaml = if withheld.is_empty() {
+                        std::borrow::Cow::Borrowed(&self.worker_config_yaml)
+                    } else {
+                        std::borrow::Cow::Owned(self.config.for_worker(&withheld).to_yaml())
+                    };
+                    let ok = send_snapshot(&tx, generation, &yaml, all, cuts);
+                    secret_jobs_sent = Some(jobs_here);
+                    (ok, assigned, sent)
                 } else {
-                    std::borrow::Cow::Owned(self.config.for_worker(&withheld).to_yaml())
-                };
-                let ok = send_snapshot(&tx, generation, &yaml, all, cuts);
-                secret_jobs_sent = Some(jobs_here);
-                (ok, assigned, sent)
-            } else {
-                let added: Vec<WireTarget> = want
-                    .iter()
-                    .filter(|(k, _)| !w.assigned.contains(*k))
-                    .map(|(k, t)| wire(k, t))
-                    .collect();
-                let sent: Vec<String> = added
-                    .iter()
-                    .filter(|t| start_at(&t.id) != 0)
-                    .map(|t| t.id.clone())
-                    .collect();
-                let ready_ids: std::collections::HashSet<&str> =
-                    ready.iter().map(|(t, _)| t.as_str()).collect();
-                let (handed_off, removed): (Vec<String>, Vec<String>) = w
-                    .assigned
-                    .iter()
-                    .filter(|k| {
-                        // Never taken from a connected worker for one that is not
-                        // connected (in its grace period): the old owner keeps scraping
-                        // until a handoff to a live worker is possible.
-                        let owner_away = owners
-                            .get(k.as_str())
-                            .is_some_and(|o| self.workers.get(o).is_none_or(|w| w.tx.is_none()));
-                        !want.contains_key(k.as_str())
-                            && !keep.contains_key(k.as_str())
-                            && !ready_ids.contains(k.as_str())
-                            && !owner_away
-                    })
-                    .cloned()
-                    .partition(|k| owners.contains_key(k));
-                if added.is_empty()
-                    && removed.is_empty()
-                    && handed_off.is_empty()
-                    && ready.is_empty()
-                {
-                    continue;
-                }
-                let mut assigned = w.assigned.clone();
-                for r in removed.iter().chain(&handed_off) {
-                    assigned.remove(r);
-                }
-                for (r, _) in &ready {
-                    assigned.remove(r);
-                }
-                assigned.extend(added.iter().map(|t| t.id.clone()));
-                let delta = Delta {
-                    generation,
-                    base_generation: w.sent_generation,
-                    added,
-                    removed,
-                    handed_off,
-                    handoffs: ready
+                    let added: Vec<WireTarget> = want
                         .iter()
-                        .map(|(t, at)| HandOff {
-                            target_id: t.clone(),
-                            stop_at_ms: *at,
+                        .filter(|(k, _)| !w.assigned.contains(*k))
+                        .map(|(k, t)| wire(k, t))
+                        .collect();
+                    let sent: Vec<String> = added
+                        .iter()
+                        .filter(|t| start_at(&t.id) != 0)
+                        .map(|t| t.id.clone())
+                        .collect();
+                    let ready_ids: std::collections::HashSet<&str> =
+                        ready.iter().map(|(t, _)| t.as_str()).collect();
+                    let (handed_off, removed): (Vec<String>, Vec<String>) = w
+                        .assigned
+                        .iter()
+                        .filter(|k| {
+                            // Never taken from a connected worker for one that is not
+                            // connected (in its grace period): the old owner keeps scraping
+                            // until a handoff to a live worker is possible.
+                            let owner_away = owners.get(k.as_str()).is_some_and(|o| {
+                                self.workers.get(o).is_none_or(|w| w.tx.is_none())
+                            });
+                            !want.contains_key(k.as_str())
+                                && !keep.contains_key(k.as_str())
+                                && !ready_ids.contains(k.as_str())
+                                && !owner_away
                         })
-                        .collect(),
+                        .cloned()
+                        .partition(|k| owners.contains_key(k));
+                    if added.is_empty()
+                        && removed.is_empty()
+                        && handed_off.is_empty()
+                        && ready.is_empty()
+                    {
+                        continue;
+                    }
+                    let mut assigned = w.assigned.clone();
+                    for r in removed.iter().chain(&handed_off) {
+                        assigned.remove(r);
+                    }
+                    for (r, _) in &ready {
+                        assigned.remove(r);
+                    }
+                    assigned.extend(added.iter().map(|t| t.id.clone()));
+                    let delta = Delta {
+                        generation,
+                        base_generation: w.sent_generation,
+                        added,
+                        removed,
+                        handed_off,
+                        handoffs: ready
+                            .iter()
+                            .map(|(t, at)| HandOff {
+                                target_id: t.clone(),
+                                stop_at_ms: *at,
+                            })
+                            .collect(),
+                    };
+                    let ok = tx
+                        .try_send(Ok(MasterMessage {
+                            msg: Some(Msg::Delta(delta)),
+                        }))
+                        .is_ok();
+                    (ok, assigned, sent)
                 };
-                let ok = tx
-                    .try_send(Ok(MasterMessage {
-                        msg: Some(Msg::Delta(delta)),
-                    }))
-                    .is_ok();
-                (ok, assigned, sent)
-            };
             self.next_generation = generation;
             let w = self.workers.get_mut(id).expect("iterating its id");
-            if snapshot {
+            if snapshot_this_cycle {
                 // From now on the master knows what the worker holds.
                 w.claimed.clear();
             }
