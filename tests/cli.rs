@@ -124,3 +124,33 @@ fn master_refuses_to_start_on_an_invalid_config() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_config_validates_the_prometheus_cr_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "cr.yml",
+        "prometheus_cr:\n  enabled: true\n  service_monitor_selector: {matchLabels: {release: kps}}\n",
+    );
+    let out = promshard().args(["check", "config", &f]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = write(
+        &dir,
+        "bad-cr.yml",
+        "prometheus_cr:\n  enabled: true\n  pod_monitor_selector: {matchExpressions: [{key: app, operator: Like, values: [a]}]}\n",
+    );
+    let out = promshard().args(["check", "config", &f]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"prometheus_cr.pod_monitor_selector: matchExpressions key "app": unknown operator "Like""#
+        ),
+        "{stderr}"
+    );
+}

@@ -452,8 +452,18 @@ async fn single_objects_leases_discovery_and_unavailability() {
             "apps",
             "policy",
             "autoscaling",
-            "rbac.authorization.k8s.io"
+            "rbac.authorization.k8s.io",
+            "monitoring.coreos.com"
         ]
+    );
+    let monitoring = groups["groups"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        monitoring["versions"],
+        json!([
+            {"groupVersion": "monitoring.coreos.com/v1", "version": "v1"},
+            {"groupVersion": "monitoring.coreos.com/v1alpha1", "version": "v1alpha1"}
+        ]),
+        "one group, two versions (ScrapeConfig is v1alpha1)"
     );
     let (_, slices) = get(&format!("{url}/apis/discovery.k8s.io/v1")).await;
     assert_eq!(slices["resources"][0]["kind"], "EndpointSlice");

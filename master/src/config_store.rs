@@ -891,6 +891,31 @@ mod tests {
         assert_eq!((s.current().info.version, &*s.current().text), (3, A));
     }
 
+    /// The `prometheus_cr` block is shown, and the credentials of a job generated from a
+    /// resource (read from a Secret) are masked like the file's.
+    #[test]
+    fn prometheus_cr_block_shown_and_generated_credentials_masked() {
+        let file = Config::parse(
+            "prometheus_cr:\n  enabled: true\n  service_monitor_selector: {matchLabels: {release: kps}}\n",
+        )
+        .unwrap();
+        let job = file
+            .generated_job(
+                serde_norway::from_str(
+                    "job_name: serviceMonitor/ns/a/0\nbasic_auth: {username: u, password: from-secret}\nstatic_configs: [{targets: ['h:1']}]\n",
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let (running, clashes) = file.with_generated_jobs(&[job]);
+        assert!(clashes.is_empty());
+        let shown = masked_yaml(&running);
+        assert!(!shown.contains("from-secret"), "{shown}");
+        assert!(shown.contains("password: <secret>"), "{shown}");
+        assert!(shown.contains("prometheus_cr:"), "{shown}");
+        assert!(shown.contains("release: kps"), "{shown}");
+    }
+
     #[test]
     fn secrets_of_parsed_scrape_and_remote_write_configs_are_masked() {
         let text = r#"

@@ -161,6 +161,9 @@ struct WorkerState {
     /// Targets sent with a start instant (handoffs to this worker), by target id: until then
     /// the worker holds the target without scraping it.
     starts: HashMap<String, i64>,
+    /// The jobs with inline credentials whose config this worker was last sent (those it had
+    /// targets of). A target of another such job comes with a snapshot carrying its config.
+    secret_jobs: BTreeSet<String>,
 }
 
 /// How far ahead of now a handoff instant is set: the new owner must have acknowledged its
@@ -198,6 +201,8 @@ pub struct HandoffRecord {
 pub struct Coordinator {
     config: Arc<Config>,
     worker_config_yaml: String,
+    /// Jobs with inline credentials: sent only to workers holding one of their targets.
+    secret_jobs: BTreeSet<String>,
     grace: Duration,
     strategy: Box<dyn Strategy>,
     loads: Loads,
@@ -235,10 +240,12 @@ impl Coordinator {
             ..View::default()
         }));
         let worker_config_yaml = config.for_workers().to_yaml();
+        let secret_jobs = config.jobs_with_inline_secrets();
         let now = Instant::now();
         let c = Coordinator {
             config,
             worker_config_yaml,
+            secret_jobs,
             grace: settings.grace,
             strategy: settings.strategy,
             loads,
@@ -393,6 +400,7 @@ impl Coordinator {
                     capacity_series,
                     draining: false,
                     starts: HashMap::new(),
+                    secret_jobs: BTreeSet::new(),
                 };
                 // A reconnect replaces the previous session, whose stream ends when its
                 // sender is dropped here.
@@ -417,6 +425,7 @@ impl Coordinator {
                     "applying new configuration"
                 );
                 self.worker_config_yaml = config.for_workers().to_yaml();
+                self.secret_jobs = config.jobs_with_inline_secrets();
                 self.config = config;
                 let jobs: Vec<String> = self
                     .config
@@ -817,8 +826,30 @@ impl Coordinator {
             };
             let w = &self.workers[id];
             let generation = self.next_generation + 1;
+            // A target of a job whose credentials this worker was not sent comes with a
+            // snapshot that carries them (deltas carry no config).
+            let needs_credentials = want.iter().any(|(k, t)| {
+                !w.assigned.contains(k)
+                    && self.secret_jobs.contains(&t.job)
+                    && !w.secret_jobs.contains(&t.job)
+            });
+            // A worker holding the credentials of a job it no longer has targets of gets them
+            // taken back with a snapshot, but only in a cycle that changes nothing else for it:
+            // a snapshot stops absent targets without stale markers, which is right for a
+            // handoff and wrong for a target that is gone.
+            let quiet = keep.is_empty()
+                && ready.is_empty()
+                && want.len() == w.assigned.len()
+                && want.keys().all(|k| w.assigned.contains(k));
+            let revoke = quiet
+                && !w.secret_jobs.is_empty()
+                && w.secret_jobs
+                    .iter()
+                    .any(|j| !want.values().any(|t| &t.job == j));
+            let snapshot_this_cycle = w.needs_snapshot || needs_credentials || revoke;
+            let mut secret_jobs_sent = None;
             let (msg_ok, assigned, sent_to_new): (bool, BTreeSet<String>, Vec<String>) =
-                if w.needs_snapshot {
+                if snapshot_this_cycle {
                     // A new session: everything it should scrape, including targets it is
                     // still handing off (they stay until the new owner has acknowledged).
                     let mut all: Vec<WireTarget> = Vec::new();
@@ -832,6 +863,11 @@ impl Coordinator {
                         all.push(wt);
                         assigned.insert(tid.to_string());
                     }
+                    let mut jobs_here: BTreeSet<String> = want
+                        .values()
+                        .filter(|t| self.secret_jobs.contains(&t.job))
+                        .map(|t| t.job.clone())
+                        .collect();
                     let held: Vec<&str> = keep
                         .keys()
                         .copied()
@@ -839,13 +875,24 @@ impl Coordinator {
                         .collect();
                     for tid in held {
                         if let Some(t) = self.find_target(tid) {
+                            if self.secret_jobs.contains(&t.job) {
+                                jobs_here.insert(t.job.clone());
+                            }
                             all.push(wire_target(&t));
                             assigned.insert(tid.to_string());
                         }
                     }
                     ready.clear(); // handed off with the next delta, after this snapshot's ack
                     let cuts = self.cuts_for(id, generation, now_ms, &assigned, &owners);
-                    let ok = send_snapshot(&tx, generation, &self.worker_config_yaml, all, cuts);
+                    let withheld: BTreeSet<String> =
+                        self.secret_jobs.difference(&jobs_here).cloned().collect();
+                    let yaml = if withheld.is_empty() {
+                        std::borrow::Cow::Borrowed(&self.worker_config_yaml)
+                    } else {
+                        std::borrow::Cow::Owned(self.config.for_worker(&withheld).to_yaml())
+                    };
+                    let ok = send_snapshot(&tx, generation, &yaml, all, cuts);
+                    secret_jobs_sent = Some(jobs_here);
                     (ok, assigned, sent)
                 } else {
                     let added: Vec<WireTarget> = want
@@ -915,9 +962,12 @@ impl Coordinator {
                 };
             self.next_generation = generation;
             let w = self.workers.get_mut(id).expect("iterating its id");
-            if w.needs_snapshot {
+            if snapshot_this_cycle {
                 // From now on the master knows what the worker holds.
                 w.claimed.clear();
+            }
+            if let Some(jobs) = secret_jobs_sent {
+                w.secret_jobs = jobs;
             }
             w.needs_snapshot = false;
             w.sent_generation = generation;

@@ -39,6 +39,8 @@ pub struct AppState {
     pub loads: Loads,
     pub metrics: Arc<Metrics>,
     pub store: Arc<ConfigStore>,
+    /// What `prometheus_cr` made of each selected resource.
+    pub cr_status: watch::Receiver<Arc<crate::discovery::prometheus_cr::CrStatus>>,
     pub auth: Arc<auth::WebAuth>,
     pub placement: PlacementInfo,
 }
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/workers", get(workers))
         .route("/api/v1/status/config", get(config::status_config))
         .route("/api/v1/config/history", get(config::history))
+        .route("/api/v1/cr/status", get(cr_status))
         .route_layer(from_fn_with_state(state.auth.clone(), auth::require_read));
     let admin = Router::new()
         .route("/api/v1/config", put(config::put_config))
@@ -72,6 +75,13 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// Each prometheus-operator resource `prometheus_cr` selected: the jobs it became, or why it
+/// was skipped.
+async fn cr_status(State(s): State<AppState>) -> Response {
+    let status = s.cr_status.borrow().clone();
+    success(serde_json::to_value(&*status).unwrap_or(Value::Null))
 }
 
 fn success(data: Value) -> Response {

@@ -131,6 +131,7 @@ async fn lead(
     let coordinator = tokio::spawn(coordinator.run(events_rx));
 
     // Discovery runs inside the applier, which restarts it for every new config.
+    let (cr_status_tx, cr_status) = tokio::sync::watch::channel(Default::default());
     let applier = apply::MasterApplier::start(
         config.clone(),
         discovery::DiscoverySettings {
@@ -140,6 +141,7 @@ async fn lead(
         metrics.clone(),
         events_tx.clone(),
         view.clone(),
+        cr_status_tx,
     )
     .await?;
     let store = Arc::new(config_store::ConfigStore::new(boot, Box::new(applier)));
@@ -190,6 +192,7 @@ async fn lead(
         loads,
         metrics,
         store: store.clone(),
+        cr_status,
         auth: web_auth,
         placement: explain::PlacementInfo {
             strategy: opts.placement_strategy.clone(),

@@ -30,6 +30,9 @@ pub struct Metrics {
     kube_watch_restarts: Family<LabelSet, Counter>,
     kube_watch_errors: Family<LabelSet, Counter>,
     kube_objects: Family<LabelSet, Gauge>,
+    /// prometheus-operator resources selected by `prometheus_cr`, by kind and state (`ok`:
+    /// its jobs run; `skipped`: it could not become a job, see `/api/v1/cr/status`).
+    pub prometheus_cr_resources: Family<LabelSet, Gauge>,
     kube_last_event: Family<LabelSet, Gauge>,
     /// Refreshes of the HTTP, DNS and Consul discoveries, by mechanism and result.
     sd_refreshes: Family<LabelSet, Counter>,
@@ -96,6 +99,12 @@ impl Metrics {
         let kube_watch_restarts = Family::<LabelSet, Counter>::default();
         let kube_watch_errors = Family::<LabelSet, Counter>::default();
         let kube_objects = Family::<LabelSet, Gauge>::default();
+        let prometheus_cr_resources = Family::<LabelSet, Gauge>::default();
+        registry.register(
+            "prometheus_cr_resources",
+            "prometheus-operator resources selected by prometheus_cr, by kind and state (ok, skipped)",
+            prometheus_cr_resources.clone(),
+        );
         let kube_last_event = Family::<LabelSet, Gauge>::default();
         registry.register(
             "kube_requests",
@@ -170,6 +179,7 @@ impl Metrics {
             kube_watch_restarts,
             kube_watch_errors,
             kube_objects,
+            prometheus_cr_resources,
             kube_last_event,
             sd_refreshes,
         }

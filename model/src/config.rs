@@ -15,10 +15,11 @@
 mod decode;
 mod env;
 mod known;
+pub mod prometheus_cr;
 pub mod sd;
 mod server;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,7 @@ use crate::http_config::inline_http_client_config;
 use crate::labels::is_valid_label_name;
 use crate::relabel::RelabelConfig;
 
+pub use prometheus_cr::{CrKind, LabelSelector, PrometheusCrConfig, ServiceDiscoveryRole};
 pub use sd::{ConsulSdConfig, DnsRecordType, DnsSdConfig, HttpSdConfig};
 
 /// A configuration error naming where it happened.
@@ -703,6 +705,25 @@ impl ScrapeConfig {
             && self.dns_sd_configs.is_empty()
             && self.consul_sd_configs.is_empty())
     }
+    /// Whether credentials are inline in the job (not `*_file` paths, which name files on the
+    /// worker).
+    pub fn has_inline_secrets(&self) -> bool {
+        self.basic_auth
+            .as_ref()
+            .is_some_and(|b| !b.password.is_empty())
+            || self
+                .authorization
+                .as_ref()
+                .is_some_and(|a| !a.credentials.is_empty())
+            || self
+                .oauth2
+                .as_ref()
+                .is_some_and(|o| !o.client_secret.is_empty())
+            || !self.bearer_token.is_empty()
+            || self.tls_config.as_ref().is_some_and(|t| !t.key.is_empty())
+            || self.http_headers.values().any(|h| !h.secrets.is_empty())
+    }
+
     /// The same job without its discovery sections: what a worker needs to scrape.
     pub fn without_discovery(&self) -> ScrapeConfig {
         ScrapeConfig {
@@ -836,6 +857,9 @@ pub struct Config {
     pub scrape_configs: Vec<ScrapeConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// promshard extension: scrape jobs from prometheus-operator custom resources (master only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_cr: Option<PrometheusCrConfig>,
     /// The server-only settings of the text this config was loaded from, which have no effect
     /// here. Not part of the YAML sent to workers.
     #[serde(skip)]
@@ -851,6 +875,7 @@ impl PartialEq for Config {
         self.global == other.global
             && self.scrape_configs == other.scrape_configs
             && self.remote_write == other.remote_write
+            && self.prometheus_cr == other.prometheus_cr
     }
 }
 
@@ -864,6 +889,8 @@ struct Document {
     scrape_configs: Vec<ScrapeConfig>,
     #[serde(default, deserialize_with = "crate::yaml::non_null_seq")]
     remote_write: Vec<RemoteWriteConfig>,
+    #[serde(default)]
+    prometheus_cr: Option<PrometheusCrConfig>,
     // Server-only sections: checked, then ignored.
     #[serde(default, deserialize_with = "crate::yaml::string_vec")]
     rule_files: Vec<String>,
@@ -938,6 +965,7 @@ impl Config {
             global: doc.global.unwrap_or_default(),
             scrape_configs: doc.scrape_configs,
             remote_write: doc.remote_write,
+            prometheus_cr: doc.prometheus_cr,
             ignored,
         };
         if let Some(env) = env {
@@ -963,6 +991,9 @@ impl Config {
                     sc.job_name
                 )));
             }
+        }
+        if let Some(cr) = &self.prometheus_cr {
+            cr.validate(&At::root().key("prometheus_cr"))?;
         }
         let mut names = HashSet::new();
         let global_scheme = self
@@ -996,8 +1027,65 @@ impl Config {
                 .map(ScrapeConfig::without_discovery)
                 .collect(),
             remote_write: self.remote_write.clone(),
+            prometheus_cr: None,
             ignored: Vec::new(),
         }
+    }
+
+    /// The jobs carrying credentials inline (a password, token, client secret, TLS key or
+    /// secret header): the master sends each of them only to the workers that scrape one of
+    /// its targets ([`Config::for_worker`]).
+    pub fn jobs_with_inline_secrets(&self) -> BTreeSet<String> {
+        self.scrape_configs
+            .iter()
+            .filter(|s| s.has_inline_secrets())
+            .map(|s| s.job_name.clone())
+            .collect()
+    }
+
+    /// [`Config::for_workers`] for one worker: the jobs with inline credentials that it has
+    /// no target of are left out, so a worker never holds another job's secrets.
+    pub fn for_worker(&self, withheld: &BTreeSet<String>) -> Config {
+        let mut c = self.for_workers();
+        c.scrape_configs.retain(|s| !withheld.contains(&s.job_name));
+        c
+    }
+
+    /// A scrape job generated outside the file (from a prometheus-operator resource), as
+    /// YAML in Prometheus's format, validated with exactly the rules of a job in the file and
+    /// with this config's `global` defaults.
+    pub fn generated_job(&self, job: Value) -> Result<ScrapeConfig, ConfigError> {
+        let mut doc = serde_norway::Mapping::new();
+        let global = serde_norway::to_value(&self.global)
+            .map_err(|e| ConfigError::new("global", e.to_string()))?;
+        doc.insert("global".into(), global);
+        doc.insert("scrape_configs".into(), Value::Sequence(vec![job]));
+        let text = serde_norway::to_string(&Value::Mapping(doc))
+            .map_err(|e| ConfigError::new("", e.to_string()))?;
+        let mut cfg = Config::parse(&text)?;
+        cfg.scrape_configs
+            .pop()
+            .ok_or_else(|| ConfigError::new("", "no job generated"))
+    }
+
+    /// This config with `jobs` appended (jobs generated from custom resources), unless a name
+    /// is taken: the file's jobs win, and the clashing generated ones are returned.
+    pub fn with_generated_jobs(&self, jobs: &[ScrapeConfig]) -> (Config, Vec<String>) {
+        let mut out = self.clone();
+        let mut names: HashSet<String> = self
+            .scrape_configs
+            .iter()
+            .map(|s| s.job_name.clone())
+            .collect();
+        let mut clashes = Vec::new();
+        for j in jobs {
+            if names.insert(j.job_name.clone()) {
+                out.scrape_configs.push(j.clone());
+            } else {
+                clashes.push(j.job_name.clone());
+            }
+        }
+        (out, clashes)
     }
 
     pub fn to_yaml(&self) -> String {

@@ -204,7 +204,7 @@ def test_ci_files_cover_the_cases():
     for want in ("default-values", "leader-election-values", "wal-emptydir-values",
                  "hpa-values", "monitoring-values", "all-roles-values",
                  "control-plane-jobs-values", "cert-manager-values", "existing-secrets-values",
-                 "insecure-control-plane-values"):
+                 "insecure-control-plane-values", "prometheus-cr-values"):
         assert want in names
 
 
@@ -236,7 +236,10 @@ def test_renders_the_core_objects(values_file):
         labels = o["metadata"]["labels"]
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["app.kubernetes.io/name"] == "promshard"
-        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+        # Cluster-scoped kinds, and the Roles granting `get` on Secrets in the namespaces
+        # prometheusCr.secretAccess lists, live outside the release's namespace.
+        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition") \
+                and not o["metadata"]["name"].endswith("-cr-secrets"):
             assert o["metadata"]["namespace"] == NAMESPACE, o["metadata"]
 
 
@@ -1107,3 +1110,58 @@ def test_network_policy_admits_grpc_from_workers_and_http_from_the_namespace(val
     assert http["from"] == [{"podSelector": {}}] + (extra if values_file else [])
     # The named ports exist on the master's container.
     assert {p["name"] for p in container(master)["ports"]} == {"grpc", "http"}
+
+
+# ---------------------------------------------------------------------------------------------
+# prometheusCr: the prometheus_cr block, RBAC on monitoring.coreos.com, Secrets by name, CRDs
+# ---------------------------------------------------------------------------------------------
+
+CR_KINDS = {
+    "monitoring.coreos.com/servicemonitors", "monitoring.coreos.com/podmonitors",
+    "monitoring.coreos.com/probes", "monitoring.coreos.com/scrapeconfigs",
+    "/pods", "/services", "/nodes", "networking.k8s.io/ingresses",
+}
+
+
+def test_prometheus_cr_off_by_default():
+    objs = render_file(None)
+    assert "prometheus_cr" not in yaml.safe_load(prometheus_yml(objs))
+    assert not find(objs, "CustomResourceDefinition")
+    assert not [o for o in find(objs, "Role") if o["metadata"]["name"].endswith("-cr-secrets")]
+
+
+def test_prometheus_cr_block_rbac_and_crds(tmp_path):
+    objs = render_file(str(CHART / "ci" / "prometheus-cr-values.yaml"))
+    cfg = yaml.safe_load(prometheus_yml(objs))
+    cr = cfg["prometheus_cr"]
+    assert cr["enabled"] is True
+    assert cr["scrape_interval"] == "15s"
+    assert cr["service_monitor_selector"] == {"matchLabels": {"release": "kube-prometheus-stack"}}
+    assert cr["pod_monitor_selector"] == {}
+    assert check_config(prometheus_yml(objs), tmp_path).returncode == 0
+    # list/watch on the four kinds and what their jobs read; namespaces for the namespace
+    # selector; never secrets.
+    kinds = discovery_kinds(objs)
+    assert CR_KINDS | {"discovery.k8s.io/endpointslices", "/namespaces"} <= kinds
+    assert not {k for k in kinds if k.endswith("/secrets") or k.endswith("/configmaps")}
+    # get on Secrets and ConfigMaps only in the namespaces listed.
+    roles = [o for o in find(objs, "Role") if o["metadata"]["name"].endswith("-cr-secrets")]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["apps", "monitoring"]
+    for r in roles:
+        assert r["rules"] == [{"apiGroups": [""], "resources": ["secrets", "configmaps"],
+                               "verbs": ["get"]}]
+    crds = find(objs, "CustomResourceDefinition")
+    assert sorted(c["metadata"]["name"] for c in crds) == [
+        "podmonitors.monitoring.coreos.com", "probes.monitoring.coreos.com",
+        "scrapeconfigs.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"]
+
+
+def test_prometheus_cr_endpoints_role_and_cluster_wide_secrets(tmp_path):
+    objs = render({**NO_DEFAULT_JOBS, "prometheusCr": {
+        "enabled": True, "serviceDiscoveryRole": "Endpoints",
+        "secretAccess": {"clusterWide": True}}}, tmp_path)
+    kinds = discovery_kinds(objs)
+    assert kinds == CR_KINDS | {"/endpoints"}
+    role = one(objs, "ClusterRole", f"{MASTER_ROLE}-cr-secrets")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets", "configmaps"],
+                              "verbs": ["get"]}]

@@ -163,6 +163,20 @@ name the release), then scrapeConfigs (verbatim).
 {{- if .Values.remoteWrite }}
 {{- $_ := set $cfg "remote_write" .Values.remoteWrite }}
 {{- end }}
+{{- with .Values.prometheusCr }}
+{{- if .enabled }}
+{{- $cr := dict "enabled" true "service_discovery_role" .serviceDiscoveryRole }}
+{{- if .scrapeInterval }}
+{{- $_ := set $cr "scrape_interval" .scrapeInterval }}
+{{- end }}
+{{- range $k := list "serviceMonitor" "podMonitor" "probe" "scrapeConfig" }}
+{{- $snake := $k | snakecase }}
+{{- $_ := set $cr (printf "%s_selector" $snake) (get $.Values.prometheusCr (printf "%sSelector" $k) | default dict) }}
+{{- $_ := set $cr (printf "%s_namespace_selector" $snake) (get $.Values.prometheusCr (printf "%sNamespaceSelector" $k) | default dict) }}
+{{- end }}
+{{- $_ := set $cfg "prometheus_cr" $cr }}
+{{- end }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 
@@ -177,6 +191,9 @@ per line, sorted and unique. Mirrors Prometheus's kubernetes discovery:
   endpointslice  discovery.k8s.io/endpointslices, pods, services (+ nodes ditto)
   ingress        networking.k8s.io/ingresses
   any role with attach_metadata.namespace: namespaces
+  prometheusCr.enabled: the four monitoring.coreos.com kinds, and what the jobs generated from
+    them may read (pods, services, endpointslices or endpoints, ingresses for Probes, nodes for
+    attachMetadata; namespaces when a namespace selector is set)
 */}}
 {{- define "promshard.discoveryResources" -}}
 {{- $res := list }}
@@ -204,6 +221,19 @@ per line, sorted and unique. Mirrors Prometheus's kubernetes discovery:
 {{- $res = append $res "/nodes" }}
 {{- end }}
 {{- if $meta.namespace }}
+{{- $res = append $res "/namespaces" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.prometheusCr }}
+{{- if .enabled }}
+{{- $res = concat $res (list "monitoring.coreos.com/servicemonitors" "monitoring.coreos.com/podmonitors" "monitoring.coreos.com/probes" "monitoring.coreos.com/scrapeconfigs" "/pods" "/services" "/nodes" "networking.k8s.io/ingresses") }}
+{{- if eq (.serviceDiscoveryRole | toString) "Endpoints" }}
+{{- $res = append $res "/endpoints" }}
+{{- else }}
+{{- $res = append $res "discovery.k8s.io/endpointslices" }}
+{{- end }}
+{{- if or .serviceMonitorNamespaceSelector .podMonitorNamespaceSelector .probeNamespaceSelector .scrapeConfigNamespaceSelector }}
 {{- $res = append $res "/namespaces" }}
 {{- end }}
 {{- end }}

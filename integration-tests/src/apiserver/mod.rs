@@ -3,7 +3,8 @@
 //!
 //! It serves core/v1 pods, services, endpoints, nodes and namespaces,
 //! discovery.k8s.io/v1 endpointslices, networking.k8s.io/v1 ingresses and
-//! coordination.k8s.io/v1 leases, and stores the other kinds the Helm chart installs (secrets,
+//! coordination.k8s.io/v1 leases, monitoring.coreos.com ServiceMonitors, PodMonitors, Probes
+//! (v1) and ScrapeConfigs (v1alpha1), and stores the other kinds the Helm chart installs (secrets,
 //! configmaps, serviceaccounts, networkpolicies, deployments, statefulsets,
 //! poddisruptionbudgets, horizontalpodautoscalers, RBAC), so `helm` can render against it:
 //! - LIST, cluster-wide (`/api/v1/pods`) or per namespace (`/api/v1/namespaces/ns/pods`),

@@ -143,6 +143,39 @@ pub(super) const RESOURCES: &[ResourceType] = &[
         "RoleBinding",
         true,
     ),
+    // prometheus-operator's resources, as their CRDs define them, for `prometheus_cr`.
+    named(
+        "monitoring.coreos.com",
+        "v1",
+        "servicemonitors",
+        "servicemonitor",
+        "ServiceMonitor",
+        true,
+    ),
+    named(
+        "monitoring.coreos.com",
+        "v1",
+        "podmonitors",
+        "podmonitor",
+        "PodMonitor",
+        true,
+    ),
+    named(
+        "monitoring.coreos.com",
+        "v1",
+        "probes",
+        "probe",
+        "Probe",
+        true,
+    ),
+    named(
+        "monitoring.coreos.com",
+        "v1alpha1",
+        "scrapeconfigs",
+        "scrapeconfig",
+        "ScrapeConfig",
+        true,
+    ),
 ];
 
 /// A kind of a named API group.
@@ -261,9 +294,18 @@ fn groups() -> Vec<&'static ResourceType> {
     seen
 }
 
+/// A group with every version the table has of it (monitoring.coreos.com has v1 and
+/// v1alpha1), the first one preferred.
 fn api_group(r: &ResourceType) -> Value {
-    let gv = json!({"groupVersion": r.api_version(), "version": r.version});
-    json!({"name": r.group, "versions": [gv.clone()], "preferredVersion": gv})
+    let mut versions: Vec<Value> = Vec::new();
+    for v in RESOURCES.iter().filter(|o| o.group == r.group) {
+        let gv = json!({"groupVersion": v.api_version(), "version": v.version});
+        if !versions.contains(&gv) {
+            versions.push(gv);
+        }
+    }
+    let preferred = json!({"groupVersion": r.api_version(), "version": r.version});
+    json!({"name": r.group, "versions": versions, "preferredVersion": preferred})
 }
 
 /// `/apis`: every named group.

@@ -19,6 +19,7 @@
 //! server is unreachable the stores keep their last state, so targets neither churn nor vanish.
 
 pub mod client;
+pub mod cr;
 pub mod roles;
 pub mod selector;
 
@@ -38,7 +39,6 @@ use kube::{Api, Resource};
 use promshard_model::config::{Config, KubernetesRole, KubernetesSdConfig};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 pub use client::ClusterKey;
 use roles::{Lookup, RoleOptions};
@@ -61,6 +61,10 @@ pub enum Kind {
     Node,
     Ingress,
     Namespace,
+    ServiceMonitor,
+    PodMonitor,
+    Probe,
+    ScrapeConfig,
 }
 
 impl Kind {
@@ -74,6 +78,10 @@ impl Kind {
             Kind::Node => "nodes",
             Kind::Ingress => "ingresses",
             Kind::Namespace => "namespaces",
+            Kind::ServiceMonitor => "servicemonitors",
+            Kind::PodMonitor => "podmonitors",
+            Kind::Probe => "probes",
+            Kind::ScrapeConfig => "scrapeconfigs",
         }
     }
 }
@@ -102,7 +110,7 @@ pub fn kinds_for(sd: &KubernetesSdConfig) -> BTreeSet<Kind> {
     k
 }
 
-fn cluster_key(sd: &KubernetesSdConfig) -> ClusterKey {
+pub fn cluster_key(sd: &KubernetesSdConfig) -> ClusterKey {
     if !sd.api_server.is_empty() {
         ClusterKey::ApiServer(client::ApiServer::new(sd))
     } else if !sd.kubeconfig_file.is_empty() {
@@ -112,8 +120,9 @@ fn cluster_key(sd: &KubernetesSdConfig) -> ClusterKey {
     }
 }
 
-/// The stores of one API server, one per kind in use, each fed by a single watch.
-#[derive(Default)]
+/// The stores of one API server, one per kind in use, each fed by a single watch. A cheap
+/// snapshot (store handles) of what the [`KubePool`] runs for that server.
+#[derive(Clone, Default)]
 pub struct Cluster {
     pods: Option<Store<Pod>>,
     services: Option<Store<Service>>,
@@ -122,6 +131,10 @@ pub struct Cluster {
     nodes: Option<Store<Node>>,
     ingresses: Option<Store<Ingress>>,
     namespaces: Option<Store<Namespace>>,
+    pub(crate) service_monitors: Option<Store<cr::ServiceMonitorObject>>,
+    pub(crate) pod_monitors: Option<Store<cr::PodMonitorObject>>,
+    pub(crate) probes: Option<Store<cr::ProbeObject>>,
+    pub(crate) scrape_configs: Option<Store<cr::ScrapeConfigObject>>,
     /// Bumped after every event of a kind, so providers know what to recompute.
     changes: HashMap<Kind, watch::Receiver<u64>>,
     /// True once a kind's first LIST has been applied to its store.
@@ -139,8 +152,38 @@ impl Cluster {
             let _ = rx.clone().wait_for(|ready| *ready).await;
         }
     }
-}
 
+    /// The change counter of a kind, if it is watched.
+    pub(crate) fn changes(&self, kind: Kind) -> Option<watch::Receiver<u64>> {
+        self.changes.get(&kind).cloned()
+    }
+
+    pub(crate) fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        get(&self.namespaces, None, name)
+    }
+
+    fn has(&self, kind: Kind) -> bool {
+        self.changes.contains_key(&kind)
+    }
+
+    fn forget(&mut self, kind: Kind) {
+        match kind {
+            Kind::Pod => self.pods = None,
+            Kind::Service => self.services = None,
+            Kind::Endpoints => self.endpoints = None,
+            Kind::EndpointSlice => self.endpointslices = None,
+            Kind::Node => self.nodes = None,
+            Kind::Ingress => self.ingresses = None,
+            Kind::Namespace => self.namespaces = None,
+            Kind::ServiceMonitor => self.service_monitors = None,
+            Kind::PodMonitor => self.pod_monitors = None,
+            Kind::Probe => self.probes = None,
+            Kind::ScrapeConfig => self.scrape_configs = None,
+        }
+        self.changes.remove(&kind);
+        self.ready.remove(&kind);
+    }
+}
 fn get<K>(s: &Option<Store<K>>, ns: Option<&str>, name: &str) -> Option<Arc<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
@@ -157,7 +200,7 @@ fn start_watch<K>(
     client: &kube::Client,
     kind: Kind,
     metrics: &Arc<Metrics>,
-    tasks: &mut JoinSet<()>,
+    tasks: &mut HashMap<Kind, tokio::task::AbortHandle>,
     changes: &mut HashMap<Kind, watch::Receiver<u64>>,
     ready: &mut HashMap<Kind, watch::Receiver<bool>>,
 ) -> Store<K>
@@ -187,7 +230,7 @@ where
     let metrics = metrics.clone();
     let resource = kind.resource();
     let reader = store.clone();
-    tasks.spawn(async move {
+    let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut n: u64 = 0;
         let mut listing = false;
@@ -219,81 +262,162 @@ where
             }
         }
     });
+    tasks.insert(kind, task.abort_handle());
     store
 }
 
-/// All Kubernetes discovery of a configuration: the shared watches and one provider per
-/// `kubernetes_sd_configs` entry.
-pub struct KubernetesDiscovery {
-    tasks: JoinSet<()>,
+/// The shared watches of the whole master, one per (API server, kind), kept across config
+/// changes: a reload or a job generated from a ServiceMonitor reuses the stores and costs no
+/// new LIST. A kind no config needs any more is stopped by [`KubePool::retain`].
+pub struct KubePool {
+    kubeconfig: Option<PathBuf>,
+    metrics: Arc<Metrics>,
+    clusters: HashMap<ClusterKey, PooledCluster>,
+    own_namespace: String,
 }
 
-impl KubernetesDiscovery {
-    /// Starts the watches the config needs (none if it has no `kubernetes_sd_configs`) and the
-    /// providers. Fails only if a client cannot be built (e.g. no Kubernetes config at all).
-    pub async fn start(
-        cfg: &Config,
-        kubeconfig: Option<PathBuf>,
-        metrics: Arc<Metrics>,
-        tx: mpsc::Sender<Update>,
-    ) -> anyhow::Result<Self> {
-        let mut needed: BTreeMap<ClusterKey, BTreeSet<Kind>> = BTreeMap::new();
-        for sc in &cfg.scrape_configs {
-            for sd in &sc.kubernetes_sd_configs {
-                needed
-                    .entry(cluster_key(sd))
-                    .or_default()
-                    .extend(kinds_for(sd));
-            }
+struct PooledCluster {
+    client: kube::Client,
+    view: Cluster,
+    tasks: HashMap<Kind, tokio::task::AbortHandle>,
+}
+
+impl Drop for PooledCluster {
+    fn drop(&mut self) {
+        for t in self.tasks.values() {
+            t.abort();
         }
-        let mut tasks = JoinSet::new();
-        let mut clusters: HashMap<ClusterKey, Arc<Cluster>> = HashMap::new();
-        for (key, kinds) in needed {
-            let client = client::build_client(&key, kubeconfig.as_deref(), metrics.clone()).await?;
-            let mut c = Cluster::default();
-            let (mut ch, mut rd) = (HashMap::new(), HashMap::new());
-            for kind in &kinds {
-                let (m, t, ch, rd) = (&metrics, &mut tasks, &mut ch, &mut rd);
-                match kind {
-                    Kind::Pod => c.pods = Some(start_watch(&client, *kind, m, t, ch, rd)),
-                    Kind::Service => c.services = Some(start_watch(&client, *kind, m, t, ch, rd)),
-                    Kind::Endpoints => {
-                        c.endpoints = Some(start_watch(&client, *kind, m, t, ch, rd))
-                    }
-                    Kind::EndpointSlice => {
-                        c.endpointslices = Some(start_watch(&client, *kind, m, t, ch, rd))
-                    }
-                    Kind::Node => c.nodes = Some(start_watch(&client, *kind, m, t, ch, rd)),
-                    Kind::Ingress => c.ingresses = Some(start_watch(&client, *kind, m, t, ch, rd)),
-                    Kind::Namespace => {
-                        c.namespaces = Some(start_watch(&client, *kind, m, t, ch, rd))
-                    }
-                }
-            }
-            c.changes = ch;
-            c.ready = rd;
-            tracing::info!(cluster = ?key, kinds = ?kinds, "kubernetes watches started (one per kind)");
-            clusters.insert(key, Arc::new(c));
-        }
+    }
+}
+
+impl KubePool {
+    pub fn new(kubeconfig: Option<PathBuf>, metrics: Arc<Metrics>) -> Self {
         let own_namespace = std::fs::read_to_string(OWN_NAMESPACE_FILE)
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "default".to_string());
-        for sc in &cfg.scrape_configs {
-            for (i, sd) in sc.kubernetes_sd_configs.iter().enumerate() {
-                let provider = Provider::new(sd.clone(), &own_namespace).map_err(|e| {
-                    anyhow::anyhow!("job {:?} kubernetes_sd_configs[{i}]: {e}", sc.job_name)
-                })?;
-                let cluster = clusters[&cluster_key(sd)].clone();
-                let (job, name, tx) = (sc.job_name.clone(), format!("kubernetes/{i}"), tx.clone());
-                tasks.spawn(provider.run(cluster, job, name, tx));
-            }
+        KubePool {
+            kubeconfig,
+            metrics,
+            clusters: HashMap::new(),
+            own_namespace,
         }
-        Ok(KubernetesDiscovery { tasks })
     }
 
-    pub fn stop(mut self) {
-        self.tasks.abort_all();
+    /// The stores of `kinds` on `key`'s API server, starting the watches not yet running.
+    /// Fails only if a client cannot be built (e.g. no Kubernetes config at all).
+    pub async fn ensure(
+        &mut self,
+        key: &ClusterKey,
+        kinds: &BTreeSet<Kind>,
+    ) -> anyhow::Result<Arc<Cluster>> {
+        if !self.clusters.contains_key(key) {
+            let client =
+                client::build_client(key, self.kubeconfig.as_deref(), self.metrics.clone()).await?;
+            self.clusters.insert(
+                key.clone(),
+                PooledCluster {
+                    client,
+                    view: Cluster::default(),
+                    tasks: HashMap::new(),
+                },
+            );
+        }
+        let Some(pc) = self.clusters.get_mut(key) else {
+            anyhow::bail!("cluster {key:?} vanished");
+        };
+        let missing: Vec<Kind> = kinds.iter().copied().filter(|k| !pc.view.has(*k)).collect();
+        for kind in &missing {
+            let (c, client) = (&mut pc.view, &pc.client);
+            let (m, t, ch, rd) = (&self.metrics, &mut pc.tasks, &mut c.changes, &mut c.ready);
+            match kind {
+                Kind::Pod => c.pods = Some(start_watch(client, *kind, m, t, ch, rd)),
+                Kind::Service => c.services = Some(start_watch(client, *kind, m, t, ch, rd)),
+                Kind::Endpoints => c.endpoints = Some(start_watch(client, *kind, m, t, ch, rd)),
+                Kind::EndpointSlice => {
+                    c.endpointslices = Some(start_watch(client, *kind, m, t, ch, rd))
+                }
+                Kind::Node => c.nodes = Some(start_watch(client, *kind, m, t, ch, rd)),
+                Kind::Ingress => c.ingresses = Some(start_watch(client, *kind, m, t, ch, rd)),
+                Kind::Namespace => c.namespaces = Some(start_watch(client, *kind, m, t, ch, rd)),
+                Kind::ServiceMonitor => {
+                    c.service_monitors = Some(start_watch(client, *kind, m, t, ch, rd))
+                }
+                Kind::PodMonitor => c.pod_monitors = Some(start_watch(client, *kind, m, t, ch, rd)),
+                Kind::Probe => c.probes = Some(start_watch(client, *kind, m, t, ch, rd)),
+                Kind::ScrapeConfig => {
+                    c.scrape_configs = Some(start_watch(client, *kind, m, t, ch, rd))
+                }
+            }
+        }
+        if !missing.is_empty() {
+            tracing::info!(cluster = ?key, kinds = ?missing, "kubernetes watches started (one per kind)");
+        }
+        Ok(Arc::new(pc.view.clone()))
     }
+
+    /// The client of an API server the pool already talks to.
+    pub fn client(&self, key: &ClusterKey) -> Option<kube::Client> {
+        self.clusters.get(key).map(|c| c.client.clone())
+    }
+
+    /// Stops the watches no longer needed (`needed`: every kind any running job or the
+    /// custom-resource reader uses).
+    pub fn retain(&mut self, needed: &BTreeMap<ClusterKey, BTreeSet<Kind>>) {
+        self.clusters.retain(|key, pc| {
+            let Some(kinds) = needed.get(key) else {
+                return false;
+            };
+            let gone: Vec<Kind> = pc
+                .tasks
+                .keys()
+                .copied()
+                .filter(|k| !kinds.contains(k))
+                .collect();
+            for k in gone {
+                if let Some(t) = pc.tasks.remove(&k) {
+                    t.abort();
+                }
+                pc.view.forget(k);
+                tracing::info!(cluster = ?key, kind = ?k, "kubernetes watch stopped (no longer used)");
+            }
+            true
+        });
+    }
+
+    /// The providers of one job's `kubernetes_sd_configs`, as (provider name, task) pairs,
+    /// built before anything is started so a bad entry changes nothing.
+    pub async fn providers(
+        &mut self,
+        job: &str,
+        sds: &[KubernetesSdConfig],
+        tx: &mpsc::Sender<Update>,
+    ) -> anyhow::Result<Vec<(String, futures::future::BoxFuture<'static, ()>)>> {
+        let mut out = Vec::new();
+        for (i, sd) in sds.iter().enumerate() {
+            let provider = Provider::new(sd.clone(), &self.own_namespace)
+                .map_err(|e| anyhow::anyhow!("job {job:?} kubernetes_sd_configs[{i}]: {e}"))?;
+            let cluster = self.ensure(&cluster_key(sd), &kinds_for(sd)).await?;
+            let (job, name, tx) = (job.to_string(), format!("kubernetes/{i}"), tx.clone());
+            let fut: futures::future::BoxFuture<'static, ()> =
+                Box::pin(provider.run(cluster, job, name, tx));
+            out.push((format!("kubernetes/{i}"), fut));
+        }
+        Ok(out)
+    }
+}
+
+/// The (API server, kinds) a config's `kubernetes_sd_configs` read.
+pub fn needed_kinds(cfg: &Config) -> BTreeMap<ClusterKey, BTreeSet<Kind>> {
+    let mut needed: BTreeMap<ClusterKey, BTreeSet<Kind>> = BTreeMap::new();
+    for sc in &cfg.scrape_configs {
+        for sd in &sc.kubernetes_sd_configs {
+            needed
+                .entry(cluster_key(sd))
+                .or_default()
+                .extend(kinds_for(sd));
+        }
+    }
+    needed
 }
 
 /// One `kubernetes_sd_configs` entry over the shared stores.
