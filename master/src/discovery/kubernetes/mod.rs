@@ -19,6 +19,8 @@
 //! server is unreachable the stores keep their last state, so targets neither churn nor vanish.
 
 pub mod client;
+pub mod protobuf;
+pub mod reflector;
 pub mod roles;
 pub mod selector;
 
@@ -27,20 +29,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::Resource;
 use kube::ResourceExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use promshard_model::config::{Config, KubernetesRole, KubernetesSdConfig};
-use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use client::ClusterKey;
+use reflector::{Output, RateLimiter, Reflector, WatchedKind};
 use roles::{Lookup, RoleOptions};
 use selector::{Selector, node_field};
 
@@ -49,6 +50,10 @@ use crate::metrics::Metrics;
 
 /// Bursts of events (a rollout, a re-list) are folded into one recomputation.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Client-side rate limit of one API server's watches (client-go's defaults): enough for
+/// every kind's LIST and WATCH at start, a brake on re-list storms.
+const CLIENT_QPS: f64 = 5.0;
+const CLIENT_BURST: u32 = 10;
 const OWN_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// A resource kind promshard may watch.
@@ -153,73 +158,66 @@ where
 }
 
 /// Starts the single watch of one kind and returns its store.
-fn start_watch<K>(
-    client: &kube::Client,
-    kind: Kind,
-    metrics: &Arc<Metrics>,
-    tasks: &mut JoinSet<()>,
-    changes: &mut HashMap<Kind, watch::Receiver<u64>>,
-    ready: &mut HashMap<Kind, watch::Receiver<bool>>,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store::<K>();
+fn start_watch<K: WatchedKind>(w: &mut Watches<'_>, kind: Kind) -> Store<K> {
+    let (store, mut writer) = kube::runtime::reflector::store::<K>();
     let (tx, rx) = watch::channel(0u64);
-    changes.insert(kind, rx);
+    w.changes.insert(kind, rx);
     let (ready_tx, ready_rx) = watch::channel(false);
-    ready.insert(kind, ready_rx);
-    let mut cfg = watcher::Config::default().any_semantic();
-    // kube drops resourceVersion=0 whenever a page size is set; without a limit the LIST is
-    // served from the API server's watch cache instead of etcd.
-    cfg.page_size = None;
-    let api: Api<K> = Api::all(client.clone());
-    let stream = watcher(api, cfg)
-        .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
-        .reflect(writer);
-    let metrics = metrics.clone();
+    w.ready.insert(kind, ready_rx);
     let resource = kind.resource();
+    let r = Reflector::new::<K>(w.client.clone(), resource, w.options, w.limiter.clone());
+    let metrics = w.metrics.clone();
     let reader = store.clone();
-    tasks.spawn(async move {
-        let mut stream = std::pin::pin!(stream);
+    w.tasks.spawn(async move {
         let mut n: u64 = 0;
         let mut listing = false;
-        while let Some(ev) = stream.next().await {
+        r.run(move |out: Output<K>| {
+            let ev = match out {
+                Output::Event(ev) => ev,
+                Output::Error(e) => {
+                    metrics.kube_watch_error(resource);
+                    tracing::warn!(resource, error = %e, "kubernetes watch error; keeping last known objects");
+                    return;
+                }
+                Output::StreamingRefused => return,
+            };
+            writer.apply_watcher_event(&ev);
             match ev {
-                Ok(watcher::Event::Init) => {
+                watcher::Event::Init => {
                     listing = true;
                     metrics.kube_watch_restart(resource);
                 }
-                Ok(watcher::Event::InitApply(_)) => {}
-                Ok(watcher::Event::InitDone) => {
+                watcher::Event::InitApply(_) => {}
+                watcher::Event::InitDone => {
                     listing = false;
                     ready_tx.send_replace(true);
                     n += 1;
                     tx.send_replace(n);
                 }
-                Ok(_) => {
+                _ => {
                     n += 1;
                     tx.send_replace(n);
-                }
-                Err(e) => {
-                    metrics.kube_watch_error(resource);
-                    tracing::warn!(resource, error = %e, "kubernetes watch error; keeping last known objects");
                 }
             }
             if !listing {
                 metrics.kube_event(resource, SystemTime::now());
                 metrics.kube_objects(resource, reader.len());
             }
-        }
+        })
+        .await;
     });
     store
+}
+
+/// What the watches of one API server share while they are started.
+struct Watches<'a> {
+    client: kube::Client,
+    options: reflector::Options,
+    limiter: Arc<RateLimiter>,
+    metrics: &'a Arc<Metrics>,
+    tasks: &'a mut JoinSet<()>,
+    changes: HashMap<Kind, watch::Receiver<u64>>,
+    ready: HashMap<Kind, watch::Receiver<bool>>,
 }
 
 /// All Kubernetes discovery of a configuration: the shared watches and one provider per
@@ -251,27 +249,28 @@ impl KubernetesDiscovery {
         for (key, kinds) in needed {
             let client = client::build_client(&key, kubeconfig.as_deref(), metrics.clone()).await?;
             let mut c = Cluster::default();
-            let (mut ch, mut rd) = (HashMap::new(), HashMap::new());
+            let mut w = Watches {
+                client,
+                options: reflector::Options::default(),
+                limiter: Arc::new(RateLimiter::new(CLIENT_QPS, CLIENT_BURST)),
+                metrics: &metrics,
+                tasks: &mut tasks,
+                changes: HashMap::new(),
+                ready: HashMap::new(),
+            };
             for kind in &kinds {
-                let (m, t, ch, rd) = (&metrics, &mut tasks, &mut ch, &mut rd);
                 match kind {
-                    Kind::Pod => c.pods = Some(start_watch(&client, *kind, m, t, ch, rd)),
-                    Kind::Service => c.services = Some(start_watch(&client, *kind, m, t, ch, rd)),
-                    Kind::Endpoints => {
-                        c.endpoints = Some(start_watch(&client, *kind, m, t, ch, rd))
-                    }
-                    Kind::EndpointSlice => {
-                        c.endpointslices = Some(start_watch(&client, *kind, m, t, ch, rd))
-                    }
-                    Kind::Node => c.nodes = Some(start_watch(&client, *kind, m, t, ch, rd)),
-                    Kind::Ingress => c.ingresses = Some(start_watch(&client, *kind, m, t, ch, rd)),
-                    Kind::Namespace => {
-                        c.namespaces = Some(start_watch(&client, *kind, m, t, ch, rd))
-                    }
+                    Kind::Pod => c.pods = Some(start_watch(&mut w, *kind)),
+                    Kind::Service => c.services = Some(start_watch(&mut w, *kind)),
+                    Kind::Endpoints => c.endpoints = Some(start_watch(&mut w, *kind)),
+                    Kind::EndpointSlice => c.endpointslices = Some(start_watch(&mut w, *kind)),
+                    Kind::Node => c.nodes = Some(start_watch(&mut w, *kind)),
+                    Kind::Ingress => c.ingresses = Some(start_watch(&mut w, *kind)),
+                    Kind::Namespace => c.namespaces = Some(start_watch(&mut w, *kind)),
                 }
             }
-            c.changes = ch;
-            c.ready = rd;
+            c.changes = w.changes;
+            c.ready = w.ready;
             tracing::info!(cluster = ?key, kinds = ?kinds, "kubernetes watches started (one per kind)");
             clusters.insert(key, Arc::new(c));
         }
