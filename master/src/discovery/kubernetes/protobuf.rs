@@ -42,6 +42,8 @@ pub enum DecodeError {
     NoMagic,
     #[error("protobuf: {0}")]
     Prost(#[from] prost::DecodeError),
+    #[error("protobuf list truncated: a field runs past its end")]
+    Truncated,
     #[error("protobuf envelope of kind {got:?} where {want:?} was expected")]
     Kind { got: String, want: &'static str },
 }
@@ -130,8 +132,6 @@ pub trait ProtobufKind: Sized {
     fn from_pb(pb: Self::Pb) -> Self;
     /// The same fields, encoded.
     fn to_pb(&self) -> Self::Pb;
-    /// A list's resourceVersion and items.
-    fn split_list(list: Self::PbList) -> (Option<String>, Vec<Self::Pb>);
     fn make_list(resource_version: String, items: Vec<Self::Pb>) -> Self::PbList;
     /// An object with only a resourceVersion and annotations, as a BOOKMARK carries.
     fn bookmark(resource_version: String, annotations: BTreeMap<String, String>) -> Self::Pb;
@@ -140,7 +140,11 @@ pub trait ProtobufKind: Sized {
 }
 
 /// Decodes a LIST response body: its resourceVersion and objects.
+///
+/// Item by item: each object is decoded and trimmed before the next, so at most one whole
+/// protobuf object is held next to the (trimmed) results, instead of the whole decoded list.
 pub fn decode_list<K: ProtobufKind>(body: &[u8]) -> Result<(String, Vec<K>), DecodeError> {
+    use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
     let (kind, raw) = decode_envelope(body)?;
     if kind != K::LIST_KIND {
         return Err(DecodeError::Kind {
@@ -148,11 +152,31 @@ pub fn decode_list<K: ProtobufKind>(body: &[u8]) -> Result<(String, Vec<K>), Dec
             want: K::LIST_KIND,
         });
     }
-    let (rv, items) = K::split_list(K::PbList::decode(raw.as_slice())?);
-    Ok((
-        rv.unwrap_or_default(),
-        items.into_iter().map(K::from_pb).collect(),
-    ))
+    // Every list message is `ListMeta metadata = 1; repeated T items = 2;`.
+    let mut buf = raw.as_slice();
+    let mut rv = String::new();
+    let mut items = Vec::new();
+    while !buf.is_empty() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        if wire_type != WireType::LengthDelimited || !(1..=2).contains(&tag) {
+            skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
+            continue;
+        }
+        let len = decode_varint(&mut buf)? as usize;
+        if len > buf.len() {
+            return Err(DecodeError::Truncated);
+        }
+        let (field, rest) = buf.split_at(len);
+        buf = rest;
+        if tag == 1 {
+            rv = pb_meta::ListMeta::decode(field)?
+                .resource_version
+                .unwrap_or_default();
+        } else {
+            items.push(K::from_pb(K::Pb::decode(field)?));
+        }
+    }
+    Ok((rv, items))
 }
 
 /// Encodes a LIST response body.
@@ -268,9 +292,6 @@ macro_rules! kind_common {
         const API_VERSION: &'static str = $api_version;
         const KIND: &'static str = $kind;
         const LIST_KIND: &'static str = concat!($kind, "List");
-        fn split_list(list: $list) -> (Option<String>, Vec<$pb>) {
-            (list.metadata.and_then(|m| m.resource_version), list.items)
-        }
         fn make_list(resource_version: String, items: Vec<$pb>) -> $list {
             <$list>::from_parts(list_meta(resource_version), items)
         }

@@ -28,7 +28,6 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt as _;
 use kube::Resource;
-use kube::api::ObjectList;
 use kube::core::WatchEvent;
 use kube::runtime::watcher;
 use prost::Message as _;
@@ -376,10 +375,9 @@ impl Reflector {
                 protobuf::decode_list::<K>(&body).map_err(|e| decode_err(e.to_string()))?
             }
             Encoding::Json => {
-                let list: ObjectList<K> =
+                let list: TrimmedList<K> =
                     serde_json::from_slice(&body).map_err(|e| decode_err(e.to_string()))?;
-                let rv = list.metadata.resource_version.unwrap_or_default();
-                (rv, list.items.into_iter().map(trim).collect())
+                (list.rv, list.items)
             }
         };
         drop(body);
@@ -630,6 +628,74 @@ fn decode_event<K: WatchedKind>(encoding: Encoding, frame: &[u8]) -> Result<Wire
 /// targets built from them) are the same for JSON and protobuf, and memory is the same small.
 fn trim<K: WatchedKind>(o: K) -> K {
     K::from_pb(o.to_pb())
+}
+
+/// A JSON list whose items are trimmed one by one as they are parsed, so a LIST of 100k pods
+/// never holds 100k whole pods at once (kube's `ObjectList` would).
+struct TrimmedList<K> {
+    rv: String,
+    items: Vec<K>,
+}
+
+impl<'de, K: WatchedKind> serde::Deserialize<'de> for TrimmedList<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        use std::marker::PhantomData;
+
+        struct Items<K>(PhantomData<K>);
+        impl<'de, K: WatchedKind> DeserializeSeed<'de> for Items<K> {
+            type Value = Vec<K>;
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<K>, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        impl<'de, K: WatchedKind> Visitor<'de> for Items<K> {
+            type Value = Vec<K>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list's items")
+            }
+            fn visit_unit<E>(self) -> Result<Vec<K>, E> {
+                Ok(Vec::new())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<K>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(item) = seq.next_element::<K>()? {
+                    out.push(trim(item));
+                }
+                Ok(out)
+            }
+        }
+
+        struct List<K>(PhantomData<K>);
+        impl<'de, K: WatchedKind> Visitor<'de> for List<K> {
+            type Value = TrimmedList<K>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a Kubernetes list")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TrimmedList<K>, A::Error> {
+                let mut list = TrimmedList {
+                    rv: String::new(),
+                    items: Vec::new(),
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "metadata" => {
+                            let m: k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta =
+                                map.next_value()?;
+                            list.rv = m.resource_version.unwrap_or_default();
+                        }
+                        "items" => list.items = map.next_value_seed(Items(PhantomData))?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(list)
+            }
+        }
+
+        d.deserialize_map(List(PhantomData))
+    }
 }
 
 fn status_message(encoding: Encoding, body: &[u8]) -> Option<String> {
