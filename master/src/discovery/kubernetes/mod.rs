@@ -1,21 +1,23 @@
 //! Kubernetes service discovery with one shared watch per resource kind.
 //!
-//! Whatever the number of jobs and roles, the master opens **one LIST+WATCH per resource kind
-//! per API server** ([`Cluster`]): a kube-runtime watcher feeding a reflector store. Every
-//! `kubernetes_sd_configs` entry is a provider that reads those shared stores and applies its
-//! `namespaces` and `selectors` in memory, instead of opening a filtered watch of its own.
-//! That keeps the API server's load constant as jobs are added: the usual failure at scale is
-//! N collectors × M jobs watches, each re-listing after every hiccup.
+//! Whatever the number of jobs and roles, the master opens **one initial sync and one WATCH
+//! per resource kind per API server** ([`Cluster`]): our [`reflector::Reflector`] loop feeding
+//! a kube-runtime reflector store. Every `kubernetes_sd_configs` entry is a provider that reads
+//! those shared stores and applies its `namespaces` and `selectors` in memory, instead of
+//! opening a filtered watch of its own. That keeps the API server's load constant as jobs are
+//! added: the usual failure at scale is N collectors × M jobs watches, each re-listing after
+//! every hiccup.
 //!
 //! When is a namespaced watch cheaper? When every job only needs a few small namespaces of a
 //! huge cluster, cluster-wide watches ship (and hold in memory) objects nobody uses. Namespaced
 //! watches would then cost one watch per namespace and need their re-lists coordinated; we keep
 //! cluster-wide watches (and ClusterRole RBAC) and note the trade-off in the README.
 //!
-//! API-server hygiene, per kind: LIST with `resourceVersion=0` and no `limit` (so it is served
-//! from the watch cache; kube drops `resourceVersion=0` when a page size is set), WATCH with
-//! bookmarks from the last resourceVersion, a re-LIST only after `410 Gone`, exponential
-//! backoff on errors, `managedFields` stripped before objects enter the store. While the API
+//! API-server hygiene, per kind (see `reflector.rs`): protobuf where the server has it, a
+//! streaming list where it has the WatchList feature (else LIST with `resourceVersion=0` and
+//! no `limit`, served from the watch cache), WATCH with bookmarks from the last
+//! resourceVersion, a re-sync only after `410 Gone`, jittered exponential backoff, `429
+//! Retry-After` honoured, and only the fields discovery reads kept in the stores. While the API
 //! server is unreachable the stores keep their last state, so targets neither churn nor vanish.
 
 pub mod client;
