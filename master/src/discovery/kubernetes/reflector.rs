@@ -445,7 +445,19 @@ impl Reflector {
         .await;
         match result {
             Err(e) => Err(e),
-            Ok(()) if initial => Err(Error::InitialEventsCut { resource }),
+            Ok(()) if initial => {
+                // The server closed the stream (its timeout) without ever ending the initial
+                // events: it ignores `sendInitialEvents` rather than refusing it, and the store
+                // would wait forever. List instead, as for a refusal.
+                tracing::warn!(
+                    resource,
+                    "the API server ended a streaming list without the initial-events-end bookmark; \
+                     this kind lists with resourceVersion=0 from now on"
+                );
+                self.options.streaming_lists = false;
+                emit(Output::StreamingRefused);
+                Err(Error::InitialEventsCut { resource })
+            }
             Ok(()) => Ok(()),
         }
     }
@@ -715,4 +727,48 @@ fn status_message(encoding: Encoding, body: &[u8]) -> Option<String> {
 fn watch_timeout() -> u64 {
     // 290-319 s: spread the re-watches of many kinds and masters.
     WATCH_TIMEOUT_SECS + rand::random::<u64>() % 30
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_rate_limiter_allows_a_burst_then_its_rate() {
+        // 2 per second, burst 3: three at once, the fourth half a second later.
+        let limiter = RateLimiter::new(2.0, 3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        let burst = start.elapsed();
+        assert!(
+            burst < Duration::from_millis(400),
+            "the burst waited {burst:?}"
+        );
+        limiter.acquire().await;
+        let fourth = start.elapsed();
+        assert!(
+            fourth >= Duration::from_millis(500),
+            "the fourth request came after {fourth:?}"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_its_cap_and_resets() {
+        let mut b = Backoff::default();
+        let mut bound = BACKOFF_INITIAL;
+        for _ in 0..10 {
+            let d = b.next();
+            assert!(
+                d >= bound / 2 && d <= bound,
+                "{d:?} not within [{:?}, {bound:?}]",
+                bound / 2
+            );
+            bound = (bound * 2).min(BACKOFF_MAX);
+        }
+        assert_eq!(bound, BACKOFF_MAX);
+        b.reset();
+        assert!(b.next() <= BACKOFF_INITIAL);
+    }
 }
