@@ -323,8 +323,7 @@ async fn footprint(mode: Mode) {
     assert_eq!(sync_pods.content_type, served, "{sync_pods}");
     let watch_pods = all
         .iter()
-        .filter(|r| r.verb == Verb::Watch && r.resource == "pods" && r.status == 200)
-        .next_back()
+        .rfind(|r| r.verb == Verb::Watch && r.resource == "pods" && r.status == 200)
         .unwrap();
     assert_eq!(
         watch_pods.param("allowWatchBookmarks").as_deref(),

@@ -21,10 +21,13 @@ use serde_json::Value;
 
 pub(super) use codec::{CONTENT_TYPE, WATCH_CONTENT_TYPE};
 
+/// Encodes a LIST body at a resourceVersion.
+type ListEncoder = fn(u64, &[Arc<Value>]) -> Result<Vec<u8>, String>;
+
 /// The encoders of one kind.
 #[derive(Clone, Copy)]
 pub(super) struct Codec {
-    list: fn(u64, &[Arc<Value>]) -> Result<Vec<u8>, String>,
+    list: ListEncoder,
     object: fn(&Value) -> Result<Vec<u8>, String>,
     bookmark: fn(u64, bool) -> Vec<u8>,
 }
