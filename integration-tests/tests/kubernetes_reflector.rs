@@ -205,3 +205,59 @@ async fn json_list_when_the_master_asks_for_neither() {
     };
     life(server(true, true), options, false, false).await;
 }
+
+/// A server that takes `sendInitialEvents=true` but never ends the initial events: the store
+/// is not left waiting for ever; when the server closes the stream the kind lists instead, and
+/// goes on listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_list_that_never_ends_its_initial_events_falls_back_to_list() {
+    let api = ApiServerDouble::start_with(Config {
+        initial_events_end_never: true,
+        ..Config::default()
+    })
+    .await;
+    for i in 0..5 {
+        api.apply(pod(i));
+    }
+    let client = kube::Client::try_from(kube::Config::new(api.url().parse().unwrap())).unwrap();
+    let (store, mut writer) = reflector::store::<Pod>();
+    let limiter = Arc::new(RateLimiter::new(50.0, 50));
+    let r = Reflector::new::<Pod>(client, "pods", BOTH, limiter);
+    let task = tokio::spawn(r.run(move |out: Output<Pod>| {
+        if let Output::Event(ev) = out {
+            writer.apply_watcher_event(&ev);
+        }
+    }));
+    eventually(
+        Duration::from_secs(20),
+        "the streaming list open",
+        || async {
+            (api.open_watches("pods") == 1)
+                .then_some(())
+                .ok_or("no watch yet".to_string())
+        },
+    )
+    .await;
+    assert_eq!(
+        store.len(),
+        0,
+        "nothing is committed without the end of the initial events"
+    );
+    // The server's watch timeout, in effect.
+    api.close_watches();
+    store_has(&store, "the 5 pods, listed", |s| s.len() == 5).await;
+    assert_eq!(api.count(Verb::List, "pods"), 1);
+    api.compact();
+    api.close_watches();
+    eventually(Duration::from_secs(20), "re-synced after 410", || async {
+        (api.count(Verb::List, "pods") == 2 && api.open_watches("pods") == 1)
+            .then_some(())
+            .ok_or(format!("{} lists", api.count(Verb::List, "pods")))
+    })
+    .await;
+    let streaming = count(&api, |r| {
+        r.param("sendInitialEvents").as_deref() == Some("true")
+    });
+    assert_eq!(streaming, 1, "one streaming attempt, then LISTs");
+    task.abort();
+}

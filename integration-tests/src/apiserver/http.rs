@@ -536,7 +536,7 @@ fn watch(
         res,
         filter,
         bookmarks: params.bookmarks,
-        initial_events_end: params.send_initial_events,
+        initial_events_end: params.send_initial_events && !shared.config.initial_events_end_never,
         deadline: params.timeout.map(|t| Instant::now() + t),
         closes: shared.closes.subscribe(),
         tx,

@@ -72,6 +72,10 @@ pub struct Config {
     /// Serve streaming lists (`sendInitialEvents=true`); when false, refuse them with 422 as
     /// an API server without the WatchList feature does.
     pub streaming_lists: bool,
+    /// Accept `sendInitialEvents=true` but never end the initial events with the
+    /// `k8s.io/initial-events-end` bookmark, as a server that ignores the parameter; for the
+    /// client's defence against waiting for ever.
+    pub initial_events_end_never: bool,
 }
 
 /// The bookmark interval of [`Config::default`].
@@ -86,6 +90,7 @@ impl Default for Config {
             history_limit: DEFAULT_HISTORY_LIMIT,
             protobuf: true,
             streaming_lists: true,
+            initial_events_end_never: false,
         }
     }
 }
