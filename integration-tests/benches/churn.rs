@@ -124,5 +124,12 @@ async fn main() {
     );
     let lists = api.count(promshard_integration_tests::apiserver::Verb::List, "pods");
     let watches = api.count(promshard_integration_tests::apiserver::Verb::Watch, "pods");
-    println!("API-server requests for pods: {lists} LIST, {watches} WATCH");
+    let streaming = api
+        .requests()
+        .iter()
+        .filter(|r| r.resource == "pods" && r.param("sendInitialEvents").as_deref() == Some("true"))
+        .count();
+    println!(
+        "API-server requests for pods: {lists} LIST, {watches} WATCH ({streaming} of them a streaming list)"
+    );
 }

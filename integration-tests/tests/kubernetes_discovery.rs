@@ -1,11 +1,13 @@
-//! Kubernetes discovery against the API-server double: one LIST and one WATCH per kind whatever
-//! the jobs and workers, exactly one re-LIST after a 410, nothing from workers, churn followed,
-//! and no target churn while the API server is unreachable.
+//! Kubernetes discovery against the API-server double: one initial sync (a streaming list, or a
+//! LIST where the server refuses streaming lists) and one WATCH per kind whatever the jobs and
+//! workers, in protobuf and in JSON; exactly one re-sync after a 410, nothing from workers,
+//! churn followed, no target churn while the API server is unreachable, and a 429's
+//! Retry-After honoured.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use promshard_integration_tests::apiserver::{ApiServerDouble, Verb};
+use promshard_integration_tests::apiserver::{ApiServerDouble, Config, RequestRecord, Verb};
 use promshard_integration_tests::cluster::start_worker;
 use promshard_integration_tests::eventually::eventually;
 use promshard_integration_tests::launcher::Process;
@@ -120,10 +122,50 @@ async fn connected_workers(http: &str) -> usize {
         .map_or(0, |ws| ws.iter().filter(|w| w["connected"] == true).count())
 }
 
-fn assert_one_list_one_watch(api: &ApiServerDouble, when: &str) {
+/// An initial sync of a kind that succeeded: a LIST, or a streaming list (a WATCH with
+/// `sendInitialEvents=true`).
+fn is_sync(r: &RequestRecord) -> bool {
+    r.status == 200
+        && (r.verb == Verb::List
+            || (r.verb == Verb::Watch && r.param("sendInitialEvents").as_deref() == Some("true")))
+}
+
+fn syncs(api: &ApiServerDouble, kind: &str) -> usize {
+    let requests = api.requests();
+    requests
+        .iter()
+        .filter(|r| r.resource == kind && is_sync(r))
+        .count()
+}
+
+/// WATCH streams opened (a streaming list is one), not counting refused ones.
+fn watches(api: &ApiServerDouble, kind: &str) -> usize {
+    let requests = api.requests();
+    requests
+        .iter()
+        .filter(|r| r.resource == kind && r.verb == Verb::Watch && r.status == 200)
+        .count()
+}
+
+fn assert_one_sync_one_watch(api: &ApiServerDouble, mode: Mode, when: &str) {
     for kind in KINDS_USED {
-        assert_eq!(api.count(Verb::List, kind), 1, "{when}: LISTs of {kind}");
-        assert_eq!(api.count(Verb::Watch, kind), 1, "{when}: WATCHes of {kind}");
+        assert_eq!(syncs(api, kind), 1, "{when}: initial syncs of {kind}");
+        let expected_watches = match mode {
+            // The streaming list is the watch.
+            Mode::ProtobufStreaming => 1,
+            Mode::JsonList => 1,
+        };
+        assert_eq!(
+            watches(api, kind),
+            expected_watches,
+            "{when}: WATCHes of {kind}"
+        );
+        let lists = api.count(Verb::List, kind);
+        match mode {
+            Mode::ProtobufStreaming => assert_eq!(lists, 0, "{when}: LISTs of {kind}"),
+            Mode::JsonList => assert_eq!(lists, 1, "{when}: LISTs of {kind}"),
+        }
+        assert_refused_once(api, mode, kind);
     }
     for kind in KINDS_UNUSED {
         assert_eq!(
@@ -134,9 +176,54 @@ fn assert_one_list_one_watch(api: &ApiServerDouble, when: &str) {
     }
 }
 
+/// Where the server refuses streaming lists, each kind tries once, then lists for good.
+fn assert_refused_once(api: &ApiServerDouble, mode: Mode, kind: &str) {
+    let refused = api
+        .requests()
+        .iter()
+        .filter(|r| r.resource == kind && r.verb == Verb::Watch && r.status == 422)
+        .count();
+    let expected = match mode {
+        Mode::ProtobufStreaming => 0,
+        Mode::JsonList => 1,
+    };
+    assert_eq!(refused, expected, "refused streaming lists of {kind}");
+}
+
+/// What the double offers, so the master's two paths are both exercised end to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Protobuf and streaming lists, as a current kube-apiserver.
+    ProtobufStreaming,
+    /// JSON only and no streaming lists, as an older one (or a proxy that strips protobuf).
+    JsonList,
+}
+
+impl Mode {
+    fn config(self) -> Config {
+        match self {
+            Mode::ProtobufStreaming => Config::default(),
+            Mode::JsonList => Config {
+                protobuf: false,
+                streaming_lists: false,
+                ..Config::default()
+            },
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
-    let api = ApiServerDouble::start().await;
+    footprint(Mode::ProtobufStreaming).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_watch_per_kind_in_json_without_streaming_lists() {
+    footprint(Mode::JsonList).await;
+}
+
+async fn footprint(mode: Mode) {
+    let api = ApiServerDouble::start_with(mode.config()).await;
     seed(&api);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -181,8 +268,8 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
         },
     )
     .await;
-    // Five jobs on three roles: still one LIST and one WATCH per kind, and only the master asks.
-    assert_one_list_one_watch(&api, "2 workers");
+    // Five jobs on three roles: still one sync and one WATCH per kind, and only the master asks.
+    assert_one_sync_one_watch(&api, mode, "2 workers");
     let all = api.requests();
     let resource_requests: Vec<_> = all.iter().filter(|r| !r.resource.is_empty()).collect();
     assert!(
@@ -195,23 +282,48 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
             .map(|r| &r.user_agent)
             .collect::<Vec<_>>()
     );
-    let list_pods = all
+    let sync_pods = all
         .iter()
-        .find(|r| r.verb == Verb::List && r.resource == "pods")
+        .find(|r| r.resource == "pods" && is_sync(r))
         .unwrap();
-    assert_eq!(
-        list_pods.param("resourceVersion").as_deref(),
-        Some("0"),
-        "LIST served from the watch cache"
+    match mode {
+        Mode::ProtobufStreaming => {
+            // Served from the watch cache, streamed, and in protobuf.
+            assert_eq!(sync_pods.verb, Verb::Watch, "{sync_pods}");
+            assert_eq!(
+                sync_pods.param("resourceVersionMatch").as_deref(),
+                Some("NotOlderThan")
+            );
+            assert_eq!(sync_pods.param("resourceVersion"), None);
+        }
+        Mode::JsonList => {
+            assert_eq!(
+                sync_pods.param("resourceVersion").as_deref(),
+                Some("0"),
+                "LIST served from the watch cache"
+            );
+            assert_eq!(
+                sync_pods.param("limit"),
+                None,
+                "no limit: the whole list from the cache"
+            );
+        }
+    }
+    assert!(
+        sync_pods
+            .accept
+            .starts_with("application/vnd.kubernetes.protobuf"),
+        "the master asks for protobuf first: {:?}",
+        sync_pods.accept
     );
-    assert_eq!(
-        list_pods.param("limit"),
-        None,
-        "no limit, or kube drops resourceVersion=0"
-    );
+    let served = match mode {
+        Mode::ProtobufStreaming => "application/vnd.kubernetes.protobuf;stream=watch",
+        Mode::JsonList => "application/json",
+    };
+    assert_eq!(sync_pods.content_type, served, "{sync_pods}");
     let watch_pods = all
         .iter()
-        .find(|r| r.verb == Verb::Watch && r.resource == "pods")
+        .rfind(|r| r.verb == Verb::Watch && r.resource == "pods" && r.status == 200)
         .unwrap();
     assert_eq!(
         watch_pods.param("allowWatchBookmarks").as_deref(),
@@ -230,7 +342,7 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
         }
     })
     .await;
-    assert_one_list_one_watch(&api, "4 workers");
+    assert_one_sync_one_watch(&api, mode, "4 workers");
 
     // Churn: a new pod appears on a worker; a deleted one vanishes.
     api.apply(pod("ns2", "api-2", "api", "127.0.0.16"));
@@ -257,10 +369,10 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
         }
     })
     .await;
-    assert_one_list_one_watch(&api, "after churn");
+    assert_one_sync_one_watch(&api, mode, "after churn");
 
     // A forced 410: every watch is cut and its resourceVersion compacted away, so each kind
-    // resumes, gets 410 Gone, and re-lists exactly once.
+    // resumes, gets 410 Gone, and re-syncs exactly once.
     api.compact();
     api.close_watches();
     eventually(
@@ -269,8 +381,8 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
         || async {
             for kind in KINDS_USED {
                 let (l, w, open) = (
-                    api.count(Verb::List, kind),
-                    api.count(Verb::Watch, kind),
+                    syncs(&api, kind),
+                    watches(&api, kind),
                     api.open_watches(kind),
                 );
                 if !(l >= 2 && w >= 3 && open == 1) {
@@ -283,10 +395,11 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
     .await;
     for kind in KINDS_USED {
         assert_eq!(
-            api.count(Verb::List, kind),
+            syncs(&api, kind),
             2,
-            "exactly one re-LIST of {kind} after 410"
+            "exactly one re-sync of {kind} after 410"
         );
+        assert_refused_once(&api, mode, kind);
     }
     let (per_job, _, _) = targets(&http).await.unwrap();
     assert_eq!(per_job, expected(0), "a re-list changes no target");
@@ -340,6 +453,13 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
         },
     )
     .await;
+    for kind in KINDS_USED {
+        assert_eq!(
+            syncs(&api, kind),
+            2,
+            "{kind} resumed after the outage without a re-sync"
+        );
+    }
     let (per_job, _, list) = targets(&http).await.unwrap();
     assert_eq!(per_job, expected(0), "converged without duplicates");
     let after: Vec<String> = list
@@ -350,7 +470,74 @@ async fn one_watch_per_kind_whatever_the_jobs_and_workers() {
         after, before,
         "same targets on the same workers after reconnecting"
     );
+    // Our own count matches what the API server saw, by verb, resource and code.
+    let metrics = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let requests = api.requests();
+    for kind in KINDS_USED {
+        let seen = requests
+            .iter()
+            .filter(|r| r.resource == kind && r.verb == Verb::Watch && r.status == 200)
+            .count();
+        let line = format!(
+            "promshard_master_apiserver_requests_total{{verb=\"watch\",resource=\"{kind}\",code=\"200\"}} {seen}"
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
     drop(workers);
+}
+
+/// API Priority and Fairness answers 429 with Retry-After when the master's flow is over its
+/// share: the master waits at least that long before asking again (its own backoff would
+/// retry within a second), then syncs as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_retry_after_is_honoured() {
+    let api = ApiServerDouble::start().await;
+    seed(&api);
+    api.throttle(1, Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
+         scrape_configs:\n\
+         \x20 - job_name: nodes\n    kubernetes_sd_configs: [{role: node}]\n",
+    )
+    .unwrap();
+    let master = Process::spawn(
+        "master",
+        &[
+            "master",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    wait_jobs(&master.url("http"), "nodes", 3).await;
+    let nodes: Vec<RequestRecord> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "nodes")
+        .collect();
+    assert_eq!(nodes[0].status, 429, "{}", nodes[0]);
+    assert!(is_sync(&nodes[1]), "then the initial sync: {}", nodes[1]);
+    let waited = nodes[1].at - nodes[0].at;
+    assert!(
+        waited >= Duration::from_secs(3),
+        "asked again after {waited:?}, before Retry-After (3 s)"
+    );
 }
 
 /// `api_server` without a scheme (http://, as client-go makes it without tls_config), with the

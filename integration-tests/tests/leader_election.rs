@@ -199,8 +199,19 @@ async fn killed_leader_is_replaced_by_the_standby_and_no_target_is_lost() {
         },
     )
     .await;
-    let pod_lists = double.count(promshard_integration_tests::apiserver::Verb::List, "pods");
-    assert_eq!(pod_lists, 1, "pods listed by more than the leader");
+    // An initial sync is a LIST or a streaming list (a WATCH with sendInitialEvents).
+    let pod_syncs = double
+        .requests()
+        .iter()
+        .filter(|r| {
+            use promshard_integration_tests::apiserver::Verb;
+            r.resource == "pods"
+                && (r.verb == Verb::List
+                    || (r.verb == Verb::Watch
+                        && r.param("sendInitialEvents").as_deref() == Some("true")))
+        })
+        .count();
+    assert_eq!(pod_syncs, 1, "pods listed by more than the leader");
 
     a.kill().await;
     let killed_at = now_ms();

@@ -27,6 +27,7 @@ pub struct Metrics {
     /// Fences waiting for their old owner's report.
     pub fences_waiting: Gauge,
     kube_requests: Family<LabelSet, Counter>,
+    apiserver_requests: Family<LabelSet, Counter>,
     kube_watch_restarts: Family<LabelSet, Counter>,
     kube_watch_errors: Family<LabelSet, Counter>,
     kube_objects: Family<LabelSet, Gauge>,
@@ -96,6 +97,13 @@ impl Metrics {
             reassignments.clone(),
         );
         let kube_requests = Family::<LabelSet, Counter>::default();
+        let apiserver_requests = Family::<LabelSet, Counter>::default();
+        registry.register(
+            "apiserver_requests",
+            "Responses from the Kubernetes API server by verb, resource and HTTP code (\"<error>\" \
+             when none came), to compare with the API server's apiserver_request_total",
+            apiserver_requests.clone(),
+        );
         let kube_watch_restarts = Family::<LabelSet, Counter>::default();
         let kube_watch_errors = Family::<LabelSet, Counter>::default();
         let kube_objects = Family::<LabelSet, Gauge>::default();
@@ -176,6 +184,7 @@ impl Metrics {
             fences,
             fences_waiting,
             kube_requests,
+            apiserver_requests,
             kube_watch_restarts,
             kube_watch_errors,
             kube_objects,
@@ -207,6 +216,15 @@ impl Metrics {
             ("resource".to_string(), resource.to_string()),
         ];
         self.kube_requests.get_or_create(&l).inc();
+    }
+
+    pub fn apiserver_request(&self, verb: &str, resource: &str, code: &str) {
+        let l = vec![
+            ("verb".to_string(), verb.to_string()),
+            ("resource".to_string(), resource.to_string()),
+            ("code".to_string(), code.to_string()),
+        ];
+        self.apiserver_requests.get_or_create(&l).inc();
     }
 
     pub fn kube_watch_restart(&self, resource: &str) {

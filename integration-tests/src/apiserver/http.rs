@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::protobuf::{self, Codec};
 use super::resources::{self, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{ApiError, Event, EventType, Manager, PatchType, WriteMode};
@@ -49,6 +50,7 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     let query = request.uri().query().unwrap_or_default().to_owned();
     let user_agent = header(&request, USER_AGENT);
     let authorization = header(&request, hyper::header::AUTHORIZATION);
+    let accept = header(&request, hyper::header::ACCEPT);
     let route = route(&shared, &path);
     let params = Params::parse(&query);
     let method = request.method().clone();
@@ -72,16 +74,32 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         _ => (String::new(), None, None),
     };
 
+    let throttled = matches!(route, Route::Resource { .. })
+        .then(|| shared.take_throttle())
+        .flatten();
     let response = if shared.unavailable.load(Ordering::SeqCst) {
         error(&ApiError::new(
             503,
             "ServiceUnavailable",
             "the API server double is set unavailable",
         ))
+    } else if let Some(retry_after) = throttled {
+        // What API Priority and Fairness answers when a flow's queue is full.
+        let mut response = error(&ApiError::new(
+            429,
+            "TooManyRequests",
+            "too many requests, please try again later",
+        ));
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            HeaderValue::from(retry_after.as_secs()),
+        );
+        response
     } else {
+        let protobuf = shared.config.protobuf && accept.contains(protobuf::CONTENT_TYPE);
         match params {
             Err(e) => error(&e),
-            Ok(params) => dispatch(&shared, route, method, verb, params, request).await,
+            Ok(params) => dispatch(&shared, route, method, verb, params, protobuf, request).await,
         }
     };
 
@@ -92,9 +110,17 @@ pub(super) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         name,
         user_agent,
         authorization,
+        accept,
         path,
         query,
         status: response.status().as_u16(),
+        content_type: response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        at: std::time::Instant::now(),
     });
     response
 }
@@ -169,6 +195,7 @@ struct Params {
     field_selector: String,
     bookmarks: bool,
     send_initial_events: bool,
+    resource_version_match: Option<String>,
     timeout: Option<Duration>,
     manager: Manager,
 }
@@ -187,6 +214,7 @@ impl Params {
                 "fieldSelector" => params.field_selector = value.into_owned(),
                 "allowWatchBookmarks" => params.bookmarks = flag(&value),
                 "sendInitialEvents" => params.send_initial_events = flag(&value),
+                "resourceVersionMatch" => params.resource_version_match = Some(value.into_owned()),
                 "fieldManager" => params.manager.name = Some(value.into_owned()),
                 "force" => params.manager.force = flag(&value),
                 "timeoutSeconds" => {
@@ -259,6 +287,7 @@ async fn dispatch(
     method: Method,
     verb: Verb,
     params: Params,
+    protobuf: bool,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let (res, namespace, name) = match route {
@@ -302,8 +331,8 @@ async fn dispatch(
         _ => Bytes::new(),
     };
     let result = match (verb, name) {
-        (Verb::Watch, _) => return watch(shared, res, namespace, params),
-        (Verb::List, _) => return list(shared, res, namespace, &params),
+        (Verb::Watch, _) => return watch(shared, res, namespace, params, protobuf),
+        (Verb::List, _) => return list(shared, res, namespace, &params, protobuf),
         (Verb::Get, Some(name)) => {
             let store = lock(&shared.store);
             store
@@ -391,6 +420,7 @@ fn list(
     res: &'static ResourceType,
     namespace: Option<String>,
     params: &Params,
+    protobuf: bool,
 ) -> Response<Body> {
     let filter = match Filter::new(namespace.clone(), params) {
         Ok(filter) => filter,
@@ -410,6 +440,16 @@ fn list(
         Ok(page) => page,
         Err(e) => return error(&e),
     };
+    if let Some(codec) = protobuf.then(|| Codec::of(res.plural)).flatten() {
+        // The double's pages are for kubectl; protobuf clients list whole (rv=0, no limit).
+        return match codec.list(page.rv, &page.items) {
+            Ok(out) => {
+                shared.count_bytes(res.plural, out.len());
+                full(200, protobuf::CONTENT_TYPE, out)
+            }
+            Err(e) => error(&ApiError::new(500, "InternalError", e)),
+        };
+    }
     let mut metadata = json!({"resourceVersion": page.rv.to_string()});
     if let Some(token) = &page.continue_token {
         metadata["continue"] = json!(token);
@@ -433,6 +473,7 @@ fn list(
         push_json(&mut out, item);
     }
     out.extend_from_slice(b"]}");
+    shared.count_bytes(res.plural, out.len());
     full(200, "application/json", out)
 }
 
@@ -454,7 +495,19 @@ fn watch(
     res: &'static ResourceType,
     namespace: Option<String>,
     params: Params,
+    protobuf: bool,
 ) -> Response<Body> {
+    if !shared.config.streaming_lists
+        && (params.send_initial_events || params.resource_version_match.is_some())
+    {
+        // A server without the WatchList feature (or older than 1.27) rejects both.
+        return error(&ApiError::new(
+            422,
+            "Invalid",
+            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the \
+             WatchList feature gate is enabled",
+        ));
+    }
     let filter = match Filter::new(namespace, &params) {
         Ok(filter) => filter,
         Err(e) => return error(&e),
@@ -475,13 +528,15 @@ fn watch(
     } else {
         since
     };
+    let codec = protobuf.then(|| Codec::of(res.plural)).flatten();
     let (tx, rx) = mpsc::channel(8);
     let stream = WatchStream {
+        codec,
         shared: shared.clone(),
         res,
         filter,
         bookmarks: params.bookmarks,
-        initial_events_end: params.send_initial_events,
+        initial_events_end: params.send_initial_events && !shared.config.initial_events_end_never,
         deadline: params.timeout.map(|t| Instant::now() + t),
         closes: shared.closes.subscribe(),
         tx,
@@ -489,14 +544,21 @@ fn watch(
     *lock(&shared.open_watches).entry(res.plural).or_default() += 1;
     tokio::spawn(stream.run(since));
     let mut response = Response::new(WatchBody { rx }.boxed());
+    let content_type = if codec.is_some() {
+        protobuf::WATCH_CONTENT_TYPE
+    } else {
+        "application/json"
+    };
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
 /// One open watch: replays the kind's history from its cursor, then follows new events.
 struct WatchStream {
+    /// Set when the client asked for protobuf and the kind has an encoding.
+    codec: Option<Codec>,
     shared: Arc<Shared>,
     res: &'static ResourceType,
     filter: Filter,
@@ -537,7 +599,7 @@ impl WatchStream {
         let (mut changed, initial, mut cursor) = match start {
             Ok(start) => start,
             Err(e) => {
-                let _ = self.tx.send(error_event(&e)).await;
+                let _ = self.tx.send(self.error_event(&e)).await;
                 return;
             }
         };
@@ -546,7 +608,7 @@ impl WatchStream {
             if !self.filter.matches(object) {
                 continue;
             }
-            push_event(&mut chunk, "ADDED", object);
+            self.push_event(&mut chunk, "ADDED", object);
             if chunk.len() >= WATCH_CHUNK_BYTES && !self.send(&mut chunk).await {
                 return;
             }
@@ -576,7 +638,7 @@ impl WatchStream {
                 Ok(events) => events,
                 Err(e) => {
                     // Fell behind the bounded history: the client must re-list.
-                    let _ = self.tx.send(error_event(&e)).await;
+                    let _ = self.tx.send(self.error_event(&e)).await;
                     return;
                 }
             };
@@ -584,7 +646,7 @@ impl WatchStream {
             for event in &events {
                 cursor = event.rv;
                 if let Some(kind) = self.filter.translate(event) {
-                    push_event(&mut chunk, kind, &event.object);
+                    self.push_event(&mut chunk, kind, &event.object);
                     if chunk.len() >= WATCH_CHUNK_BYTES && !self.send(&mut chunk).await {
                         return;
                     }
@@ -615,6 +677,10 @@ impl WatchStream {
     /// from: the last event of this kind the watch has passed (not the global counter, so
     /// that a `compact()` reliably expires every open watch's position).
     fn push_bookmark(&self, chunk: &mut Vec<u8>, rv: u64, initial_events_end: bool) {
+        if let Some(codec) = &self.codec {
+            codec.push_bookmark(chunk, rv, initial_events_end);
+            return;
+        }
         let mut metadata = json!({"resourceVersion": rv.to_string()});
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
@@ -627,11 +693,35 @@ impl WatchStream {
         push_event(chunk, "BOOKMARK", &object);
     }
 
+    fn push_event(&self, out: &mut Vec<u8>, kind: &str, object: &Value) {
+        match &self.codec {
+            Some(codec) => {
+                if let Err(e) = codec.push_event(out, kind, object) {
+                    // A test stored an object that is not of its kind: say so on the stream.
+                    protobuf::push_error(out, 500, "InternalError", &e);
+                }
+            }
+            None => push_event(out, kind, object),
+        }
+    }
+
+    fn error_event(&self, e: &ApiError) -> Bytes {
+        match &self.codec {
+            Some(_) => {
+                let mut out = Vec::new();
+                protobuf::push_error(&mut out, e.code, e.reason, &e.message);
+                Bytes::from(out)
+            }
+            None => error_event(e),
+        }
+    }
+
     /// Sends and clears the chunk; false when the client has gone or the watch was cut.
     async fn send(&mut self, chunk: &mut Vec<u8>) -> bool {
         if chunk.is_empty() {
             return true;
         }
+        self.shared.count_bytes(self.res.plural, chunk.len());
         let bytes = Bytes::from(std::mem::take(chunk));
         tokio::select! {
             sent = self.tx.send(bytes) => sent.is_ok(),

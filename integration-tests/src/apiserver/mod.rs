@@ -1,5 +1,6 @@
-//! A Kubernetes API server double that speaks the real JSON wire protocol, for kube-rs
-//! (the master's watchers, leader election) and for `kubectl`.
+//! A Kubernetes API server double that speaks the real wire protocol, JSON and (for the
+//! built-in kinds discovery watches, when a client's `Accept` asks for it) protobuf, for the
+//! master's watches, kube-rs (leader election) and `kubectl`.
 //!
 //! It serves core/v1 pods, services, endpoints, nodes and namespaces,
 //! discovery.k8s.io/v1 endpointslices, networking.k8s.io/v1 ingresses and
@@ -19,17 +20,24 @@
 //!   (merge, strategic and apply patches, all applied as JSON merge patches; an apply that
 //!   changes a field another `fieldManager` set is a 409 Conflict unless `force=true`, which is
 //!   what keeps two Lease holders from both acquiring it) and DELETE of single objects;
-//! - discovery (`/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}[/{version}]`).
+//! - discovery (`/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}[/{version}]`);
+//! - protobuf (`application/vnd.kubernetes.protobuf`) LISTs and watch streams of pods, nodes,
+//!   services, endpoints, endpointslices, ingresses and namespaces ([`Config::protobuf`]);
+//! - streaming lists (`sendInitialEvents=true`), or their refusal with 422 as from a server
+//!   without the WatchList feature ([`Config::streaming_lists`]);
+//! - throttling: the next requests answered 429 with `Retry-After`
+//!   ([`ApiServerDouble::throttle`]), as API Priority and Fairness does.
 //!
 //! Tests drive it in-process (`apply`, `delete`, `compact`, `close_watches`,
 //! `set_unavailable`, `set_down`) and read back every request it received, by verb, resource
 //! and user agent, to prove how much load a client puts on the API server.
 //!
 //! Objects are plain `serde_json::Value`s, so the harness does not share types (or bugs) with
-//! the code under test.
+//! the code under test; the protobuf encoding is the exception (see `protobuf.rs`).
 
 mod http;
 mod listener;
+mod protobuf;
 mod resources;
 mod selector;
 mod store;
@@ -59,6 +67,16 @@ pub struct Config {
     /// resumes from an older resourceVersion, gets 410 Gone. Events share their objects with
     /// the store, so this costs little beyond the object versions it keeps alive.
     pub history_limit: usize,
+    /// Serve protobuf to clients that ask for it (built-in kinds); when false, JSON only, as
+    /// for custom resources or behind a proxy that strips protobuf.
+    pub protobuf: bool,
+    /// Serve streaming lists (`sendInitialEvents=true`); when false, refuse them with 422 as
+    /// an API server without the WatchList feature does.
+    pub streaming_lists: bool,
+    /// Accept `sendInitialEvents=true` but never end the initial events with the
+    /// `k8s.io/initial-events-end` bookmark, as a server that ignores the parameter; for the
+    /// client's defence against waiting for ever.
+    pub initial_events_end_never: bool,
 }
 
 /// The bookmark interval of [`Config::default`].
@@ -71,6 +89,9 @@ impl Default for Config {
         Config {
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             history_limit: DEFAULT_HISTORY_LIMIT,
+            protobuf: true,
+            streaming_lists: true,
+            initial_events_end_never: false,
         }
     }
 }
@@ -123,11 +144,18 @@ pub struct RequestRecord {
     pub user_agent: String,
     /// The `Authorization` header; empty when there was none.
     pub authorization: String,
+    /// The `Accept` header; empty when there was none.
+    pub accept: String,
     pub path: String,
     /// The raw query string, e.g. `watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=12`.
     pub query: String,
     /// The HTTP status of the response (200 for a watch, whose errors come as events).
     pub status: u16,
+    /// The response's `Content-Type` (`application/vnd.kubernetes.protobuf` when protobuf was
+    /// served).
+    pub content_type: String,
+    /// When the response (or a watch's response headers) went out.
+    pub at: std::time::Instant,
 }
 
 impl RequestRecord {
@@ -159,6 +187,26 @@ struct Shared {
     /// Bumped to end every open watch.
     closes: watch::Sender<u64>,
     open_watches: Mutex<HashMap<&'static str, usize>>,
+    /// Resource requests still to answer 429, and their Retry-After.
+    throttle: Mutex<(usize, Duration)>,
+    /// LIST and watch body bytes sent per kind.
+    bytes_sent: Mutex<HashMap<&'static str, u64>>,
+}
+
+impl Shared {
+    /// The Retry-After to answer with if this request is to be throttled.
+    fn take_throttle(&self) -> Option<Duration> {
+        let mut t = lock(&self.throttle);
+        if t.0 == 0 {
+            return None;
+        }
+        t.0 -= 1;
+        Some(t.1)
+    }
+
+    fn count_bytes(&self, plural: &'static str, n: usize) {
+        *lock(&self.bytes_sent).entry(plural).or_default() += n as u64;
+    }
 }
 
 /// A Kubernetes API server double on `127.0.0.1:<port>`. See the module documentation.
@@ -192,6 +240,8 @@ impl ApiServerDouble {
             unavailable: AtomicBool::new(false),
             closes: watch::Sender::new(0),
             open_watches: Mutex::new(HashMap::new()),
+            throttle: Mutex::new((0, Duration::ZERO)),
+            bytes_sent: Mutex::new(HashMap::new()),
         });
         let listener = Listener::serve(socket, shared.clone())
             .unwrap_or_else(|e| panic!("serving the API server double on {addr}: {e}"));
@@ -320,6 +370,21 @@ impl ApiServerDouble {
     pub fn open_watches(&self, kind: &str) -> usize {
         let res = resource(kind);
         lock(&self.shared.open_watches)
+            .get(res.plural)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Answers the next `requests` resource requests (any verb and kind) with 429 Too Many
+    /// Requests and `Retry-After: <retry_after in whole seconds>`.
+    pub fn throttle(&self, requests: usize, retry_after: Duration) {
+        *lock(&self.shared.throttle) = (requests, retry_after);
+    }
+
+    /// Bytes of LIST and watch bodies sent for a kind so far (any name of it).
+    pub fn bytes_sent(&self, kind: &str) -> u64 {
+        let res = resource(kind);
+        lock(&self.shared.bytes_sent)
             .get(res.plural)
             .copied()
             .unwrap_or(0)

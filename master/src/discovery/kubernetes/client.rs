@@ -19,7 +19,6 @@ use anyhow::{Context as _, anyhow};
 use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use promshard_model::config::KubernetesSdConfig;
-use tower::util::MapRequestLayer;
 
 use crate::metrics::Metrics;
 
@@ -229,9 +228,43 @@ pub(crate) async fn build_client_with(
         },
     };
     adjust(&mut config);
-    let layer = MapRequestLayer::new(move |mut req: http::Request<kube::client::Body>| {
+    let layer = tower::layer::layer_fn(move |inner| Accounting {
+        inner,
+        metrics: metrics.clone(),
+        token_file: token_file.clone(),
+    });
+    let builder = ClientBuilder::try_from(config).context("building the Kubernetes client")?;
+    Ok(builder.with_layer(&layer).build())
+}
+
+/// Counts every request (and its response code) by verb and resource, names the master in
+/// the `User-Agent`, and reads a bearer token file for each request.
+#[derive(Clone)]
+struct Accounting<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+    token_file: Option<String>,
+}
+
+impl<S, B> tower::Service<http::Request<kube::client::Body>> for Accounting<S>
+where
+    S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<kube::client::Body>) -> Self::Future {
         let (verb, resource) = classify(req.method(), req.uri());
-        metrics.kube_request(verb, &resource);
+        self.metrics.kube_request(verb, &resource);
         // Named in the API server's audit log and request metrics, so operators can see
         // exactly what load the master puts on it.
         req.headers_mut()
@@ -240,7 +273,7 @@ pub(crate) async fn build_client_with(
         // Read per request so a rotated token takes effect at once, as in Prometheus. A watch
         // client sends a handful of requests per kind (LIST, WATCH, rare re-LISTs), so the
         // small synchronous read costs nothing that matters.
-        if let Some(file) = &token_file {
+        if let Some(file) = &self.token_file {
             match std::fs::read_to_string(file) {
                 Ok(t) => {
                     if let Ok(mut v) = http::HeaderValue::from_str(&format!("Bearer {}", t.trim()))
@@ -254,10 +287,18 @@ pub(crate) async fn build_client_with(
                 }
             }
         }
-        req
-    });
-    let builder = ClientBuilder::try_from(config).context("building the Kubernetes client")?;
-    Ok(builder.with_layer(&layer).build())
+        let fut = self.inner.call(req);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let res = fut.await;
+            let code = match &res {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(_) => "<error>".to_string(),
+            };
+            metrics.apiserver_request(verb, &resource, &code);
+            res
+        })
+    }
 }
 
 async fn from_kubeconfig(path: &Path) -> anyhow::Result<kube::Config> {

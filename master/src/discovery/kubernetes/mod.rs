@@ -1,25 +1,29 @@
 //! Kubernetes service discovery with one shared watch per resource kind.
 //!
-//! Whatever the number of jobs and roles, the master opens **one LIST+WATCH per resource kind
-//! per API server** ([`Cluster`]): a kube-runtime watcher feeding a reflector store. Every
-//! `kubernetes_sd_configs` entry is a provider that reads those shared stores and applies its
-//! `namespaces` and `selectors` in memory, instead of opening a filtered watch of its own.
-//! That keeps the API server's load constant as jobs are added: the usual failure at scale is
-//! N collectors × M jobs watches, each re-listing after every hiccup.
+//! Whatever the number of jobs and roles, the master opens **one initial sync and one WATCH
+//! per resource kind per API server** ([`Cluster`]): our [`reflector::Reflector`] loop feeding
+//! a kube-runtime reflector store. Every `kubernetes_sd_configs` entry is a provider that reads
+//! those shared stores and applies its `namespaces` and `selectors` in memory, instead of
+//! opening a filtered watch of its own. That keeps the API server's load constant as jobs are
+//! added: the usual failure at scale is N collectors × M jobs watches, each re-listing after
+//! every hiccup.
 //!
 //! When is a namespaced watch cheaper? When every job only needs a few small namespaces of a
 //! huge cluster, cluster-wide watches ship (and hold in memory) objects nobody uses. Namespaced
 //! watches would then cost one watch per namespace and need their re-lists coordinated; we keep
 //! cluster-wide watches (and ClusterRole RBAC) and note the trade-off in the README.
 //!
-//! API-server hygiene, per kind: LIST with `resourceVersion=0` and no `limit` (so it is served
-//! from the watch cache; kube drops `resourceVersion=0` when a page size is set), WATCH with
-//! bookmarks from the last resourceVersion, a re-LIST only after `410 Gone`, exponential
-//! backoff on errors, `managedFields` stripped before objects enter the store. While the API
+//! API-server hygiene, per kind (see `reflector.rs`): protobuf where the server has it, a
+//! streaming list where it has the WatchList feature (else LIST with `resourceVersion=0` and
+//! no `limit`, served from the watch cache), WATCH with bookmarks from the last
+//! resourceVersion, a re-sync only after `410 Gone`, jittered exponential backoff, `429
+//! Retry-After` honoured, and only the fields discovery reads kept in the stores. While the API
 //! server is unreachable the stores keep their last state, so targets neither churn nor vanish.
 
 pub mod client;
 pub mod cr;
+pub mod protobuf;
+pub mod reflector;
 pub mod roles;
 pub mod selector;
 
@@ -32,15 +36,15 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::ResourceExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt};
 use promshard_model::config::{Config, KubernetesRole, KubernetesSdConfig};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
 pub use client::ClusterKey;
+use reflector::{Output, RateLimiter, Reflector, WatchedKind};
 use roles::{Lookup, RoleOptions};
 use selector::{Selector, node_field};
 
@@ -49,6 +53,10 @@ use crate::metrics::Metrics;
 
 /// Bursts of events (a rollout, a re-list) are folded into one recomputation.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Client-side rate limit of one API server's watches (client-go's defaults): enough for
+/// every kind's LIST and WATCH at start, a brake on re-list storms.
+const CLIENT_QPS: f64 = 5.0;
+const CLIENT_BURST: u32 = 10;
 const OWN_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// A resource kind promshard may watch.
@@ -196,14 +204,65 @@ where
 }
 
 /// Starts the single watch of one kind and returns its store.
-fn start_watch<K>(
-    client: &kube::Client,
-    kind: Kind,
-    metrics: &Arc<Metrics>,
-    tasks: &mut HashMap<Kind, tokio::task::AbortHandle>,
-    changes: &mut HashMap<Kind, watch::Receiver<u64>>,
-    ready: &mut HashMap<Kind, watch::Receiver<bool>>,
-) -> Store<K>
+fn start_watch<K: WatchedKind>(w: &mut Watches<'_>, kind: Kind) -> Store<K> {
+    let (store, mut writer) = kube::runtime::reflector::store::<K>();
+    let (tx, rx) = watch::channel(0u64);
+    w.changes.insert(kind, rx);
+    let (ready_tx, ready_rx) = watch::channel(false);
+    w.ready.insert(kind, ready_rx);
+    let resource = kind.resource();
+    let r = Reflector::new::<K>(w.client.clone(), resource, w.options, w.limiter.clone());
+    let metrics = w.metrics.clone();
+    let reader = store.clone();
+    let task = tokio::spawn(async move {
+        let mut n: u64 = 0;
+        let mut listing = false;
+        r.run(move |out: Output<K>| {
+            let ev = match out {
+                Output::Event(ev) => ev,
+                Output::Error(e) => {
+                    metrics.kube_watch_error(resource);
+                    tracing::warn!(resource, error = %e, "kubernetes watch error; keeping last known objects");
+                    return;
+                }
+                Output::StreamingRefused => return,
+            };
+            writer.apply_watcher_event(&ev);
+            match ev {
+                watcher::Event::Init => {
+                    listing = true;
+                    metrics.kube_watch_restart(resource);
+                }
+                watcher::Event::InitApply(_) => {}
+                watcher::Event::InitDone => {
+                    listing = false;
+                    ready_tx.send_replace(true);
+                    n += 1;
+                    tx.send_replace(n);
+                }
+                _ => {
+                    n += 1;
+                    tx.send_replace(n);
+                }
+            }
+            if !listing {
+                metrics.kube_event(resource, SystemTime::now());
+                metrics.kube_objects(resource, reader.len());
+            }
+        })
+        .await;
+    });
+    w.tasks.insert(kind, task.abort_handle());
+    store
+}
+
+/// Starts the single watch of one prometheus-operator kind and returns its store.
+///
+/// Custom resources have no protobuf encoding (the API server serves CRDs as JSON only), so
+/// they keep kube-runtime's watcher: LIST `resourceVersion=0` without a page size, WATCH with
+/// bookmarks, re-LIST after 410, kube's default backoff. They share neither the protobuf
+/// reflector's rate limiter nor its streaming lists; they are few objects next to pods.
+fn start_cr_watch<K>(w: &mut Watches<'_>, kind: Kind) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -213,21 +272,21 @@ where
         + Sync
         + 'static,
 {
-    let (store, writer) = reflector::store::<K>();
+    let (store, writer) = kube::runtime::reflector::store::<K>();
     let (tx, rx) = watch::channel(0u64);
-    changes.insert(kind, rx);
+    w.changes.insert(kind, rx);
     let (ready_tx, ready_rx) = watch::channel(false);
-    ready.insert(kind, ready_rx);
+    w.ready.insert(kind, ready_rx);
     let mut cfg = watcher::Config::default().any_semantic();
     // kube drops resourceVersion=0 whenever a page size is set; without a limit the LIST is
     // served from the API server's watch cache instead of etcd.
     cfg.page_size = None;
-    let api: Api<K> = Api::all(client.clone());
+    let api: Api<K> = Api::all(w.client.clone());
     let stream = watcher(api, cfg)
         .default_backoff()
         .modify(|o: &mut K| o.managed_fields_mut().clear())
         .reflect(writer);
-    let metrics = metrics.clone();
+    let metrics = w.metrics.clone();
     let resource = kind.resource();
     let reader = store.clone();
     let task = tokio::spawn(async move {
@@ -262,8 +321,19 @@ where
             }
         }
     });
-    tasks.insert(kind, task.abort_handle());
+    w.tasks.insert(kind, task.abort_handle());
     store
+}
+
+/// What the watches of one API server share while they are started.
+struct Watches<'a> {
+    client: &'a kube::Client,
+    options: reflector::Options,
+    limiter: &'a Arc<RateLimiter>,
+    metrics: &'a Arc<Metrics>,
+    tasks: &'a mut HashMap<Kind, tokio::task::AbortHandle>,
+    changes: &'a mut HashMap<Kind, watch::Receiver<u64>>,
+    ready: &'a mut HashMap<Kind, watch::Receiver<bool>>,
 }
 
 /// The shared watches of the whole master, one per (API server, kind), kept across config
@@ -278,6 +348,8 @@ pub struct KubePool {
 
 struct PooledCluster {
     client: kube::Client,
+    /// One client-side rate limit for all the kinds watched on this API server.
+    limiter: Arc<RateLimiter>,
     view: Cluster,
     tasks: HashMap<Kind, tokio::task::AbortHandle>,
 }
@@ -317,6 +389,7 @@ impl KubePool {
                 key.clone(),
                 PooledCluster {
                     client,
+                    limiter: Arc::new(RateLimiter::new(CLIENT_QPS, CLIENT_BURST)),
                     view: Cluster::default(),
                     tasks: HashMap::new(),
                 },
@@ -326,27 +399,29 @@ impl KubePool {
             anyhow::bail!("cluster {key:?} vanished");
         };
         let missing: Vec<Kind> = kinds.iter().copied().filter(|k| !pc.view.has(*k)).collect();
+        let c = &mut pc.view;
+        let mut w = Watches {
+            client: &pc.client,
+            options: reflector::Options::default(),
+            limiter: &pc.limiter,
+            metrics: &self.metrics,
+            tasks: &mut pc.tasks,
+            changes: &mut c.changes,
+            ready: &mut c.ready,
+        };
         for kind in &missing {
-            let (c, client) = (&mut pc.view, &pc.client);
-            let (m, t, ch, rd) = (&self.metrics, &mut pc.tasks, &mut c.changes, &mut c.ready);
             match kind {
-                Kind::Pod => c.pods = Some(start_watch(client, *kind, m, t, ch, rd)),
-                Kind::Service => c.services = Some(start_watch(client, *kind, m, t, ch, rd)),
-                Kind::Endpoints => c.endpoints = Some(start_watch(client, *kind, m, t, ch, rd)),
-                Kind::EndpointSlice => {
-                    c.endpointslices = Some(start_watch(client, *kind, m, t, ch, rd))
-                }
-                Kind::Node => c.nodes = Some(start_watch(client, *kind, m, t, ch, rd)),
-                Kind::Ingress => c.ingresses = Some(start_watch(client, *kind, m, t, ch, rd)),
-                Kind::Namespace => c.namespaces = Some(start_watch(client, *kind, m, t, ch, rd)),
-                Kind::ServiceMonitor => {
-                    c.service_monitors = Some(start_watch(client, *kind, m, t, ch, rd))
-                }
-                Kind::PodMonitor => c.pod_monitors = Some(start_watch(client, *kind, m, t, ch, rd)),
-                Kind::Probe => c.probes = Some(start_watch(client, *kind, m, t, ch, rd)),
-                Kind::ScrapeConfig => {
-                    c.scrape_configs = Some(start_watch(client, *kind, m, t, ch, rd))
-                }
+                Kind::Pod => c.pods = Some(start_watch(&mut w, *kind)),
+                Kind::Service => c.services = Some(start_watch(&mut w, *kind)),
+                Kind::Endpoints => c.endpoints = Some(start_watch(&mut w, *kind)),
+                Kind::EndpointSlice => c.endpointslices = Some(start_watch(&mut w, *kind)),
+                Kind::Node => c.nodes = Some(start_watch(&mut w, *kind)),
+                Kind::Ingress => c.ingresses = Some(start_watch(&mut w, *kind)),
+                Kind::Namespace => c.namespaces = Some(start_watch(&mut w, *kind)),
+                Kind::ServiceMonitor => c.service_monitors = Some(start_cr_watch(&mut w, *kind)),
+                Kind::PodMonitor => c.pod_monitors = Some(start_cr_watch(&mut w, *kind)),
+                Kind::Probe => c.probes = Some(start_cr_watch(&mut w, *kind)),
+                Kind::ScrapeConfig => c.scrape_configs = Some(start_cr_watch(&mut w, *kind)),
             }
         }
         if !missing.is_empty() {
