@@ -18,6 +18,8 @@ bin=${2:-$(cd "$(dirname "$0")/.." && pwd)/target/debug/promshard}
 dir="$checkout/config/testdata"
 [ -d "$dir" ] || { echo "no $dir" >&2; exit 2; }
 [ -x "$bin" ] || { echo "no promshard binary at $bin (cargo build --bin promshard)" >&2; exit 2; }
+# Absolute: the loop below runs from the testdata directory.
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 
 ok=0 notimpl=0 wrong=0 good=0 bad=0
 printf '%-62s %-5s %-9s %s\n' file want verdict "promshard's first error line"
