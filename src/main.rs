@@ -40,6 +40,14 @@ enum Command {
         /// system's /etc/resolv.conf).
         #[arg(long = "discovery.dns-server", value_delimiter = ',')]
         dns_servers: Vec<SocketAddr>,
+        /// Ask the Kubernetes API for protobuf (built-in kinds; JSON is still accepted).
+        /// `--kubernetes.protobuf=false` asks for JSON only.
+        #[arg(long = "kubernetes.protobuf", default_value_t = true, action = clap::ArgAction::Set)]
+        kubernetes_protobuf: bool,
+        /// Sync each kind with a streaming list (sendInitialEvents) where the API server has
+        /// them, else LIST. `--kubernetes.streaming-lists=false` always LISTs.
+        #[arg(long = "kubernetes.streaming-lists", default_value_t = true, action = clap::ArgAction::Set)]
+        kubernetes_streaming_lists: bool,
         /// Placement strategy: bounded-rendezvous (load-aware) or consistent-hash (baseline).
         #[arg(long = "placement.strategy", default_value = "bounded-rendezvous")]
         placement_strategy: String,
@@ -261,6 +269,8 @@ fn main() -> ExitCode {
                 worker_grace_period,
                 kubeconfig,
                 dns_servers,
+                kubernetes_protobuf,
+                kubernetes_streaming_lists,
                 placement_strategy,
                 placement_epsilon,
                 placement_settle,
@@ -274,6 +284,10 @@ fn main() -> ExitCode {
                     worker_grace: worker_grace_period,
                     kubeconfig,
                     dns_servers,
+                    kube_requests: promshard_master::discovery::kubernetes::reflector::Options {
+                        protobuf: kubernetes_protobuf,
+                        streaming_lists: kubernetes_streaming_lists,
+                    },
                     placement_strategy,
                     placement_epsilon,
                     settle: placement_settle,

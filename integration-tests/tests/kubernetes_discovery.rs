@@ -540,6 +540,61 @@ async fn a_429_retry_after_is_honoured() {
     );
 }
 
+/// An operator can turn protobuf and streaming lists off (an API server or proxy that mishandles
+/// them): against a server that offers both, the master then asks for JSON only and LISTs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_and_streaming_lists_can_be_turned_off() {
+    let api = ApiServerDouble::start().await;
+    seed(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
+         scrape_configs:\n\
+         \x20 - job_name: nodes\n    kubernetes_sd_configs: [{role: node}]\n",
+    )
+    .unwrap();
+    let master = Process::spawn(
+        "master",
+        &[
+            "master",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--kubernetes.protobuf=false",
+            "--kubernetes.streaming-lists=false",
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    wait_jobs(&master.url("http"), "nodes", 3).await;
+    let nodes: Vec<RequestRecord> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "nodes")
+        .collect();
+    assert_eq!(api.count(Verb::List, "nodes"), 1, "{nodes:#?}");
+    for r in &nodes {
+        assert!(
+            !r.accept.contains("protobuf"),
+            "asked for protobuf though told not to: {r}"
+        );
+        assert_ne!(
+            r.param("sendInitialEvents").as_deref(),
+            Some("true"),
+            "tried a streaming list though told not to: {r}"
+        );
+    }
+    assert_eq!(nodes[0].verb, Verb::List, "{}", nodes[0]);
+}
+
 /// `api_server` without a scheme (http://, as client-go makes it without tls_config), with the
 /// entry's own credentials: every request carries them, and two entries with different
 /// credentials do not share a client.

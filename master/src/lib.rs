@@ -45,6 +45,9 @@ pub struct Options {
     pub kubeconfig: Option<PathBuf>,
     /// DNS servers for `dns_sd_configs` (default: the system's `/etc/resolv.conf`).
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Whether the Kubernetes watches ask for protobuf and try streaming lists (both by
+    /// default; an operator turns one off for an API server or proxy that mishandles it).
+    pub kube_requests: discovery::kubernetes::reflector::Options,
     /// Where API config changes go when the config file is read-only (see `config_store`).
     pub config_state_dir: Option<PathBuf>,
     /// Bearer tokens for the HTTP API (see `http::auth`).
@@ -137,6 +140,7 @@ async fn lead(
         discovery::DiscoverySettings {
             kubeconfig: opts.kubeconfig.clone(),
             dns_servers: opts.dns_servers.clone(),
+            kube_requests: opts.kube_requests,
         },
         metrics.clone(),
         events_tx.clone(),

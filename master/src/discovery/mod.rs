@@ -53,6 +53,9 @@ pub struct DiscoverySettings {
     pub kubeconfig: Option<PathBuf>,
     /// DNS servers for `dns_sd_configs` (`--discovery.dns-server`); empty: `/etc/resolv.conf`.
     pub dns_servers: Vec<SocketAddr>,
+    /// What the Kubernetes watches ask for (`--kubernetes.protobuf`,
+    /// `--kubernetes.streaming-lists`; both on by default).
+    pub kube_requests: kubernetes::reflector::Options,
 }
 
 /// Runs every provider of the running configuration, job by job, over the shared Kubernetes
@@ -104,7 +107,11 @@ impl DiscoveryManager {
         tx: mpsc::Sender<Update>,
     ) -> Self {
         DiscoveryManager {
-            kube: kubernetes::KubePool::new(settings.kubeconfig.clone(), metrics.clone()),
+            kube: kubernetes::KubePool::new(
+                settings.kubeconfig.clone(),
+                settings.kube_requests,
+                metrics.clone(),
+            ),
             settings,
             metrics,
             tx,

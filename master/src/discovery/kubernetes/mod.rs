@@ -341,6 +341,8 @@ struct Watches<'a> {
 /// new LIST. A kind no config needs any more is stopped by [`KubePool::retain`].
 pub struct KubePool {
     kubeconfig: Option<PathBuf>,
+    /// Protobuf and streaming lists, each on unless the operator turned it off.
+    options: reflector::Options,
     metrics: Arc<Metrics>,
     clusters: HashMap<ClusterKey, PooledCluster>,
     own_namespace: String,
@@ -363,12 +365,17 @@ impl Drop for PooledCluster {
 }
 
 impl KubePool {
-    pub fn new(kubeconfig: Option<PathBuf>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        kubeconfig: Option<PathBuf>,
+        options: reflector::Options,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let own_namespace = std::fs::read_to_string(OWN_NAMESPACE_FILE)
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "default".to_string());
         KubePool {
             kubeconfig,
+            options,
             metrics,
             clusters: HashMap::new(),
             own_namespace,
@@ -402,7 +409,7 @@ impl KubePool {
         let c = &mut pc.view;
         let mut w = Watches {
             client: &pc.client,
-            options: reflector::Options::default(),
+            options: self.options,
             limiter: &pc.limiter,
             metrics: &self.metrics,
             tasks: &mut pc.tasks,
