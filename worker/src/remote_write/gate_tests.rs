@@ -267,6 +267,12 @@ async fn a_request_refused_for_one_old_sample_is_split_and_only_that_sample_is_l
         metrics.rw_out_of_order.get_or_create(&l).get() == 1
     })
     .await;
+    // The receiver stores a part before it answers, so the sender counts that part as sent a
+    // moment after the receiver holds it: wait for the count, then check it is exact.
+    until("49 samples counted as sent", || {
+        metrics.rw_samples.get_or_create(&l).get() >= 49
+    })
+    .await;
     assert_eq!(db.samples("__name__=m7,t=a"), [5_000]);
     assert_eq!(metrics.rw_failed.get_or_create(&l).get(), 1);
     assert_eq!(metrics.rw_split_requests.get_or_create(&l).get(), 1);
