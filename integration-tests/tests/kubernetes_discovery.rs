@@ -540,6 +540,59 @@ async fn a_429_retry_after_is_honoured() {
     );
 }
 
+/// Field selectors on kind-specific fields are evaluated as the API server evaluates them (a
+/// missing boolean is "false", a missing string ""): they used to read only `metadata.*` and
+/// matched nothing for `spec.unschedulable`, `spec.hostNetwork` or `spec.clusterIP`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_selectors_on_kind_specific_fields_select_targets() {
+    let api = ApiServerDouble::start().await;
+    seed(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
+         scrape_configs:\n\
+         \x20 - job_name: schedulable-nodes\n    kubernetes_sd_configs:\n\
+         \x20     - {role: node, selectors: [{role: node, field: 'spec.unschedulable=false'}]}\n\
+         \x20 - job_name: pod-network-pods\n    kubernetes_sd_configs:\n\
+         \x20     - {role: pod, selectors: [{role: pod, field: 'spec.hostNetwork=false,status.phase=Running'}]}\n\
+         \x20 - job_name: one-service\n    kubernetes_sd_configs:\n\
+         \x20     - {role: service, selectors: [{role: service, field: 'spec.clusterIP=127.0.2.1'}]}\n",
+    )
+    .unwrap();
+    let master = Process::spawn(
+        "master",
+        &[
+            "master",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--listen-grpc",
+            "127.0.0.1:0",
+            "--listen-http",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let http = master.url("http");
+    let want = BTreeMap::from([
+        ("schedulable-nodes".to_string(), 3),
+        ("pod-network-pods".to_string(), 6),
+        ("one-service".to_string(), 1),
+    ]);
+    eventually(Duration::from_secs(30), &format!("{want:?}"), || async {
+        let (per_job, _, _) = targets(&http).await?;
+        (per_job == want)
+            .then_some(())
+            .ok_or(format!("{per_job:?}"))
+    })
+    .await;
+}
+
 /// An operator can turn protobuf and streaming lists off (an API server or proxy that mishandles
 /// them): against a server that offers both, the master then asks for JSON only and LISTs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -617,9 +617,7 @@ impl Provider {
         match self.sd.role {
             KubernetesRole::Node => {
                 for n in all(&c.nodes) {
-                    if self.selected(KubernetesRole::Node, n.as_ref(), |f| {
-                        meta_field(n.as_ref(), f)
-                    }) {
+                    if self.selected(KubernetesRole::Node, n.as_ref(), |f| node_field(&n, f)) {
                         out.extend(roles::node_group(&n));
                     }
                 }
@@ -640,7 +638,9 @@ impl Provider {
                 let mut next = HashMap::new();
                 for p in all(&c.pods) {
                     if ns_ok(p.as_ref())
-                        && self.selected(KubernetesRole::Pod, p.as_ref(), |f| pod_field(&p, f))
+                        && self.selected(KubernetesRole::Pod, p.as_ref(), |f| {
+                            selector::pod_field(&p, f)
+                        })
                         && (!by_node || on_selected_node(&p))
                     {
                         if !memoize {
@@ -662,7 +662,7 @@ impl Provider {
                 for s in all(&c.services) {
                     if ns_ok(s.as_ref())
                         && self.selected(KubernetesRole::Service, s.as_ref(), |f| {
-                            meta_field(s.as_ref(), f)
+                            selector::service_field(s.as_ref(), f)
                         })
                     {
                         out.push(roles::service_group(&s, &opts, &lookup));
@@ -673,7 +673,7 @@ impl Provider {
                 for e in all(&c.endpoints) {
                     if ns_ok(e.as_ref())
                         && self.selected(KubernetesRole::Endpoints, e.as_ref(), |f| {
-                            meta_field(e.as_ref(), f)
+                            selector::meta_field(&e.metadata, f)
                         })
                     {
                         out.push(roles::endpoints_group(&e, &opts, &lookup));
@@ -684,7 +684,7 @@ impl Provider {
                 for e in all(&c.endpointslices) {
                     if ns_ok(e.as_ref())
                         && self.selected(KubernetesRole::EndpointSlice, e.as_ref(), |f| {
-                            meta_field(e.as_ref(), f)
+                            selector::meta_field(&e.metadata, f)
                         })
                     {
                         out.push(roles::endpointslice_group(&e, &opts, &lookup));
@@ -695,7 +695,7 @@ impl Provider {
                 for i in all(&c.ingresses) {
                     if ns_ok(i.as_ref())
                         && self.selected(KubernetesRole::Ingress, i.as_ref(), |f| {
-                            meta_field(i.as_ref(), f)
+                            selector::meta_field(&i.metadata, f)
                         })
                     {
                         out.push(roles::ingress_group(&i, &opts, &lookup));
@@ -727,26 +727,6 @@ where
     s.as_ref().map(|s| s.state()).unwrap_or_default()
 }
 
-fn meta_field<K: ResourceExt>(o: &K, field: &str) -> Option<String> {
-    match field {
-        "metadata.name" => Some(o.name_any()),
-        "metadata.namespace" => o.meta().namespace.clone(),
-        _ => None,
-    }
-}
-
-fn pod_field(p: &Pod, field: &str) -> Option<String> {
-    match field {
-        "spec.nodeName" => p.spec.as_ref().and_then(|s| s.node_name.clone()),
-        "status.phase" => p.status.as_ref().and_then(|s| s.phase.clone()),
-        "status.podIP" => p.status.as_ref().and_then(|s| s.pod_ip.clone()),
-        "spec.restartPolicy" => p.spec.as_ref().and_then(|s| s.restart_policy.clone()),
-        "spec.schedulerName" => p.spec.as_ref().and_then(|s| s.scheduler_name.clone()),
-        "spec.serviceAccountName" => p.spec.as_ref().and_then(|s| s.service_account_name.clone()),
-        f => meta_field(p, f),
-    }
-}
-
 /// Lookups for the role builders, honouring the provider's pod and service selectors the way
 /// Prometheus's filtered informers would.
 struct ClusterLookup<'a> {
@@ -757,14 +737,15 @@ struct ClusterLookup<'a> {
 impl Lookup for ClusterLookup<'_> {
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
         get(&self.c.pods, Some(namespace), name).filter(|p| {
-            self.p
-                .selected(KubernetesRole::Pod, p.as_ref(), |f| pod_field(p, f))
+            self.p.selected(KubernetesRole::Pod, p.as_ref(), |f| {
+                selector::pod_field(p, f)
+            })
         })
     }
     fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
         get(&self.c.services, Some(namespace), name).filter(|s| {
             self.p.selected(KubernetesRole::Service, s.as_ref(), |f| {
-                meta_field(s.as_ref(), f)
+                selector::service_field(s.as_ref(), f)
             })
         })
     }

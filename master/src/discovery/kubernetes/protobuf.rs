@@ -428,6 +428,8 @@ impl ProtobufKind for core::Pod {
         let status = pb.status.map(|s| core::PodStatus {
             phase: s.phase,
             pod_ip: s.pod_ip,
+            // Read by field selectors only (`status.nominatedNodeName`).
+            nominated_node_name: s.nominated_node_name,
             pod_ips: opt_vec(
                 s.pod_ips
                     .into_iter()
@@ -477,6 +479,7 @@ impl ProtobufKind for core::Pod {
         let status = self.status.as_ref().map(|s| pb_core::PodStatus {
             phase: s.phase.clone(),
             pod_ip: s.pod_ip.clone(),
+            nominated_node_name: s.nominated_node_name.clone(),
             pod_ips: s
                 .pod_ips
                 .iter()
