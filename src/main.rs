@@ -238,6 +238,9 @@ fn main() -> ExitCode {
                 if let Some(list) = promshard_master::config_store::ignored_summary(&cfg) {
                     eprintln!("WARNING: ignored (server-only settings): {list}");
                 }
+                for w in cfg.warnings() {
+                    eprintln!("WARNING: {w}");
+                }
                 println!(
                     "SUCCESS: {} is valid prometheus config file syntax ({} scrape configs, {} remote write)",
                     file.display(),

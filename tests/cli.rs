@@ -90,6 +90,30 @@ fn check_config_accepts_server_sections_with_one_warning() {
     assert!(stderr.starts_with("WARNING: ignored"), "{stderr}");
 }
 
+/// A field selector on a field the API server does not support for the role loads (Prometheus
+/// loads it too) with a warning naming where it is and what is selectable; a supported one
+/// loads silently.
+#[test]
+fn check_config_warns_about_a_field_selector_that_selects_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "sel.yml",
+        "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs:\n      - role: pod\n        selectors:\n          - {role: pod, field: 'metadata.status=Running'}\n  - job_name: ok\n    kubernetes_sd_configs:\n      - role: node\n        selectors:\n          - {role: node, field: 'spec.unschedulable=false'}\n",
+    );
+    let out = promshard().args(["check", "config", &f]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "WARNING: scrape_configs[0] (job \"k\").kubernetes_sd_configs[0].selectors[0].field: \"metadata.status\" is not a selectable field of role pod"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("spec.nodeName"), "{stderr}");
+}
+
 #[test]
 fn check_config_reports_a_missing_file() {
     let out = promshard()

@@ -275,6 +275,9 @@ pub fn warn_ignored(config: &Config) {
     if let Some(list) = ignored_summary(config) {
         tracing::warn!(ignored = %list, "the config has settings only a Prometheus server uses; promshard ignores them");
     }
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
 }
 
 /// `alerting (promshard sends no alerts), rule_files (...)`, or `None` if nothing is ignored.

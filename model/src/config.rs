@@ -303,6 +303,37 @@ pub enum KubernetesRole {
 }
 
 impl KubernetesRole {
+    /// The fields the API server accepts in a field selector for the role's kind
+    /// (`metadata.name` and, for namespaced kinds, `metadata.namespace`, plus the kind's own:
+    /// Kubernetes' `*ToSelectableFields`). Another field makes the API server refuse the watch,
+    /// so a Prometheus job using it finds nothing; promshard selects nothing too, and warns.
+    pub fn selectable_fields(&self) -> &'static [&'static str] {
+        match self {
+            KubernetesRole::Pod => &[
+                "metadata.name",
+                "metadata.namespace",
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
+            KubernetesRole::Node => &["metadata.name", "spec.unschedulable"],
+            KubernetesRole::Service => &[
+                "metadata.name",
+                "metadata.namespace",
+                "spec.clusterIP",
+                "spec.type",
+            ],
+            KubernetesRole::Endpoints | KubernetesRole::EndpointSlice | KubernetesRole::Ingress => {
+                &["metadata.name", "metadata.namespace"]
+            }
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             KubernetesRole::Node => "node",
@@ -909,6 +940,36 @@ struct Document {
 }
 
 impl Config {
+    /// Settings that load but select nothing, one line each, for a warning at load (check
+    /// config, the master's start and reloads): field selectors on a field the API server does
+    /// not support for the role (Prometheus loads them too; the API server then refuses the
+    /// watch and the job finds no target). Prometheus's own test configs use
+    /// `metadata.status=Running`, so refusing them would refuse files Prometheus accepts.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (j, sc) in self.scrape_configs.iter().enumerate() {
+            for (k, sd) in sc.kubernetes_sd_configs.iter().enumerate() {
+                for (i, sel) in sd.selectors.iter().enumerate() {
+                    let Ok(parsed) = crate::selector::Selector::parse_field(&sel.field) else {
+                        continue;
+                    };
+                    let supported = sel.role.selectable_fields();
+                    for key in parsed.keys().filter(|k| !supported.contains(k)) {
+                        out.push(format!(
+                            "scrape_configs[{j}] (job {:?}).kubernetes_sd_configs[{k}].selectors[{i}].field: \
+                             {key:?} is not a selectable field of role {} (the API server would refuse \
+                             the watch; this selector matches nothing); selectable: {}",
+                            sc.job_name,
+                            sel.role.as_str(),
+                            supported.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Parses and validates a `prometheus.yml` as it was written (no environment expansion):
     /// what the worker does with the text the master sends it. On error nothing is returned:
     /// a config is valid as a whole or not at all.

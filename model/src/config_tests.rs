@@ -619,3 +619,29 @@ scrape_configs: [{job_name: a, scrape_native_histograms: true}]",
         [ScrapeProtocol::PrometheusText0_0_4]
     );
 }
+
+#[test]
+fn field_selectors_warn_per_role_when_the_field_is_not_selectable() {
+    let cfg = |role: &str, field: &str| {
+        Config::parse(&format!(
+            "scrape_configs:\n  - job_name: j\n    kubernetes_sd_configs:\n      - role: {role}\n        selectors: [{{role: {role}, field: '{field}'}}]\n"
+        ))
+        .unwrap()
+    };
+    assert!(cfg("pod", "spec.nodeName=a").warnings().is_empty());
+    assert!(
+        cfg("service", "spec.type=ClusterIP,spec.clusterIP=None")
+            .warnings()
+            .is_empty()
+    );
+    assert!(cfg("node", "spec.unschedulable=true").warnings().is_empty());
+    let w = cfg("service", "spec.nodeName=a").warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("\"spec.nodeName\" is not a selectable field of role service"),
+        "{w:?}"
+    );
+    // One line per unsupported key; supported keys beside it are fine.
+    let w = cfg("endpointslice", "metadata.name=a,spec.x=1,status.y=2").warnings();
+    assert_eq!(w.len(), 2, "{w:?}");
+}

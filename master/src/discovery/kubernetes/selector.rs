@@ -1,56 +1,15 @@
 //! Field selectors per Kubernetes kind: which fields the API server accepts in a field selector
-//! for a role (`supported_fields`), and reading them from objects (the `*_field` functions).
+//! for a role are the model's (`KubernetesRole::selectable_fields`); reading them from objects
+//! is here (the `*_field` functions).
 //! Parsing and matching selectors is [`promshard_model::selector`]'s (a config with a malformed
 //! selector is refused at load time).
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use promshard_model::config::KubernetesRole;
 pub use promshard_model::selector::Selector;
 // ---- fields per kind -------------------------------------------------------------------
-
-/// The fields the API server accepts in a field selector for a role's kind (`metadata.name`
-/// and, for namespaced kinds, `metadata.namespace`, plus kind-specific ones).
-pub fn supported_fields(role: KubernetesRole) -> &'static [&'static str] {
-    match role {
-        KubernetesRole::Pod => &[
-            "metadata.name",
-            "metadata.namespace",
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        KubernetesRole::Node => &["metadata.name", "spec.unschedulable"],
-        KubernetesRole::Service => &[
-            "metadata.name",
-            "metadata.namespace",
-            "spec.clusterIP",
-            "spec.type",
-        ],
-        KubernetesRole::Endpoints | KubernetesRole::EndpointSlice | KubernetesRole::Ingress => {
-            &["metadata.name", "metadata.namespace"]
-        }
-    }
-}
-
-/// Checks that a field selector only uses fields the API server supports for the role.
-pub fn validate_fields(role: KubernetesRole, sel: &Selector) -> Result<(), String> {
-    let supported = supported_fields(role);
-    match sel.keys().find(|k| !supported.contains(k)) {
-        Some(k) => Err(format!(
-            "field selector on {:?} is not supported for role {}; supported: {}",
-            k,
-            role.as_str(),
-            supported.join(", ")
-        )),
-        None => Ok(()),
-    }
-}
+// Which fields each role supports lives in the model (`KubernetesRole::selectable_fields`), so
+// the config can warn about the others at load time; reading them from objects lives here.
 
 /// `metadata.name` and `metadata.namespace` of any object.
 pub fn meta_field(meta: &ObjectMeta, key: &str) -> Option<String> {
@@ -150,19 +109,6 @@ mod tests {
             let sel = Selector::parse_field(s).unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(sel.matches_fields(|k| pod_field(&pod, k)), *want, "{s}");
         }
-    }
-
-    #[test]
-    fn field_selector_validation_per_role() {
-        let sel = Selector::parse_field("spec.nodeName=a").unwrap();
-        assert!(validate_fields(KubernetesRole::Pod, &sel).is_ok());
-        let e = validate_fields(KubernetesRole::Service, &sel).unwrap_err();
-        assert!(
-            e.contains("\"spec.nodeName\" is not supported for role service"),
-            "{e}"
-        );
-        let sel = Selector::parse_field("spec.type=ClusterIP").unwrap();
-        assert!(validate_fields(KubernetesRole::Service, &sel).is_ok());
     }
 
     #[test]
