@@ -1,5 +1,5 @@
 //! The exposition bodies the target farm serves: fixtures shipped gzipped in the repository's `testdata/`
-//! (copies of `shared/testdata`, so a fresh clone benchmarks the same bytes), loaded once with
+//! (so a fresh clone benchmarks the same bytes as the parser tests), loaded once with
 //! their sample timestamps stripped.
 //!
 //! Timestamps go because the cAdvisor fixture carries fixed ones from 2024: both Prometheus and

@@ -5,10 +5,11 @@
 //! Retry-After honoured.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use promshard_integration_tests::apiserver::{ApiServerDouble, Config, RequestRecord, Verb};
-use promshard_integration_tests::cluster::start_worker;
+use promshard_integration_tests::cluster::{start_master, start_worker};
 use promshard_integration_tests::eventually::eventually;
 use promshard_integration_tests::launcher::Process;
 use serde_json::{Value, json};
@@ -34,6 +35,23 @@ fn node(i: usize) -> Value {
         "status": {"addresses": [{"type": "InternalIP", "address": format!("127.0.1.{}", i + 1)}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}
     })
+}
+
+/// A master discovering from `api`: the double's kubeconfig and `prometheus_yml` written into
+/// `dir`, loopback ports, and `extra` flags.
+async fn master_on(
+    api: &ApiServerDouble,
+    dir: &Path,
+    prometheus_yml: &str,
+    extra: &[&str],
+) -> Process {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, prometheus_yml).unwrap();
+    let mut args = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    start_master(&config, &args).await
 }
 
 fn seed(api: &ApiServerDouble) {
@@ -226,27 +244,7 @@ async fn footprint(mode: Mode) {
     let api = ApiServerDouble::start_with(mode.config()).await;
     seed(&api);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let master = Process::spawn(
-        "master",
-        &[
-            "master",
-            "--config",
-            config.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--listen-grpc",
-            "127.0.0.1:0",
-            "--listen-http",
-            "127.0.0.1:0",
-            "--worker-grace-period",
-            "2s",
-        ],
-    )
-    .await;
+    let master = master_on(&api, dir.path(), CONFIG, &["--worker-grace-period", "2s"]).await;
     let (grpc, http) = (master.url("grpc"), master.url("http"));
     let mut workers = vec![
         start_worker("w1", &grpc, dir.path(), &[]).await,
@@ -500,29 +498,13 @@ async fn a_429_retry_after_is_honoured() {
     seed(&api);
     api.throttle(1, Duration::from_secs(3));
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
+    let master = master_on(
+        &api,
+        dir.path(),
         "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
          scrape_configs:\n\
          \x20 - job_name: nodes\n    kubernetes_sd_configs: [{role: node}]\n",
-    )
-    .unwrap();
-    let master = Process::spawn(
-        "master",
-        &[
-            "master",
-            "--config",
-            config.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--listen-grpc",
-            "127.0.0.1:0",
-            "--listen-http",
-            "127.0.0.1:0",
-        ],
+        &[],
     )
     .await;
     wait_jobs(&master.url("http"), "nodes", 3).await;
@@ -548,11 +530,9 @@ async fn field_selectors_on_kind_specific_fields_select_targets() {
     let api = ApiServerDouble::start().await;
     seed(&api);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
+    let master = master_on(
+        &api,
+        dir.path(),
         "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
          scrape_configs:\n\
          \x20 - job_name: schedulable-nodes\n    kubernetes_sd_configs:\n\
@@ -561,21 +541,7 @@ async fn field_selectors_on_kind_specific_fields_select_targets() {
          \x20     - {role: pod, selectors: [{role: pod, field: 'spec.hostNetwork=false,status.phase=Running'}]}\n\
          \x20 - job_name: one-service\n    kubernetes_sd_configs:\n\
          \x20     - {role: service, selectors: [{role: service, field: 'spec.clusterIP=127.0.2.1'}]}\n",
-    )
-    .unwrap();
-    let master = Process::spawn(
-        "master",
-        &[
-            "master",
-            "--config",
-            config.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--listen-grpc",
-            "127.0.0.1:0",
-            "--listen-http",
-            "127.0.0.1:0",
-        ],
+        &[],
     )
     .await;
     let http = master.url("http");
@@ -600,30 +566,15 @@ async fn protobuf_and_streaming_lists_can_be_turned_off() {
     let api = ApiServerDouble::start().await;
     seed(&api);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
+    let master = master_on(
+        &api,
+        dir.path(),
         "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
          scrape_configs:\n\
          \x20 - job_name: nodes\n    kubernetes_sd_configs: [{role: node}]\n",
-    )
-    .unwrap();
-    let master = Process::spawn(
-        "master",
         &[
-            "master",
-            "--config",
-            config.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
             "--kubernetes.protobuf=false",
             "--kubernetes.streaming-lists=false",
-            "--listen-grpc",
-            "127.0.0.1:0",
-            "--listen-http",
-            "127.0.0.1:0",
         ],
     )
     .await;
@@ -715,30 +666,14 @@ async fn node_selectors_on_the_pod_role_follow_node_labels() {
     let api = ApiServerDouble::start().await;
     seed(&api);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
+    let master = master_on(
+        &api,
+        dir.path(),
         "global: {scrape_interval: 1s, scrape_timeout: 500ms}\n\
          scrape_configs:\n\
          \x20 - job_name: zone-a\n    kubernetes_sd_configs: [{role: pod, attach_metadata: {node: true}, selectors: [{role: node, label: zone=a}]}]\n\
          \x20 - job_name: zone-b\n    kubernetes_sd_configs: [{role: pod, attach_metadata: {node: true}, selectors: [{role: node, label: zone=b}]}]\n",
-    )
-    .unwrap();
-    let master = Process::spawn(
-        "master",
-        &[
-            "master",
-            "--config",
-            config.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--listen-grpc",
-            "127.0.0.1:0",
-            "--listen-http",
-            "127.0.0.1:0",
-        ],
+        &[],
     )
     .await;
     let http = master.url("http");
