@@ -136,6 +136,20 @@ fn held(m: &Metrics, url: &str) -> i64 {
     let l = endpoint_labels(&config(url).remote_write[0]);
     m.rw_held.get_or_create(&l).get()
 }
+/// A remote-write manager on `dir`'s WAL (16 MiB) under `gate`, with no endpoint yet: the same
+/// `dir` again is a restart of the worker.
+fn manager(
+    dir: &tempfile::TempDir,
+    metrics: &Arc<Metrics>,
+    gate: &Arc<DeliveryGate>,
+) -> (RemoteWriteManager, Appender) {
+    RemoteWriteManager::new(
+        metrics.clone(),
+        dir.path().join("wal"),
+        1 << 24,
+        gate.clone(),
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_target_waits_without_holding_back_others_and_goes_in_order_when_released() {
@@ -144,12 +158,7 @@ async fn a_fenced_target_waits_without_holding_back_others_and_goes_in_order_whe
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::new());
     let gate = Arc::new(DeliveryGate::new(false));
-    let (mut rw, appender) = RemoteWriteManager::new(
-        metrics.clone(),
-        dir.path().join("wal"),
-        1 << 24,
-        gate.clone(),
-    );
+    let (mut rw, appender) = manager(&dir, &metrics, &gate);
     rw.apply(&config(&url));
     let (a, b) = (series_of("a", 3), series_of("b", 3));
     gate.update(|g| g.add_fence(tag_of("a"), 1_000, i64::MAX, []));
@@ -183,12 +192,7 @@ async fn held_samples_survive_a_restart_and_what_was_delivered_is_not_sent_again
     {
         let metrics = Arc::new(Metrics::new());
         let gate = Arc::new(DeliveryGate::new(false));
-        let (mut rw, appender) = RemoteWriteManager::new(
-            metrics.clone(),
-            dir.path().join("wal"),
-            1 << 24,
-            gate.clone(),
-        );
+        let (mut rw, appender) = manager(&dir, &metrics, &gate);
         rw.apply(&config(&url));
         gate.update(|g| g.add_fence(tag_of("a"), 1_000, i64::MAX, []));
         scrape(&appender, &a, "a", 1_000);
@@ -218,12 +222,7 @@ async fn held_samples_survive_a_restart_and_what_was_delivered_is_not_sent_again
     gate.update(|g| {
         g.add_fence(tag_of("a"), 1_000, i64::MAX, ["rw".to_string()]);
     });
-    let (mut rw, _appender) = RemoteWriteManager::new(
-        metrics.clone(),
-        dir.path().join("wal"),
-        1 << 24,
-        gate.clone(),
-    );
+    let (mut rw, _appender) = manager(&dir, &metrics, &gate);
     rw.apply(&config(&url));
     until("a's held samples delivered after the restart", || {
         db.samples("__name__=m0,t=a") == [1_000] && db.samples("__name__=m1,t=a") == [1_000]
@@ -242,12 +241,7 @@ async fn a_request_refused_for_one_old_sample_is_split_and_only_that_sample_is_l
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::new());
     let gate = Arc::new(DeliveryGate::new(false));
-    let (mut rw, appender) = RemoteWriteManager::new(
-        metrics.clone(),
-        dir.path().join("wal"),
-        1 << 24,
-        gate.clone(),
-    );
+    let (mut rw, appender) = manager(&dir, &metrics, &gate);
     // The receiver already has a newer sample of m7 (another worker's, say).
     db.0.lock()
         .unwrap()
@@ -286,12 +280,7 @@ async fn after_a_lapsed_lease_a_cut_drops_the_new_owners_slots_and_sends_the_res
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::new());
     let gate = Arc::new(DeliveryGate::new(true));
-    let (mut rw, appender) = RemoteWriteManager::new(
-        metrics.clone(),
-        dir.path().join("wal"),
-        1 << 24,
-        gate.clone(),
-    );
+    let (mut rw, appender) = manager(&dir, &metrics, &gate);
     rw.apply(&config(&url));
     let (a, b) = (series_of("a", 2), series_of("b", 2));
     gate.update(|g| g.set_lease(1_500));
@@ -330,12 +319,7 @@ async fn a_handed_off_target_is_reported_delivered_only_once_its_samples_are() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::new());
     let gate = Arc::new(DeliveryGate::new(false));
-    let (mut rw, appender) = RemoteWriteManager::new(
-        metrics.clone(),
-        dir.path().join("wal"),
-        1 << 24,
-        gate.clone(),
-    );
+    let (mut rw, appender) = manager(&dir, &metrics, &gate);
     rw.apply(&config(&url));
     let a = series_of("a", 2);
     // a is itself fenced here (it came from elsewhere) and leaves again at 3 000: its report
