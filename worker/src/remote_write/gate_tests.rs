@@ -136,6 +136,7 @@ fn held(m: &Metrics, url: &str) -> i64 {
     let l = endpoint_labels(&config(url).remote_write[0]);
     m.rw_held.get_or_create(&l).get()
 }
+
 /// A remote-write manager on `dir`'s WAL (16 MiB) under `gate`, with no endpoint yet: the same
 /// `dir` again is a restart of the worker.
 fn manager(
