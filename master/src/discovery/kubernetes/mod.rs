@@ -203,52 +203,92 @@ where
     s.as_ref()?.get(&r)
 }
 
+/// What one kind's watch reports as its events arrive, whichever watcher runs it: the change
+/// counter providers wait on, readiness after the first sync, and the kind's metrics.
+struct KindFeed<K: Resource<DynamicType = ()> + Clone + 'static> {
+    resource: &'static str,
+    metrics: Arc<Metrics>,
+    reader: Store<K>,
+    changes: watch::Sender<u64>,
+    ready: watch::Sender<bool>,
+    n: u64,
+    /// Inside an initial sync: its objects are not events worth a timestamp.
+    listing: bool,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> KindFeed<K> {
+    /// A feed for `kind`, its receivers registered in `w` for the providers.
+    fn new(w: &mut Watches<'_>, kind: Kind, reader: Store<K>) -> Self {
+        let (changes, rx) = watch::channel(0u64);
+        w.changes.insert(kind, rx);
+        let (ready, ready_rx) = watch::channel(false);
+        w.ready.insert(kind, ready_rx);
+        KindFeed {
+            resource: kind.resource(),
+            metrics: w.metrics.clone(),
+            reader,
+            changes,
+            ready,
+            n: 0,
+            listing: false,
+        }
+    }
+
+    /// An event already applied to the store.
+    fn event(&mut self, ev: &watcher::Event<K>) {
+        match ev {
+            watcher::Event::Init => {
+                self.listing = true;
+                self.metrics.kube_watch_restart(self.resource);
+            }
+            watcher::Event::InitApply(_) => {}
+            watcher::Event::InitDone => {
+                self.listing = false;
+                self.ready.send_replace(true);
+                self.bump();
+            }
+            _ => self.bump(),
+        }
+        self.observed();
+    }
+
+    fn bump(&mut self) {
+        self.n += 1;
+        self.changes.send_replace(self.n);
+    }
+
+    fn error(&self, e: &dyn std::fmt::Display) {
+        self.metrics.kube_watch_error(self.resource);
+        tracing::warn!(resource = self.resource, error = %e, "kubernetes watch error; keeping last known objects");
+    }
+
+    /// Outside an initial sync: the time of the last event and the store's size.
+    fn observed(&self) {
+        if !self.listing {
+            self.metrics.kube_event(self.resource, SystemTime::now());
+            self.metrics.kube_objects(self.resource, self.reader.len());
+        }
+    }
+}
+
 /// Starts the single watch of one kind and returns its store.
 fn start_watch<K: WatchedKind>(w: &mut Watches<'_>, kind: Kind) -> Store<K> {
     let (store, mut writer) = kube::runtime::reflector::store::<K>();
-    let (tx, rx) = watch::channel(0u64);
-    w.changes.insert(kind, rx);
-    let (ready_tx, ready_rx) = watch::channel(false);
-    w.ready.insert(kind, ready_rx);
-    let resource = kind.resource();
-    let r = Reflector::new::<K>(w.client.clone(), resource, w.options, w.limiter.clone());
-    let metrics = w.metrics.clone();
-    let reader = store.clone();
+    let mut feed = KindFeed::new(w, kind, store.clone());
+    let r = Reflector::new::<K>(
+        w.client.clone(),
+        kind.resource(),
+        w.options,
+        w.limiter.clone(),
+    );
     let task = tokio::spawn(async move {
-        let mut n: u64 = 0;
-        let mut listing = false;
-        r.run(move |out: Output<K>| {
-            let ev = match out {
-                Output::Event(ev) => ev,
-                Output::Error(e) => {
-                    metrics.kube_watch_error(resource);
-                    tracing::warn!(resource, error = %e, "kubernetes watch error; keeping last known objects");
-                    return;
-                }
-                Output::StreamingRefused => return,
-            };
-            writer.apply_watcher_event(&ev);
-            match ev {
-                watcher::Event::Init => {
-                    listing = true;
-                    metrics.kube_watch_restart(resource);
-                }
-                watcher::Event::InitApply(_) => {}
-                watcher::Event::InitDone => {
-                    listing = false;
-                    ready_tx.send_replace(true);
-                    n += 1;
-                    tx.send_replace(n);
-                }
-                _ => {
-                    n += 1;
-                    tx.send_replace(n);
-                }
+        r.run(move |out: Output<K>| match out {
+            Output::Event(ev) => {
+                writer.apply_watcher_event(&ev);
+                feed.event(&ev);
             }
-            if !listing {
-                metrics.kube_event(resource, SystemTime::now());
-                metrics.kube_objects(resource, reader.len());
-            }
+            Output::Error(e) => feed.error(&e),
+            Output::StreamingRefused => {}
         })
         .await;
     });
@@ -273,10 +313,7 @@ where
         + 'static,
 {
     let (store, writer) = kube::runtime::reflector::store::<K>();
-    let (tx, rx) = watch::channel(0u64);
-    w.changes.insert(kind, rx);
-    let (ready_tx, ready_rx) = watch::channel(false);
-    w.ready.insert(kind, ready_rx);
+    let mut feed = KindFeed::new(w, kind, store.clone());
     let mut cfg = watcher::Config::default().any_semantic();
     // kube drops resourceVersion=0 whenever a page size is set; without a limit the LIST is
     // served from the API server's watch cache instead of etcd.
@@ -286,38 +323,15 @@ where
         .default_backoff()
         .modify(|o: &mut K| o.managed_fields_mut().clear())
         .reflect(writer);
-    let metrics = w.metrics.clone();
-    let resource = kind.resource();
-    let reader = store.clone();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
-        let mut n: u64 = 0;
-        let mut listing = false;
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(watcher::Event::Init) => {
-                    listing = true;
-                    metrics.kube_watch_restart(resource);
-                }
-                Ok(watcher::Event::InitApply(_)) => {}
-                Ok(watcher::Event::InitDone) => {
-                    listing = false;
-                    ready_tx.send_replace(true);
-                    n += 1;
-                    tx.send_replace(n);
-                }
-                Ok(_) => {
-                    n += 1;
-                    tx.send_replace(n);
-                }
+                Ok(ev) => feed.event(&ev),
                 Err(e) => {
-                    metrics.kube_watch_error(resource);
-                    tracing::warn!(resource, error = %e, "kubernetes watch error; keeping last known objects");
+                    feed.error(&e);
+                    feed.observed();
                 }
-            }
-            if !listing {
-                metrics.kube_event(resource, SystemTime::now());
-                metrics.kube_objects(resource, reader.len());
             }
         }
     });
