@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use promshard_integration_tests::cluster::{start_master, start_worker};
 use promshard_integration_tests::eventually::eventually;
-use promshard_integration_tests::launcher::{Process, free_loopback_port};
+use promshard_integration_tests::launcher::free_loopback_port;
 use promshard_integration_tests::prometheus::PrometheusServer;
 use promshard_integration_tests::receiver::{Labels, RecordingReceiver, is_stale};
 use promshard_integration_tests::simulator::TargetSimulator;
@@ -297,35 +298,8 @@ remote_write:
         ),
     )
     .unwrap();
-    let master = Process::spawn(
-        "protobuf-master",
-        &[
-            "master",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--listen-grpc",
-            "127.0.0.1:0",
-            "--listen-http",
-            "127.0.0.1:0",
-        ],
-    )
-    .await;
-    let data = dir.path().join("w1").display().to_string();
-    let _worker = Process::spawn(
-        "protobuf-worker",
-        &[
-            "worker",
-            "--master",
-            &master.url("grpc"),
-            "--id",
-            "w1",
-            "--listen-http",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-        ],
-    )
-    .await;
+    let master = start_master(&config_path, &[]).await;
+    let _worker = start_worker("w1", &master.url("grpc"), dir.path(), &[]).await;
 
     let up_ones = |r: &RecordingReceiver, job: &str| -> usize {
         r.find("up", &[("job", job)])
@@ -513,35 +487,8 @@ remote_write:
         ),
     )
     .unwrap();
-    let master = Process::spawn(
-        "native-master",
-        &[
-            "master",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--listen-grpc",
-            "127.0.0.1:0",
-            "--listen-http",
-            "127.0.0.1:0",
-        ],
-    )
-    .await;
-    let data = dir.path().join("w1").display().to_string();
-    let _worker = Process::spawn(
-        "native-worker",
-        &[
-            "worker",
-            "--master",
-            &master.url("grpc"),
-            "--id",
-            "w1",
-            "--listen-http",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-        ],
-    )
-    .await;
+    let master = start_master(&config_path, &[]).await;
+    let _worker = start_worker("w1", &master.url("grpc"), dir.path(), &[]).await;
 
     let labels = |name: &str| -> Labels {
         [
